@@ -1,0 +1,1 @@
+"""The `pier` command line: thin; parses arguments, fills settings, calls services."""

@@ -1,0 +1,105 @@
+"""`pier` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from pier import __version__
+from pier.settings import ServeSettings
+
+app = typer.Typer(
+    name="pier",
+    help="Put MLflow models into production behind a SageMaker-compatible API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """pier: MLflow models behind a SageMaker-compatible API."""
+
+
+@app.command()
+def serve(
+    model_uri: Annotated[
+        str,
+        typer.Option(
+            "--model-uri",
+            "-m",
+            help="MLflow model URI: models:/name@alias, models:/name/1, runs:/ID/path, a directory or file://.",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind (0: a free port).")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes, each with the model loaded.")] = 1,
+    timeout: Annotated[
+        float | None, typer.Option(help="Per-request timeout in seconds [default: 60].")
+    ] = None,
+    batching: Annotated[
+        bool | None, typer.Option("--batching/--no-batching", help="Merge concurrent requests.")
+    ] = None,
+    max_batch_rows: Annotated[
+        int | None, typer.Option(help="Rows per merged predict call.")
+    ] = None,
+    max_batch_wait_ms: Annotated[
+        float | None, typer.Option(help="Extra wait for a batch to fill, in milliseconds.")
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Log file [default: $PIER_HOME/logs/serve-PORT.log].")
+    ] = None,
+) -> None:
+    """Serve one MLflow model over the SageMaker container contract (/ping, /invocations)."""
+    given: dict[str, Any] = {
+        "model_uri": model_uri,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "timeout_seconds": timeout,
+        "batching": batching,
+        "max_batch_rows": max_batch_rows,
+        "max_batch_wait_ms": max_batch_wait_ms,
+        "log_file": log_file,
+    }
+    try:
+        settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "?"
+            err.print(f"[red]error:[/red] {field}: {e['msg']}")
+        raise typer.Exit(2) from None
+    if settings.log_file is None:
+        settings = settings.model_copy(
+            update={"log_file": settings.home / "logs" / f"serve-{settings.port}.log"}
+        )
+    from pier.serving.server import run
+
+    try:
+        code = run(settings)
+    except OSError as exc:
+        err.print(
+            f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        )
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

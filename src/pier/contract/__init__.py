@@ -1,0 +1,1 @@
+"""Wire shapes only: content types and headers of the SageMaker container contract. No I/O."""

@@ -1,0 +1,91 @@
+"""The error tree. Every error carries the HTTP status and the code clients see.
+
+Codes follow MLflow's scoring server (``BAD_REQUEST``, ``INVALID_PARAMETER_VALUE``, ...) where
+MLflow has one, so clients that branch on ``error_code`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class PierError(Exception):
+    """Base class: a message that is safe to show to a client, a status and a code."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(PierError):
+    """The body cannot be read as the declared format (malformed JSON, CSV, Parquet)."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class InvalidParameterValue(PierError):
+    """The body is well formed but does not match the model's signature."""
+
+    status = 400
+    code = "INVALID_PARAMETER_VALUE"
+
+
+class UnsupportedMediaType(PierError):
+    """Content-Type missing, unknown, or with parameters other than charset=utf-8."""
+
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class NotAcceptable(PierError):
+    """The Accept header asks for a format the server cannot produce."""
+
+    status = 406
+    code = "NOT_ACCEPTABLE"
+
+
+class PayloadTooLarge(PierError):
+    """The body exceeds the configured limit (SageMaker's 6 MiB by default)."""
+
+    status = 413
+    code = "RESOURCE_LIMIT_EXCEEDED"
+
+
+class NotFound(PierError):
+    status = 404
+    code = "ENDPOINT_NOT_FOUND"
+
+
+class MethodNotAllowed(PierError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class ModelNotReady(PierError):
+    """The model is still loading or warming up."""
+
+    status = 503
+    code = "TEMPORARILY_UNAVAILABLE"
+
+
+class PredictionError(PierError):
+    """The model's predict raised: the model's message is shown, the trace only logged."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+
+class RequestTimeout(PierError):
+    """The request took longer than the per-request timeout."""
+
+    status = 504
+    code = "DEADLINE_EXCEEDED"
+
+
+class ModelLoadError(PierError):
+    """The model could not be loaded (bad URI, unreadable artefacts, missing flavor)."""
+
+    status = 500
+    code = "RESOURCE_DOES_NOT_EXIST"

@@ -1,0 +1,260 @@
+"""The HTTP layer: a plain ASGI app speaking the SageMaker container contract.
+
+No web framework on purpose: the routes are five and fixed, and every microsecond here is paid
+on every request (a framework's routing and request objects cost more than our whole handler).
+
+GET /ping                  200 once the model is loaded and warmed up, 503 before
+POST /invocations          predictions (JSON, CSV, Parquet in; JSON, CSV, JSON Lines out)
+GET /execution-parameters  SageMaker batch transform's question
+GET /metrics               Prometheus text
+GET /health, GET /version  as `mlflow models serve` has them
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from pier import __version__
+from pier.contract import content_types as ct
+from pier.errors import (
+    MethodNotAllowed,
+    ModelNotReady,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    PierError,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
+from pier.serving import codecs
+from pier.serving.batching import Batcher
+from pier.serving.inputs import Prepared
+from pier.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from pier.serving.metrics import ServerMetrics
+from pier.serving.runtime import Runtime
+from pier.settings import ServeSettings
+
+log = logging.getLogger("pier.serving")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class ServerState:
+    """What the app serves: filled in by the server once the model is loaded and warm."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.runtime: Runtime | None = None
+        self.batcher: Batcher | None = None
+        self.ready = False
+
+    async def attach(self, runtime: Runtime) -> None:
+        """Start serving `runtime`: batcher up, warm-up requests through the whole path."""
+        s = self.settings
+        self.batcher = Batcher(
+            runtime.predict,
+            enabled=s.batching,
+            max_rows=s.max_batch_rows,
+            max_wait_s=s.max_batch_wait_ms / 1000,
+            observe=self.metrics.observe_batch,
+        )
+        await self.batcher.start()
+        self.runtime = runtime
+        for body, media in runtime.warmup_bodies():
+            prepared = await _prepare(runtime, body, media)
+            await self.batcher.submit(prepared)
+        self.ready = True
+
+    async def detach(self) -> None:
+        self.ready = False
+        if self.batcher is not None:
+            await self.batcher.stop()
+
+
+async def _prepare(runtime: Runtime, body: bytes, media: ct.MediaType) -> Prepared:
+    if media.mime == ct.JSON:
+        prepared = codecs.decode_json_fast(body, runtime.fast_schema)
+        if prepared is not None:
+            return prepared
+    # MLflow's parsers build DataFrames: keep that off the event loop.
+    return await asyncio.to_thread(runtime.decode, body, media)
+
+
+def _check_content_type(header: str | None) -> ct.MediaType:
+    """MLflow's rules, answered as JSON errors (MLflow answers 415 as text, or 500 if absent)."""
+    if not header:
+        raise UnsupportedMediaType(
+            "Missing Content-Type header. This predictor only supports the following content "
+            f"types: {list(ct.REQUEST_TYPES)}."
+        )
+    media = ct.parse_media_type(header)
+    charset = media.params.get("charset", "utf-8").lower()
+    if charset != "utf-8":
+        raise UnsupportedMediaType("The scoring server only supports UTF-8")
+    unexpected = set(media.params) - {"charset"}
+    if unexpected:
+        raise UnsupportedMediaType(
+            f"Unrecognized content type parameters: {', '.join(sorted(unexpected))}."
+        )
+    if media.mime not in ct.REQUEST_TYPES:
+        raise UnsupportedMediaType(
+            "This predictor only supports the following content types: "
+            f"{list(ct.REQUEST_TYPES)}. Got '{header}'."
+        )
+    return media
+
+
+def _error_body(err: PierError) -> bytes:
+    return orjson.dumps({"error_code": err.code, "message": err.message})
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI app over `state` (the server fills the state in; tests can too)."""
+    settings = state.settings
+    metrics = state.metrics
+    exec_params = orjson.dumps(
+        {
+            "MaxConcurrentTransforms": settings.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": settings.max_body_bytes // (1024 * 1024) or 1,
+        }
+    )
+
+    async def invocations(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        try:
+            declared = headers.get(b"content-length")
+            if (
+                declared is not None
+                and declared.isdigit()
+                and int(declared) > settings.max_body_bytes
+            ):
+                raise PayloadTooLarge(
+                    f"Request body exceeds the limit of {settings.max_body_bytes} bytes."
+                )
+            if not state.ready or state.runtime is None or state.batcher is None:
+                raise ModelNotReady("The model is still loading; retry when GET /ping answers 200.")
+            accept = headers.get(b"accept")
+            response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
+            if response_type is None:
+                raise NotAcceptable(
+                    f"Cannot answer in any of the accepted types; supported: {list(ct.RESPONSE_TYPES)}."
+                )
+            ctype = headers.get(b"content-type")
+            media = _check_content_type(ctype.decode("latin-1") if ctype else None)
+            body = await _read_body(receive, settings.max_body_bytes)
+            try:
+                async with asyncio.timeout(settings.timeout_seconds):
+                    prepared = await _prepare(state.runtime, body, media)
+                    prediction = await state.batcher.submit(prepared)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"Request processing time exceeded the limit of {settings.timeout_seconds:g} s."
+                ) from None
+            if prepared.unwrap and response_type == ct.JSON:
+                payload = codecs.dumps_json(codecs.to_jsonable(prediction))
+            else:
+                payload = codecs.encode(prediction, response_type)
+        except PierError as err:
+            await _respond(send, err.status, _error_body(err), _JSON_HEADERS)
+            metrics.observe_request(err.status, time.perf_counter() - started, err.code)
+            return
+        except ConnectionAbortedError:
+            return
+        except Exception:  # a bug of ours: log it, never show it
+            log.exception("unexpected error in /invocations")
+            err = PierError("Internal error; see the server log.")
+            await _respond(send, 500, _error_body(err), _JSON_HEADERS)
+            metrics.observe_request(500, time.perf_counter() - started, err.code)
+            return
+        await _respond(send, 200, payload, [(b"content-type", response_type.encode())])
+        metrics.observe_request(200, time.perf_counter() - started)
+
+    async def get_route(path: str, send: Send) -> None:
+        if path == "/ping" or path == "/health":
+            if state.ready:
+                await _respond(send, 200, b"\n", _JSON_HEADERS)
+            else:
+                err = ModelNotReady("The model is loading.")
+                await _respond(send, 503, _error_body(err), _JSON_HEADERS)
+        elif path == "/execution-parameters":
+            await _respond(send, 200, exec_params, _JSON_HEADERS)
+        elif path == "/metrics":
+            await _respond(
+                send, 200, metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())]
+            )
+        elif path == "/version":
+            await _respond(send, 200, __version__.encode(), _JSON_HEADERS)
+        else:
+            err = NotFound(f"No route {path}.")
+            await _respond(send, 404, _error_body(err), _JSON_HEADERS)
+
+    get_paths = {"/ping", "/health", "/execution-parameters", "/metrics", "/version"}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/invocations" and method == "POST":
+            await invocations(scope, receive, send)
+        elif method in ("GET", "HEAD") and path in get_paths:
+            await get_route(path, send)
+        elif path == "/invocations" or path in get_paths:
+            err: PierError = MethodNotAllowed(f"{method} is not allowed on {path}.")
+            await _respond(send, 405, _error_body(err), _JSON_HEADERS)
+        else:
+            err = NotFound(f"No route {path}.")
+            await _respond(send, 404, _error_body(err), _JSON_HEADERS)
+
+    return app
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # The server (server.py) owns loading and shutdown; the app has nothing to set up.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

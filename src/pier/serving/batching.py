@@ -1,0 +1,158 @@
+"""Adaptive batching: concurrent requests merged into one predict call, split back after.
+
+Policy (Triton's default, chosen because it never adds latency under low load): while one
+predict runs, requests queue up; when the model is free, everything compatible that is queued
+(same merge key, up to ``max_rows`` rows) goes in the next call. ``max_wait`` optionally holds a
+non-full batch a little longer. Requests with different columns or params run in separate
+calls. If a merged call fails, each of its requests is retried alone, so a bad request fails
+only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pier.serving.inputs import Prepared, merge, split
+
+log = logging.getLogger("pier.serving")
+
+BatchObserver = Callable[[int, int], None]  # (requests, rows) of each predict call
+
+
+@dataclass(slots=True)
+class _Waiting:
+    prepared: Prepared
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: Callable[[Prepared], Any],
+        *,
+        enabled: bool = True,
+        max_rows: int = 256,
+        max_wait_s: float = 0.0,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self._predict = predict
+        self.enabled = enabled
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self._observe = observe or (lambda requests, rows: None)
+        # One thread: one predict at a time per worker; the event loop keeps parsing meanwhile.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pier-predict")
+        self._queue: deque[_Waiting] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="pier-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, prepared: Prepared) -> Any:
+        """The prediction for one request (its own rows only)."""
+        if not self.enabled:
+            loop = asyncio.get_running_loop()
+            self._observe(1, prepared.n_rows)
+            return await loop.run_in_executor(self._executor, self._predict, prepared)
+        waiting = _Waiting(prepared)
+        self._queue.append(waiting)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await waiting.future
+
+    def _take_batch(self) -> list[_Waiting]:
+        """The oldest live request plus every queued request that can join it."""
+        while self._queue and self._queue[0].future.done():  # timed out or cancelled
+            self._queue.popleft()
+        if not self._queue:
+            return []
+        first = self._queue.popleft()
+        batch = [first]
+        key = first.prepared.merge_key
+        if key is None:
+            return batch
+        rows = first.prepared.n_rows
+        kept: deque[_Waiting] = deque()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():
+                continue
+            p = item.prepared
+            if p.merge_key == key and rows + p.n_rows <= self.max_rows:
+                batch.append(item)
+                rows += p.n_rows
+            else:
+                kept.append(item)
+        self._queue = kept
+        return batch
+
+    def _queued_rows(self) -> int:
+        return sum(w.prepared.n_rows for w in self._queue)
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self.max_wait_s > 0 and self._queued_rows() < self.max_rows:
+                await asyncio.sleep(self.max_wait_s)
+            batch = self._take_batch()
+            if not batch:
+                continue
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
+            except Exception:  # never let the batcher die: the next requests must be served
+                log.exception("batch failed unexpectedly")
+                outcomes = [(None, RuntimeError("internal batching error"))] * len(batch)
+            for w, (result, error) in zip(batch, outcomes, strict=True):
+                _resolve(w.future, result, error)
+
+    def _run_batch(self, batch: list[_Waiting]) -> list[tuple[Any, BaseException | None]]:
+        """Runs in the predict thread: (result, error) per request, in order."""
+        if len(batch) > 1:
+            sizes = [w.prepared.n_rows for w in batch]
+            self._observe(len(batch), sum(sizes))
+            try:
+                parts = split(self._predict(merge([w.prepared for w in batch])), sizes)
+            except Exception:
+                parts = None  # find the culprit: each request alone below
+            if parts is not None:
+                return [(part, None) for part in parts]
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for w in batch:
+            self._observe(1, w.prepared.n_rows)
+            try:
+                outcomes.append((self._predict(w.prepared), None))
+            except Exception as exc:
+                outcomes.append((None, exc))
+        return outcomes
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,168 @@
+"""Process lifecycle of the model server: bind, load, warm up, serve, drain on SIGTERM.
+
+Startup: the socket is bound first so that GET /ping answers 503 while the model loads (the
+SageMaker platform polls it); the model loads in a thread; a warm-up request goes through the
+whole request path; only then /ping says 200. A model that fails to load or warm up ends the
+process with exit code 1 and the reason in the log.
+
+Shutdown: SIGTERM,  # SageMaker stop: stop accepting, finish in-flight requests, exit
+uvicorn stops accepting and waits for in-flight requests (up to the request timeout).
+With --workers N > 1 each worker is its own process listening on the same port with
+SO_REUSEPORT: the kernel spreads connections, and each accepted socket gets TCP_NODELAY from
+the event loop (the shared-socket multi-worker mode of uvicorn misses it, Kludex/uvicorn#3149).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from pier.errors import PierError
+from pier.serving.app import ServerState, create_app
+from pier.settings import ServeSettings
+
+log = logging.getLogger("pier.serving")
+
+
+def configure_logging(settings: ServeSettings) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.handlers.clear()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.log_file is not None:
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(settings.log_file))
+    for h in handlers:
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    root.setLevel(settings.log_level.upper())
+
+
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+def _load_runtime(model_uri: str) -> Any:
+    # Imported here: importing MLflow takes a second, and the socket should be up first.
+    from pier.serving.mlflow_runtime import MlflowRuntime
+
+    return MlflowRuntime(model_uri)
+
+
+async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
+    import uvicorn
+
+    state = ServerState(settings)
+    config = uvicorn.Config(
+        create_app(state),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
+        timeout_keep_alive=60,  # SageMaker keeps connections to the container alive
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    exit_code = 0
+    started = time.perf_counter()
+    try:
+        runtime = await asyncio.to_thread(_load_runtime, settings.model_uri)
+        log.info("model loaded in %.2f s", time.perf_counter() - started)
+        await state.attach(runtime)
+        log.info(
+            "model warm: /ping answers 200 (%.2f s after start)", time.perf_counter() - started
+        )
+    except asyncio.CancelledError:
+        raise
+    except PierError as err:
+        log.error("cannot serve: %s", err.message)
+        exit_code = 1
+    except Exception as exc:
+        log.exception("cannot serve: the model failed to load or to answer its warm-up request")
+        log.error("cannot serve: %s: %s", type(exc).__name__, exc)
+        exit_code = 1
+    if exit_code:
+        server.should_exit = True
+    await serving
+    await state.detach()
+    log.info("stopped")
+    return exit_code
+
+
+def run_worker(settings: ServeSettings, sock: socket.socket | None = None) -> int:
+    """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    configure_logging(settings)
+    if sock is None:
+        sock = bind_socket(settings.host, settings.port, reuse_port=settings.workers > 1)
+    import uvloop
+
+    return uvloop.run(_serve(settings, sock))
+
+
+def _worker_main(settings: ServeSettings) -> None:
+    sys.exit(run_worker(settings))
+
+
+def run(settings: ServeSettings) -> int:
+    """Serve until stopped. One worker runs in this process; more run as child processes."""
+    configure_logging(settings)
+    where = f" (log file {settings.log_file})" if settings.log_file else ""
+    if settings.workers == 1:
+        sock = bind_socket(settings.host, settings.port)
+        host, port = sock.getsockname()[:2]
+        log.info("pier serve %s on http://%s:%s%s", settings.model_uri, host, port, where)
+        return run_worker(settings, sock)
+    # Reserve the port (bound, not listening: the kernel only routes to listening sockets).
+    reserve = bind_socket(settings.host, settings.port, reuse_port=True)
+    port = reserve.getsockname()[1]
+    worker_settings = settings.model_copy(update={"port": port})
+    log.info(
+        "pier serve %s on http://%s:%s with %d workers%s",
+        settings.model_uri,
+        settings.host,
+        port,
+        settings.workers,
+        where,
+    )
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_main, args=(worker_settings,)) for _ in range(settings.workers)
+    ]
+    for p in procs:
+        p.start()
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = []
+    for p in procs:
+        p.join()
+        codes.append(p.exitcode or 0)
+        if not stopping and p.exitcode:
+            # One worker could not serve: stop the others rather than run degraded.
+            forward(signal.SIGTERM, None)
+    reserve.close()
+    return max(codes) if codes else 0

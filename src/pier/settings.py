@@ -1,0 +1,73 @@
+"""Settings. The environment is read here and nowhere else.
+
+``pier serve`` reads ``PIER_*`` variables; the ``serve`` executable (the SageMaker container
+entry point) also honours SageMaker's own: SAGEMAKER_BIND_TO_PORT,
+SAGEMAKER_MODEL_SERVER_WORKERS and SAGEMAKER_MODEL_SERVER_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
+
+
+class ServeSettings(BaseSettings):
+    """Everything the model server needs; the CLI fills it instead of restating it."""
+
+    model_config = SettingsConfigDict(env_prefix="PIER_", extra="ignore", populate_by_name=True)
+
+    model_uri: str = Field(default="/opt/ml/model", description="Any MLflow model URI or a path")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("PIER_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"),
+    )
+    max_body_bytes: int = Field(default=SAGEMAKER_MAX_PAYLOAD_BYTES, ge=1)
+    # Adaptive batching (see docs/serving.md for how the defaults were measured).
+    batching: bool = True
+    max_batch_rows: int = Field(default=256, ge=1)
+    max_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    home: Path = Field(default_factory=lambda: Path.home() / ".pier")  # PIER_HOME
+    log_file: Path | None = None
+    log_level: str = "info"
+    server: str = Field(default="uvicorn", description="uvicorn (httptools + uvloop)")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return value
+
+    @field_validator("server")
+    @classmethod
+    def _known_server(cls, value: str) -> str:
+        if value not in ("uvicorn", "granian"):
+            raise ValueError("must be 'uvicorn' or 'granian'")
+        return value
+
+
+class ContainerServeSettings(ServeSettings):
+    """The `serve` executable inside a SageMaker-style container."""
+
+    host: str = "0.0.0.0"  # noqa: S104  # the container contract: reachable from the host
+    port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("PIER_PORT", "SAGEMAKER_BIND_TO_PORT"),
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("PIER_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),
+    )
