@@ -44,7 +44,8 @@ def serve(
         typer.Option(
             "--model-uri",
             "-m",
-            help="MLflow model URI: models:/name@alias, models:/name/1, runs:/ID/path, a directory or file://.",
+            help="MLflow model URI: models:/name@alias, models:/name/1, runs:/ID/path, "
+            "a directory or file://.",
         ),
     ],
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",

@@ -173,9 +173,8 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             accept = headers.get(b"accept")
             response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
             if response_type is None:
-                raise NotAcceptable(
-                    f"Cannot answer in any of the accepted types; supported: {list(ct.RESPONSE_TYPES)}."
-                )
+                supported = list(ct.RESPONSE_TYPES)
+                raise NotAcceptable(f"Cannot answer in an accepted type; supported: {supported}.")
             ctype = headers.get(b"content-type")
             media = _check_content_type(ctype.decode("latin-1") if ctype else None)
             body = await _read_body(receive, settings.max_body_bytes)
@@ -199,9 +198,9 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             return
         except Exception:  # a bug of ours: log it, never show it
             log.exception("unexpected error in /invocations")
-            err = PierError("Internal error; see the server log.")
-            await _respond(send, 500, _error_body(err), _JSON_HEADERS)
-            metrics.observe_request(500, time.perf_counter() - started, err.code)
+            internal = PierError("Internal error; see the server log.")
+            await _respond(send, 500, _error_body(internal), _JSON_HEADERS)
+            metrics.observe_request(500, time.perf_counter() - started, internal.code)
             return
         await _respond(send, 200, payload, [(b"content-type", response_type.encode())])
         metrics.observe_request(200, time.perf_counter() - started)
@@ -211,8 +210,8 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             if state.ready:
                 await _respond(send, 200, b"\n", _JSON_HEADERS)
             else:
-                err = ModelNotReady("The model is loading.")
-                await _respond(send, 503, _error_body(err), _JSON_HEADERS)
+                loading = ModelNotReady("The model is loading.")
+                await _respond(send, 503, _error_body(loading), _JSON_HEADERS)
         elif path == "/execution-parameters":
             await _respond(send, 200, exec_params, _JSON_HEADERS)
         elif path == "/metrics":

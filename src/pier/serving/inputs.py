@@ -59,18 +59,13 @@ def split(output: Any, sizes: list[int]) -> list[Any] | None:
     arrays, a list of another length) makes the batcher predict each request on its own.
     """
     total = sum(sizes)
+    cut: Any = output
     if isinstance(output, np.ndarray):
         if output.ndim == 0 or output.shape[0] != total:
             return None
-        cut = output
-    elif isinstance(output, pd.DataFrame | pd.Series):
+    elif isinstance(output, pd.DataFrame | pd.Series | list):
         if len(output) != total:
             return None
-        cut = output
-    elif isinstance(output, list):
-        if len(output) != total:
-            return None
-        cut = output
     else:
         return None
     parts: list[Any] = []

@@ -80,14 +80,17 @@ class MlflowRuntime:
         self.params_schema = meta.get_params_schema()
         self.fast_schema: FastSchema | None = None
         from_hints = meta._is_signature_from_type_hint() or meta._is_type_hint_from_example()
-        if self.input_schema is not None and not from_hints:
-            if not self.input_schema.is_tensor_spec():
-                self.fast_schema = FastSchema.from_signature(self.input_schema.to_dict())
+        if (
+            self.input_schema is not None
+            and not from_hints
+            and not self.input_schema.is_tensor_spec()
+        ):
+            self.fast_schema = FastSchema.from_signature(self.input_schema.to_dict())
         # What PyFuncModel._predict would pass as params when the request has none.
         self._fast_params = _enforce_params_schema(None, self.params_schema)
         predict_fn = self.model._predict_fn
         param = inspect.signature(predict_fn).parameters.get("params")
-        self._fn_takes_params = bool(param) and param.kind != inspect.Parameter.VAR_KEYWORD
+        self._fn_takes_params = param is not None and param.kind != inspect.Parameter.VAR_KEYWORD
         self._predict_fn = predict_fn
 
     # ------------------------------------------------------------------ decoding (plain path)

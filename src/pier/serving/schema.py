@@ -97,10 +97,10 @@ class FastSchema:
                 return None
         out: dict[str, list[Any]] = {}
         for name, check in self._checks:
-            i = positions.get(name)
-            if i is None:
+            position = positions.get(name)
+            if position is None:
                 return None
-            values = [row[i] for row in rows]
+            values = [row[position] for row in rows]
             if not all(map(check, values)):
                 return None
             out[name] = values

@@ -15,6 +15,7 @@ the event loop (the shared-socket multi-worker mode of uvicorn misses it, Kludex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from pier.errors import PierError
@@ -56,6 +58,30 @@ def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket
     return sock
 
 
+def _uvicorn_server(config: Any) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM drain ends with exit code 0.
+
+        uvicorn re-raises the captured signal after shutting down, so the process would die
+        "killed by SIGTERM" even after a clean drain; supervisors then report a crash.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    return Server(config)
+
+
 def _load_runtime(model_uri: str) -> Any:
     # Imported here: importing MLflow takes a second, and the socket should be up first.
     from pier.serving.mlflow_runtime import MlflowRuntime
@@ -77,7 +103,7 @@ async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
         timeout_keep_alive=60,  # SageMaker keeps connections to the container alive
     )
-    server = uvicorn.Server(config)
+    server = _uvicorn_server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     exit_code = 0
     started = time.perf_counter()

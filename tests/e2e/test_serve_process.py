@@ -1,0 +1,264 @@
+"""`pier serve` and `serve` as real processes: startup, routes, limits, timeout, SIGTERM drain."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.models import save_scaler, save_sleeper
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+        with log.open("w") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def first_ping_statuses(self, timeout: float = 60) -> list[int]:
+        """Every /ping status seen until the first 200."""
+        seen: list[int] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"server exited {self.proc.returncode}: {self.log.read_text()}"
+                )
+            try:
+                status = httpx.get(self.url + "/ping", timeout=2).status_code
+                seen.append(status)
+                if status == 200:
+                    return seen
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError(f"not healthy in {timeout} s: {self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+def pier_serve(model: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    args = [str(BIN / "pier"), "serve", "--model-uri", str(model), "--port", str(port)]
+    args += ["--log-file", str(tmp / f"serve-{port}.log"), *extra]
+    return Server(args, env or {}, port, tmp / f"out-{port}.txt")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {"scaler": save_scaler(root / "scaler"), "sleeper": save_sleeper(root / "sleeper")}
+
+
+@pytest.fixture(scope="module")
+def scaler_server(
+    models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    server = pier_serve(models["scaler"], tmp_path_factory.mktemp("logs"), "--max-batch-rows", "64")
+    seen = server.first_ping_statuses()
+    server.ping_history = seen  # type: ignore[attr-defined]
+    yield server
+    assert server.stop() == 0
+
+
+SPLIT = {"dataframe_split": {"columns": ["x", "n"], "data": [[1.5, 1], [2.0, 2]]}}
+
+
+def test_ping_is_503_until_the_model_is_warm(scaler_server: Server) -> None:
+    history = scaler_server.ping_history  # type: ignore[attr-defined]
+    assert history[-1] == 200
+    assert 503 in history, "the socket is bound before the model loads, so /ping said 503 first"
+
+
+def test_invocations_json_csv_and_accept(scaler_server: Server) -> None:
+    url = scaler_server.url + "/invocations"
+    r = httpx.post(url, json=SPLIT)
+    assert (r.status_code, r.json()) == (200, {"predictions": [2.5, 4.0]})
+    r = httpx.post(url, content=b"x,n\n1.5,1\n2.0,2\n", headers={"Content-Type": "text/csv"})
+    assert r.json() == {"predictions": [2.5, 4.0]}
+    # SageMaker's headerless CSV: columns in signature order
+    r = httpx.post(url, content=b"1.5,1\n2.0,2\n", headers={"Content-Type": "text/csv"})
+    assert r.json() == {"predictions": [2.5, 4.0]}
+    r = httpx.post(url, json=SPLIT, headers={"Accept": "text/csv"})
+    assert (r.headers["content-type"], r.text) == ("text/csv", "2.5\n4.0\n")
+    r = httpx.post(url, json=SPLIT, headers={"Accept": "application/jsonlines"})
+    assert [json.loads(line) for line in r.text.splitlines()] == [2.5, 4.0]
+    r = httpx.post(url, json={**SPLIT, "params": {"multiplier": 2.0}})
+    assert r.json() == {"predictions": [4.0, 6.0]}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({"Content-Type": "application/json"}, b"{not json", 400, "BAD_REQUEST"),
+        (
+            {"Content-Type": "application/json"},
+            b'{"dataframe_records": [{"x": 1}]}',
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        ({}, b"{}", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"Content-Type": "application/xml"}, b"<a/>", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            {"Content-Type": "application/json; charset=latin-1"},
+            b"{}",
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            {"Content-Type": "application/json", "Accept": "image/png"},
+            json.dumps(SPLIT).encode(),
+            406,
+            "NOT_ACCEPTABLE",
+        ),
+        ({"Content-Type": "text/csv"}, b"x,n\n1.5", 400, "BAD_REQUEST"),  # n missing
+        ({"Content-Type": "application/vnd.apache.parquet"}, b"not parquet", 400, "BAD_REQUEST"),
+        (
+            {"Content-Type": "application/json"},
+            b'{"dataframe_split": {"columns": ["x", "n"], "data": [[-200, 1]]}}',
+            500,
+            "INTERNAL_ERROR",
+        ),
+    ],
+)
+def test_errors_are_json_without_traces(
+    scaler_server: Server, headers: dict[str, str], body: bytes, status: int, code: str | None
+) -> None:
+    r = httpx.post(scaler_server.url + "/invocations", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    if code is not None:
+        assert r.json()["error_code"] == code
+        assert "Traceback" not in r.text
+        assert "stack_trace" not in r.json()
+    # the server keeps serving
+    assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
+
+
+def test_body_over_the_limit_is_413(scaler_server: Server) -> None:
+    big = (
+        b'{"dataframe_split": {"columns": ["x"], "data": ['
+        + b"[1]," * (2 * 1024 * 1024)
+        + b"[1]]}}"
+    )
+    r = httpx.post(
+        scaler_server.url + "/invocations",
+        content=big,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert r.json()["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
+
+
+def test_execution_parameters_metrics_and_unknown_routes(scaler_server: Server) -> None:
+    params = httpx.get(scaler_server.url + "/execution-parameters").json()
+    assert params == {
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+    metrics = httpx.get(scaler_server.url + "/metrics").text
+    assert 'pier_invocations_total{status="200"}' in metrics
+    assert "pier_invocation_latency_seconds_bucket" in metrics
+    assert "pier_batch_rows_bucket" in metrics
+    assert 'pier_invocation_errors_total{code="UNSUPPORTED_MEDIA_TYPE",status="415"}' in metrics
+    assert httpx.get(scaler_server.url + "/nope").status_code == 404
+    assert httpx.get(scaler_server.url + "/invocations").status_code == 405
+
+
+def test_sigterm_drains_in_flight_requests(models: dict[str, Path], tmp_path: Path) -> None:
+    server = pier_serve(models["sleeper"], tmp_path)
+    server.first_ping_statuses()
+    results: list[httpx.Response] = []
+
+    def slow_call() -> None:
+        body = {"dataframe_records": [{"seconds": 1.5}]}
+        results.append(httpx.post(server.url + "/invocations", json=body, timeout=30))
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.5)  # the request is in predict now
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    with pytest.raises(httpx.TransportError):  # no longer accepting
+        httpx.post(
+            server.url + "/invocations", json={"dataframe_records": [{"seconds": 0}]}, timeout=2
+        )
+    caller.join(30)
+    assert results
+    assert results[0].status_code == 200
+    assert results[0].json() == {"predictions": [1]}
+    assert server.proc.wait(30) == 0
+
+
+def test_container_entry_point_honours_sagemaker_variables(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        "PIER_MODEL_URI": str(models["sleeper"]),  # stands in for /opt/ml/model
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+    }
+    server = Server([str(BIN / "serve"), "serve"], env, port, tmp_path / "out.txt")
+    try:
+        server.first_ping_statuses()
+        params = httpx.get(server.url + "/execution-parameters").json()
+        assert params["MaxConcurrentTransforms"] == 2
+        r = httpx.post(
+            server.url + "/invocations", json={"dataframe_records": [{"seconds": 2}]}, timeout=10
+        )
+        assert r.status_code == 504
+        assert r.json()["error_code"] == "DEADLINE_EXCEEDED"
+        fast = httpx.post(server.url + "/invocations", json={"dataframe_records": [{"seconds": 0}]})
+        assert fast.status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_model_that_cannot_load_exits_1_with_the_reason(tmp_path: Path) -> None:
+    server = pier_serve(tmp_path / "no-such-model", tmp_path)
+    assert server.proc.wait(60) == 1
+    assert "cannot serve" in server.log.read_text()
+    assert "no-such-model" in server.log.read_text()
+
+
+def test_bad_command_line_is_a_clear_error(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [str(BIN / "pier"), "serve", "--model-uri", "x", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "--workers" in r.stderr
