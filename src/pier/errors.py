@@ -39,13 +39,6 @@ class UnsupportedMediaType(PierError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
-class NotAcceptable(PierError):
-    """The Accept header asks for a format the server cannot produce."""
-
-    status = 406
-    code = "NOT_ACCEPTABLE"
-
-
 class PayloadTooLarge(PierError):
     """The body exceeds the configured limit (SageMaker's 6 MiB by default)."""
 

@@ -34,6 +34,14 @@ class ServeSettings(BaseSettings):
     batching: bool = True
     max_batch_rows: int = Field(default=256, ge=1)
     max_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # MLflow's guard against unpickling untrusted models; pier's quick loader honours it too.
+    allow_pickle_deserialization: bool = Field(
+        default=True,
+        validation_alias=AliasChoices(
+            "PIER_ALLOW_PICKLE_DESERIALIZATION", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+        ),
+    )
+    quick_load: bool = True  # load plain sklearn models without importing MLflow first
     home: Path = Field(default_factory=lambda: Path.home() / ".pier")  # PIER_HOME
     log_file: Path | None = None
     log_level: str = "info"

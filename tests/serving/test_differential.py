@@ -429,6 +429,10 @@ _D = (
     " signature order (SageMaker's convention), as the same CSV with a header"
 )
 _E = "MLflow echoes the whole payload in the message; pier truncates messages to 2000 chars"
+_F = (
+    "media types are case-insensitive (RFC 9110): MLflow refuses 'Application/JSON' with 415;"
+    " pier reads it as application/json"
+)
 
 DELIBERATE_DIFFERENCES: dict[str, str] = {
     "diabetes/no-content-type": _A,
@@ -455,6 +459,7 @@ DELIBERATE_DIFFERENCES: dict[str, str] = {
     "classifier/csv-headerless": _D,
     "typed/csv-headerless": _D,
     "diabetes/malformed-json-1000-rows": _E,
+    "diabetes/content-type-uppercase": _F,
 }
 
 
@@ -510,6 +515,9 @@ PIER_SIDE: dict[str, PierSide] = {
     "classifier/csv-headerless": PierSide(200, same_as="classifier/csv"),
     "typed/csv-headerless": PierSide(200, same_as="typed/csv"),
     "diabetes/malformed-json-1000-rows": PierSide(400, "BAD_REQUEST", truncated=True),
+    "diabetes/content-type-uppercase": PierSide(
+        200, same_as="diabetes/charset-utf-8", mlflow_status=415, mlflow_plain_text=True
+    ),
 }
 
 

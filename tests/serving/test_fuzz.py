@@ -27,7 +27,7 @@ def client_and_loop(
 ) -> Iterator[tuple[httpx.AsyncClient, asyncio.AbstractEventLoop]]:
     from pier.serving.mlflow_runtime import MlflowRuntime
 
-    runtime = MlflowRuntime(str(save_nan_tolerant(tmp_path_factory.mktemp("m") / "linear")))
+    runtime = MlflowRuntime.load(str(save_nan_tolerant(tmp_path_factory.mktemp("m") / "model")))
     loop = asyncio.new_event_loop()
     state = ServerState(ServeSettings(max_body_bytes=64 * 1024))
     loop.run_until_complete(state.attach(runtime))

@@ -32,19 +32,20 @@ def parse_media_type(header: str) -> MediaType:
     return MediaType(parts[0].lower(), params)
 
 
-def choose_response_type(accept: str | None) -> str | None:
-    """The response type for an Accept header, or None when nothing acceptable is offered.
+def choose_response_type(accept: str | None) -> str:
+    """The response type for an Accept header: the first listed type pier can write.
 
-    Wildcards and an absent header mean JSON, as for MLflow's server.
+    Anything else means JSON: MLflow's server ignores Accept, and clients that send a generic
+    or unusual Accept today must keep getting the JSON they get from it.
     """
     if not accept:
         return JSON
     for item in accept.split(","):
         mime = item.split(";", 1)[0].strip().lower()
-        if mime in ("*/*", "application/*", JSON, ""):
+        if mime in ("*/*", "application/*", JSON):
             return JSON
-        if mime in (CSV, "text/*"):
+        if mime == CSV:
             return CSV
         if mime in JSONLINES_ALIASES:
             return JSONLINES
-    return None
+    return JSON

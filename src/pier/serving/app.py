@@ -25,7 +25,6 @@ from pier.contract import content_types as ct
 from pier.errors import (
     MethodNotAllowed,
     ModelNotReady,
-    NotAcceptable,
     NotFound,
     PayloadTooLarge,
     PierError,
@@ -172,9 +171,6 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
                 raise ModelNotReady("The model is still loading; retry when GET /ping answers 200.")
             accept = headers.get(b"accept")
             response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
-            if response_type is None:
-                supported = list(ct.RESPONSE_TYPES)
-                raise NotAcceptable(f"Cannot answer in an accepted type; supported: {supported}.")
             ctype = headers.get(b"content-type")
             media = _check_content_type(ctype.decode("latin-1") if ctype else None)
             body = await _read_body(receive, settings.max_body_bytes)

@@ -12,6 +12,9 @@ import csv
 import inspect
 import io
 import logging
+import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,6 +30,7 @@ from pier.errors import (
     PredictionError,
 )
 from pier.serving.inputs import Prepared
+from pier.serving.quickload import QuickModel, try_quick_load
 from pier.serving.schema import FastSchema
 
 log = logging.getLogger("pier.serving")
@@ -52,6 +56,32 @@ def _from_mlflow(exc: Any) -> PierError:
     return err
 
 
+def _is_mlflow_error(exc: BaseException) -> bool:
+    """An MlflowException, recognised without importing MLflow (the fast path may run while
+    MLflow is still being imported by the background loader; two threads importing the same
+    package deadlock on its module locks)."""
+    return type(exc).__module__.startswith("mlflow") and hasattr(exc, "get_http_status_code")
+
+
+_NUMERIC = {"double", "float", "long", "integer"}
+
+
+def _is_data_row(fields: list[str], spec: list[dict[str, Any]]) -> bool:
+    """Whether a CSV first row is data for signature `spec` rather than a header."""
+    if len(fields) != len(spec):
+        return False
+    names = {item.get("name") for item in spec}
+    for value, item in zip(fields, spec, strict=True):
+        if value in names:
+            return False
+        if item.get("type") in _NUMERIC and value != "":
+            try:
+                float(value)
+            except ValueError:
+                return False
+    return True
+
+
 def _params_key(params: Any) -> Any:
     if params is None:
         return None
@@ -61,8 +91,8 @@ def _params_key(params: Any) -> Any:
         return object()  # unhashable oddities never merge
 
 
-class MlflowRuntime:
-    """Loads one model through MLflow (honours MLFLOW_TRACKING_URI for models:/ and runs:/)."""
+class _FullModel:
+    """The model as MLflow loads it: needed for the plain path and for non-sklearn flavors."""
 
     def __init__(self, model_uri: str) -> None:
         import mlflow.pyfunc
@@ -77,30 +107,87 @@ class MlflowRuntime:
         meta = self.model.metadata
         self.metadata = meta
         self.input_schema = meta.get_input_schema()
-        self.params_schema = meta.get_params_schema()
         self.fast_schema: FastSchema | None = None
         from_hints = meta._is_signature_from_type_hint() or meta._is_type_hint_from_example()
-        if (
-            self.input_schema is not None
-            and not from_hints
-            and not self.input_schema.is_tensor_spec()
-        ):
-            self.fast_schema = FastSchema.from_signature(self.input_schema.to_dict())
-        # What PyFuncModel._predict would pass as params when the request has none.
-        self._fast_params = _enforce_params_schema(None, self.params_schema)
+        schema = self.input_schema
+        if schema is not None and not from_hints and not schema.is_tensor_spec():
+            self.fast_schema = FastSchema.from_signature(schema.to_dict())
+        # What PyFuncModel._predict passes to the flavor when the request has no params.
+        fast_params = _enforce_params_schema(None, meta.get_params_schema())
         predict_fn = self.model._predict_fn
         param = inspect.signature(predict_fn).parameters.get("params")
-        self._fn_takes_params = param is not None and param.kind != inspect.Parameter.VAR_KEYWORD
-        self._predict_fn = predict_fn
+        if param is not None and param.kind != inspect.Parameter.VAR_KEYWORD:
+            self.fast_predict: Callable[[Any], Any] = partial(predict_fn, params=fast_params)
+        else:
+            self.fast_predict = predict_fn
+        example = meta.get_serving_input(self.local_path)
+        self.serving_example: bytes | None = example.encode() if example else None
+
+
+class MlflowRuntime:
+    """One model, loaded through MLflow (honours MLFLOW_TRACKING_URI for models:/ and runs:/).
+
+    With a QuickModel (see quickload.py) the fast path serves at once and MLflow loads in a
+    background thread; plain-path requests wait for it.
+    """
+
+    def __init__(self, model_uri: str, quick: QuickModel | None = None) -> None:
+        self.model_uri = model_uri
+        self._full: _FullModel | None = None
+        self._full_error: PierError | None = None
+        self._full_loaded = threading.Event()
+        if quick is None:
+            self._load_full()
+            if self._full_error is not None:
+                raise self._full_error
+            full = self._require_full()
+            self.fast_schema, self._fast_predict = full.fast_schema, full.fast_predict
+            self._serving_example = full.serving_example
+        else:
+            self.fast_schema = quick.fast_schema
+            self._fast_predict = quick.predict
+            self._serving_example = quick.serving_example
+            threading.Thread(target=self._load_full, name="pier-mlflow-load", daemon=True).start()
+
+    @classmethod
+    def load(
+        cls, model_uri: str, *, quick_load: bool = True, allow_pickle: bool = True
+    ) -> MlflowRuntime:
+        quick = None
+        if quick_load:
+            try:
+                quick = try_quick_load(model_uri, allow_pickle)
+            except Exception as exc:
+                raise ModelLoadError(f"Could not load model {model_uri!r}: {exc}") from exc
+        return cls(model_uri, quick)
+
+    def _load_full(self) -> None:
+        try:
+            self._full = _FullModel(self.model_uri)
+        except PierError as exc:
+            self._full_error = exc
+            log.error("MLflow could not load the model: %s", exc.message)
+        except Exception as exc:
+            log.exception("MLflow could not load the model")
+            self._full_error = ModelLoadError(f"MLflow could not load the model: {exc}")
+        finally:
+            self._full_loaded.set()
+
+    def _require_full(self) -> _FullModel:
+        self._full_loaded.wait()
+        if self._full is None:
+            assert self._full_error is not None
+            raise self._full_error
+        return self._full
 
     # ------------------------------------------------------------------ decoding (plain path)
     def decode(self, body: bytes, media: MediaType) -> Prepared:
-        from mlflow.exceptions import MlflowException
-
         try:
             return self._decode(body, media)
-        except MlflowException as exc:
-            raise _from_mlflow(exc) from exc
+        except Exception as exc:
+            if _is_mlflow_error(exc):
+                raise _from_mlflow(exc) from exc
+            raise
 
     def _decode(self, body: bytes, media: MediaType) -> Prepared:
         from mlflow.pyfunc import scoring_server as ss
@@ -108,13 +195,9 @@ class MlflowRuntime:
         unwrap = False
         params: Any = None
         if media.mime == ct.JSON:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadRequest(
-                    f"Ensure that input is a valid UTF-8 encoded string. {exc}"
-                ) from exc
-            parsed = ss._parse_json_data(text, self.metadata, self.input_schema)
+            full = self._require_full()
+            # Bytes, as MLflow's server passes them: json.loads detects UTF-16/32 and a BOM.
+            parsed = ss._parse_json_data(body, full.metadata, full.input_schema)
             data, params, unwrap = parsed.data, parsed.params, parsed.is_unified_llm_input
         elif media.mime == ct.CSV:
             try:
@@ -131,20 +214,21 @@ class MlflowRuntime:
     def _parse_csv(self, text: str) -> Any:
         """MLflow's CSV parser, plus SageMaker's headerless CSV when the signature orders columns.
 
-        A first row that names every signature column is a header (MLflow's reading). Otherwise,
-        when the signature has named columns and the first row has exactly that many fields,
-        the body is read as headerless rows in signature order.
+        MLflow always reads the first row as a header. pier reads it as data instead only when
+        it cannot be a header: it names no signature column, has one field per column, and
+        each field fits its column's type (a number for numeric columns). Then the rows are
+        read in signature order. Anything else is left to MLflow, errors included.
         """
         from mlflow.pyfunc import scoring_server as ss
 
-        schema = self.input_schema
+        schema = self._require_full().input_schema
         if schema is not None and schema.has_input_names() and not schema.is_tensor_spec():
-            names = schema.input_names()
+            spec = schema.to_dict()
             fields = next(csv.reader(io.StringIO(text)), None)
-            if fields is not None:
-                fields = [f.strip() for f in fields]
-                if not set(names) <= set(fields) and len(fields) == len(names):
-                    text = ",".join(names) + "\n" + text
+            if fields is not None and _is_data_row([f.strip() for f in fields], spec):
+                header = io.StringIO()
+                csv.writer(header, lineterminator="\n").writerow(schema.input_names())
+                text = header.getvalue() + text
         return ss.parse_csv_input(io.StringIO(text), schema=schema)
 
     def _prepared(self, data: Any, params: Any, unwrap: bool) -> Prepared:
@@ -152,6 +236,7 @@ class MlflowRuntime:
         key: tuple[Any, ...] | None = None
         if (
             isinstance(data, pd.DataFrame)
+            and n_rows > 0
             and not unwrap
             and isinstance(data.index, pd.RangeIndex)
             and data.index.start == 0
@@ -167,36 +252,32 @@ class MlflowRuntime:
 
     # ---------------------------------------------------------------------------- predicting
     def predict(self, prepared: Prepared) -> Any:
-        from mlflow.exceptions import MlflowException
-
         try:
             if prepared.columns is not None:
                 assert self.fast_schema is not None
-                frame = self.fast_schema.frame(prepared.columns)
-                if self._fn_takes_params:
-                    return self._predict_fn(frame, params=self._fast_params)
-                return self._predict_fn(frame)
-            return self.model.predict(prepared.frame, params=prepared.params)
-        except MlflowException as exc:
-            err = _from_mlflow(exc)
-            if prepared.columns is None:
-                err.message = _truncate(
-                    f"Failed to predict data '{prepared.frame}'. \nError: {exc.message}"
-                )
-            raise err from exc
+                return self._fast_predict(self.fast_schema.frame(prepared.columns))
+            model = self._require_full().model
+            return model.predict(prepared.frame, params=prepared.params)
         except PierError:
             raise
         except Exception as exc:
-            log.exception("predict raised")
-            raise PredictionError(
-                _truncate(f"Model prediction failed: {type(exc).__name__}: {exc}")
-            ) from exc
+            if not _is_mlflow_error(exc):
+                log.exception("predict raised")
+                raise PredictionError(
+                    _truncate(f"Model prediction failed: {type(exc).__name__}: {exc}")
+                ) from exc
+            err = _from_mlflow(exc)
+            if prepared.columns is None:
+                detail = getattr(exc, "message", exc)
+                err.message = _truncate(
+                    f"Failed to predict data '{prepared.frame}'. \nError: {detail}"
+                )
+            raise err from exc
 
     def warmup_bodies(self) -> list[tuple[bytes, MediaType]]:
         """The logged serving input example; else one row of neutral values from the signature."""
-        example = self.metadata.get_serving_input(self.local_path)
-        if example:
-            return [(example.encode(), MediaType(ct.JSON))]
+        if self._serving_example:
+            return [(self._serving_example, MediaType(ct.JSON))]
         if self.fast_schema is not None:
             neutral = {"double": 0.0, "long": 0, "boolean": False, "string": ""}
             row = {c.name: neutral[c.type] for c in self.fast_schema.columns}

@@ -82,11 +82,15 @@ def _uvicorn_server(config: Any) -> Any:
     return Server(config)
 
 
-def _load_runtime(model_uri: str) -> Any:
+def _load_runtime(settings: ServeSettings) -> Any:
     # Imported here: importing MLflow takes a second, and the socket should be up first.
     from pier.serving.mlflow_runtime import MlflowRuntime
 
-    return MlflowRuntime(model_uri)
+    return MlflowRuntime.load(
+        settings.model_uri,
+        quick_load=settings.quick_load,
+        allow_pickle=settings.allow_pickle_deserialization,
+    )
 
 
 async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
@@ -108,7 +112,7 @@ async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
     exit_code = 0
     started = time.perf_counter()
     try:
-        runtime = await asyncio.to_thread(_load_runtime, settings.model_uri)
+        runtime = await asyncio.to_thread(_load_runtime, settings)
         log.info("model loaded in %.2f s", time.perf_counter() - started)
         await state.attach(runtime)
         log.info(
