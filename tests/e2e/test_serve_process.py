@@ -67,7 +67,9 @@ class Server:
         return self.proc.wait()
 
 
-def pier_serve(model: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+def pier_serve(
+    model: Path | str, tmp: Path, *extra: str, env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     args = [str(BIN / "pier"), "serve", "--model-uri", str(model), "--port", str(port)]
     args += ["--log-file", str(tmp / f"serve-{port}.log"), *extra]
