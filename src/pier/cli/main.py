@@ -48,11 +48,15 @@ def serve(
             "a directory or file://.",
         ),
     ],
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind (0: a free port).")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes, each with the model loaded.")] = 1,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to bind, 0 for a free one (default 8080).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes, each with the model (default 1).")
+    ] = None,
     timeout: Annotated[
-        float | None, typer.Option(help="Per-request timeout in seconds [default: 60].")
+        float | None, typer.Option(help="Per-request timeout in seconds (default 60).")
     ] = None,
     batching: Annotated[
         bool | None, typer.Option("--batching/--no-batching", help="Merge concurrent requests.")
@@ -64,10 +68,13 @@ def serve(
         float | None, typer.Option(help="Extra wait for a batch to fill, in milliseconds.")
     ] = None,
     log_file: Annotated[
-        Path | None, typer.Option(help="Log file [default: $PIER_HOME/logs/serve-PORT.log].")
+        Path | None, typer.Option(help="Log file (default $PIER_HOME/logs/serve-PORT.log).")
     ] = None,
 ) -> None:
-    """Serve one MLflow model over the SageMaker container contract (/ping, /invocations)."""
+    """Serve one MLflow model over the SageMaker container contract (/ping, /invocations).
+
+    Options not given are read from PIER_* environment variables (see docs/serving.md).
+    """
     given: dict[str, Any] = {
         "model_uri": model_uri,
         "host": host,
