@@ -82,3 +82,98 @@ class ModelLoadError(PierError):
 
     status = 500
     code = "RESOURCE_DOES_NOT_EXIST"
+
+
+# ------------------------------------------------------------------ AWS-style API errors
+# The SageMaker control API (JSON 1.1) and runtime API (REST-JSON) report errors as boto3
+# expects them: the code in the body's "__type" (control) or "code"/x-amzn-ErrorType header.
+
+
+class AwsError(PierError):
+    """An error of pier's SageMaker-compatible APIs; `code` is the AWS error code."""
+
+    status = 400
+    code = "ValidationException"
+
+
+class ValidationException(AwsError):
+    """Invalid input, a missing resource, or a duplicate (as SageMaker reports all three)."""
+
+
+class ResourceInUse(AwsError):
+    code = "ResourceInUse"
+
+
+class ResourceLimitExceeded(AwsError):
+    code = "ResourceLimitExceeded"
+
+
+class ResourceNotFound(AwsError):
+    code = "ResourceNotFound"
+
+
+class UnknownOperationException(AwsError):
+    code = "UnknownOperationException"
+
+
+class SerializationException(AwsError):
+    code = "SerializationException"
+
+
+class MissingAuthenticationToken(AwsError):
+    status = 403
+    code = "MissingAuthenticationTokenException"
+
+
+class IncompleteSignature(AwsError):
+    status = 403
+    code = "IncompleteSignatureException"
+
+
+class InvalidSignature(AwsError):
+    """Wrong signature, or a request signed more than 15 minutes away from our clock."""
+
+    status = 403
+    code = "InvalidSignatureException"
+
+
+class UnrecognizedClient(AwsError):
+    """The access key id is not one of ours."""
+
+    status = 403
+    code = "UnrecognizedClientException"
+
+
+class InternalFailure(AwsError):
+    status = 500
+    code = "InternalFailure"
+
+
+class RuntimeValidationError(AwsError):
+    """sagemaker-runtime's 400 (its code is ValidationError, not ValidationException)."""
+
+    code = "ValidationError"
+
+
+class ModelError(AwsError):
+    """The container answered InvokeEndpoint with a 4xx/5xx."""
+
+    status = 424
+    code = "ModelError"
+
+    def __init__(self, message: str, original_status: int, original_message: str) -> None:
+        super().__init__(message)
+        self.original_status = original_status
+        self.original_message = original_message
+
+
+class ModelNotReadyException(AwsError):
+    """No healthy instance can take the request."""
+
+    status = 429
+    code = "ModelNotReadyException"
+
+
+class ServiceUnavailable(AwsError):
+    status = 503
+    code = "ServiceUnavailable"
