@@ -1,0 +1,1 @@
+"""The control plane: SageMaker API rules (service), reconcile loop, JSON 1.1 API."""

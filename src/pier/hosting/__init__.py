@@ -1,0 +1,1 @@
+"""Hosting backends: where instances run (process backend; later containers, Kubernetes...)."""

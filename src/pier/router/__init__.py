@@ -1,0 +1,1 @@
+"""The data plane: InvokeEndpoint routing to instances."""

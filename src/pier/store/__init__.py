@@ -1,0 +1,1 @@
+"""State store: tables, repositories and Alembic migrations (SQLite or PostgreSQL)."""
