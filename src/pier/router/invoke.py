@@ -1,0 +1,122 @@
+"""InvokeEndpoint: pick a variant and an instance, forward, map the container's answer.
+
+Kept thin on purpose: every microsecond here is paid on every request. A connection refused
+by a dying instance is retried on another instance (the request never reached a model); a
+request whose bytes were sent is never sent twice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
+from pier.router.table import RoutingTable, Target, least_outstanding
+
+# Headers the container sees, as SageMaker forwards them.
+FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
+_MAX_ORIGINAL_MESSAGE = 4096
+
+
+@dataclass
+class Invocation:
+    status: int
+    body: bytes
+    content_type: str
+    variant: str
+    custom_attributes: str | None
+    model_latency_us: int
+
+
+class Router:
+    def __init__(self, table: RoutingTable, account: str, timeout_s: float = 60.0) -> None:
+        self.table = table
+        self.account = account
+        self._rng = random.Random()
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=2.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def invoke(
+        self, endpoint: str, body: bytes, headers: Mapping[str, str], target_variant: str | None
+    ) -> Invocation:
+        route = self.table.get(endpoint)
+        if route is None:
+            raise RuntimeValidationError(
+                f"Endpoint {endpoint} of account {self.account} not found."
+            )
+        if target_variant is not None:
+            variant = route.variants.get(target_variant)
+            if variant is None:
+                raise RuntimeValidationError(
+                    f"Variant {target_variant} not found for endpoint {endpoint}."
+                )
+            if not variant.targets:
+                raise ModelNotReadyException(
+                    f"Variant {target_variant} of endpoint {endpoint} has no healthy instance."
+                )
+        else:
+            picked = route.pick_variant(self._rng)
+            if picked is None:
+                raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
+            variant = picked
+        forward = {k: v for k, v in headers.items() if k in FORWARDED}
+        tried: set[Target] = set()
+        while True:
+            candidates = [t for t in variant.targets if t not in tried]
+            if not candidates:
+                raise ModelNotReadyException(
+                    f"No instance of variant {variant.name} accepted the request."
+                )
+            target = least_outstanding(candidates, self._rng)
+            tried.add(target)
+            target.outstanding += 1
+            started = time.perf_counter_ns()
+            try:
+                response = await self._client.post(
+                    target.url + "/invocations", content=body, headers=forward
+                )
+            except httpx.ConnectError:
+                continue  # nothing was sent: another instance may take it
+            except httpx.TimeoutException:
+                raise ModelError(
+                    "Received server error (504) from primary with message "
+                    '"The model did not answer within the invocation timeout." ',
+                    504,
+                    "timeout",
+                ) from None
+            except httpx.TransportError as exc:
+                raise ModelError(
+                    "Received server error (502) from primary with message "
+                    f'"The connection to the model container was lost: {type(exc).__name__}".',
+                    502,
+                    "connection lost",
+                ) from None
+            finally:
+                target.outstanding -= 1
+            latency_us = (time.perf_counter_ns() - started) // 1000
+            if response.status_code >= 400:
+                text = response.content[:_MAX_ORIGINAL_MESSAGE].decode("utf-8", "replace")
+                kind = "client" if response.status_code < 500 else "server"
+                raise ModelError(
+                    f"Received {kind} error ({response.status_code}) from primary with message "
+                    f'"{text}". See the instance log (pier logs {endpoint}).',
+                    response.status_code,
+                    text,
+                )
+            return Invocation(
+                status=response.status_code,
+                body=response.content,
+                content_type=response.headers.get("content-type", "application/json"),
+                variant=variant.name,
+                custom_attributes=response.headers.get("x-amzn-sagemaker-custom-attributes"),
+                model_latency_us=latency_us,
+            )

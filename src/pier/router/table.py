@@ -1,0 +1,65 @@
+"""The routing table: which instances serve which endpoint variant, with what weight.
+
+The reconciler writes it (whole endpoint entries, replaced atomically); the router reads it on
+every request, so reads are plain dict lookups and selection is O(variants + instances).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class Target:
+    """One healthy instance. `outstanding` counts requests in flight to it."""
+
+    instance_id: str
+    url: str
+    outstanding: int = 0
+
+
+@dataclass
+class VariantRoute:
+    name: str
+    weight: float
+    targets: list[Target] = field(default_factory=list)
+
+
+@dataclass
+class EndpointRoute:
+    name: str
+    variants: dict[str, VariantRoute]
+
+    def pick_variant(self, rng: random.Random) -> VariantRoute | None:
+        """A variant by weight among those with a healthy instance (None if there is none)."""
+        live = [v for v in self.variants.values() if v.targets and v.weight > 0]
+        if not live:
+            return None
+        if len(live) == 1:
+            return live[0]
+        return rng.choices(live, weights=[v.weight for v in live])[0]
+
+
+def least_outstanding(targets: list[Target], rng: random.Random) -> Target:
+    """The instance with the fewest requests in flight; ties broken at random."""
+    best = min(t.outstanding for t in targets)
+    candidates = [t for t in targets if t.outstanding == best]
+    return candidates[0] if len(candidates) == 1 else rng.choice(candidates)
+
+
+class RoutingTable:
+    def __init__(self) -> None:
+        self._routes: dict[str, EndpointRoute] = {}
+
+    def get(self, endpoint: str) -> EndpointRoute | None:
+        return self._routes.get(endpoint)
+
+    def set(self, route: EndpointRoute) -> None:
+        self._routes[route.name] = route
+
+    def remove(self, endpoint: str) -> None:
+        self._routes.pop(endpoint, None)
+
+    def names(self) -> list[str]:
+        return list(self._routes)

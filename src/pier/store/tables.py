@@ -1,0 +1,73 @@
+"""Tables of the state store. What was asked (desired state) lives here; what runs is the
+hosting backend's business (it records its instances so a restarted platform can adopt them),
+and the reconcile loop moves one toward the other.
+
+Resource requests are stored as the JSON the API received (validated), because Describe*
+answers echo them; the columns pulled out are the ones queries filter and sort on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    created_at: Mapped[datetime]
+    request: Mapped[dict[str, Any]]
+
+
+class EndpointConfigRow(Base):
+    __tablename__ = "endpoint_configs"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    created_at: Mapped[datetime]
+    request: Mapped[dict[str, Any]]
+
+
+class EndpointRow(Base):
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime]
+    last_modified_at: Mapped[datetime]
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The configuration that serves (or is being created), snapshotted at Create/Update time:
+    # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel.
+    config_name: Mapped[str] = mapped_column(String(63))
+    deployed: Mapped[dict[str, Any]]
+    # An update in progress: the snapshot being rolled out, or None.
+    pending_config_name: Mapped[str | None] = mapped_column(String(63), default=None)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Per variant: {"VariantName": {"DesiredWeight": w, "DesiredInstanceCount": n}}.
+    desired: Mapped[dict[str, Any]]
+    # Bumped on every change of desired state; the reconciler acts on a generation once.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    deployment_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("arn", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    arn: Mapped[str] = mapped_column(String(256), index=True)
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(String(256))
