@@ -79,3 +79,31 @@ class ContainerServeSettings(ServeSettings):
         le=64,
         validation_alias=AliasChoices("PIER_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),
     )
+
+
+def default_home() -> Path:
+    return Path.home() / ".pier"
+
+
+class PlatformSettings(BaseSettings):
+    """`pier up`: the control plane, the runtime API and the instances it runs."""
+
+    model_config = SettingsConfigDict(env_prefix="PIER_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    port: int = Field(default=7437, ge=0, le=65535)
+    state_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the state store (default: SQLite in home)"
+    )
+    region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("PIER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    account: str = Field(default="000000000000", pattern=r"^[0-9]{12}$")
+    health_interval_seconds: float = Field(default=5.0, gt=0)
+    stop_grace_seconds: float = Field(default=30.0, ge=0)
+    log_level: str = "info"
+
+    def resolved_state_url(self) -> str:
+        return self.state_url or f"sqlite:///{self.home / 'pier.db'}"

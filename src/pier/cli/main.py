@@ -109,5 +109,17 @@ def serve(
     raise typer.Exit(code)
 
 
+from pier.cli import platform_commands  # noqa: E402  # registers after `serve`
+
+app.command()(platform_commands.up)
+app.command()(platform_commands.down)
+app.command()(platform_commands.status)
+app.command()(platform_commands.env)
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -261,6 +261,7 @@ class HostingService:
                     last_modified_at=now,
                     config_name=req["EndpointConfigName"],
                     deployed=snapshot,
+                    fleet=f"{req['EndpointConfigName']}@1",
                     desired=self._desired(snapshot),
                     generation=1,
                     deployment_config=req.get("DeploymentConfig"),

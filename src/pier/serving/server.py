@@ -58,7 +58,7 @@ def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket
     return sock
 
 
-def _uvicorn_server(config: Any) -> Any:
+def drain_on_sigterm_server(config: Any) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -107,7 +107,7 @@ async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
         timeout_keep_alive=60,  # SageMaker keeps connections to the container alive
     )
-    server = _uvicorn_server(config)
+    server = drain_on_sigterm_server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     exit_code = 0
     started = time.perf_counter()

@@ -53,6 +53,9 @@ class EndpointRow(Base):
     # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel.
     config_name: Mapped[str] = mapped_column(String(63))
     deployed: Mapped[dict[str, Any]]
+    # Label of the instances that serve (config name @ generation): a restarted platform adopts
+    # exactly the instances carrying it, and an update launches a fleet with a new label.
+    fleet: Mapped[str] = mapped_column(String(96))
     # An update in progress: the snapshot being rolled out, or None.
     pending_config_name: Mapped[str | None] = mapped_column(String(63), default=None)
     pending: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 14:13:14.242275
+Create Date: 2026-11-23 14:16:24.180365
 """
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column("config_name", sa.String(length=63), nullable=False),
         sa.Column("deployed", sa.JSON(), nullable=False),
+        sa.Column("fleet", sa.String(length=96), nullable=False),
         sa.Column("pending_config_name", sa.String(length=63), nullable=True),
         sa.Column("pending", sa.JSON(), nullable=True),
         sa.Column("desired", sa.JSON(), nullable=False),

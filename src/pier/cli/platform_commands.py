@@ -1,0 +1,185 @@
+"""`pier up`, `pier down`, `pier status`, `pier env`: the platform's lifecycle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pier.errors import PierError
+from pier.platform.home import Home
+from pier.settings import PlatformSettings
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="pier's home directory (default $PIER_HOME or ~/.pier)."),
+]
+
+
+def _settings(**given: Any) -> PlatformSettings:
+    try:
+        return PlatformSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "?"
+            err.print(f"[red]error:[/red] {field}: {e['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(url + "/ping", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def up(
+    home: HomeOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of both APIs (default 7437).")] = None,
+    state_url: Annotated[
+        str | None,
+        typer.Option(help="State database URL, e.g. postgresql://user@host/db (default SQLite)."),
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+) -> None:
+    """Start the platform: the SageMaker control API and runtime API on one port."""
+    settings = _settings(home=home, host=host, port=port, state_url=state_url)
+    h = Home(settings.home)
+    if detach:
+        _up_detached(settings, h)
+        return
+    from pier.platform.server import run
+
+    try:
+        code = run(settings)
+    except PierError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _up_detached(settings: PlatformSettings, h: Home) -> None:
+    try:
+        h.prepare()
+    except PierError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    pid = h.running_pid()
+    if pid is not None:
+        err.print(f"[red]error:[/red] pier is already running from {h.root} (pid {pid})")
+        raise typer.Exit(1)
+    args = [sys.executable, "-m", "pier.cli.main", "up", "--home", str(settings.home)]
+    args += ["--host", settings.host, "--port", str(settings.port)]
+    if settings.state_url:
+        args += ["--state-url", settings.state_url]
+    console_log = h.root / "logs" / "platform.console.log"
+    with console_log.open("ab") as log:
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    with out.status("Starting pier..."):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = console_log.read_text(errors="replace").strip().splitlines()[-5:]
+                err.print("[red]error:[/red] pier did not start:\n" + "\n".join(tail))
+                raise typer.Exit(1)
+            url = h.url()
+            if url and _healthy(url):
+                out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
+                out.print(f"  logs: {h.log_file}")
+                out.print(f"  boto3 setup: eval $(pier env --home {settings.home})")
+                out.print(f"  stop: pier down --home {settings.home}")
+                return
+            time.sleep(0.1)
+    err.print(f"[red]error:[/red] pier did not answer in 60 s; see {h.log_file}")
+    raise typer.Exit(1)
+
+
+def down(home: HomeOption = None) -> None:
+    """Stop the platform and every instance it runs."""
+    h = Home(_settings(home=home).home)
+    pid = h.running_pid()
+    if pid is None:
+        out.print(f"pier is not running (home {h.root})")
+        return
+    os.kill(pid, signal.SIGTERM)
+    with out.status(f"Stopping pier (pid {pid}) and its instances..."):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                out.print("[green]✓[/green] pier stopped")
+                return
+            time.sleep(0.1)
+    err.print(f"[red]error:[/red] pier (pid {pid}) did not stop in 120 s; see {h.log_file}")
+    raise typer.Exit(1)
+
+
+def status(home: HomeOption = None) -> None:
+    """Tell what runs: the platform, its URL, and its endpoints."""
+    settings = _settings(home=home)
+    h = Home(settings.home)
+    pid, url = h.running_pid(), h.url()
+    if pid is None or not url:
+        out.print(f"pier is not running (home {h.root}); start it with `pier up --detach`")
+        raise typer.Exit(3)
+    state = "[green]up[/green]" if _healthy(url) else "[yellow]not answering[/yellow]"
+    out.print(f"pier {state} on {url} (pid {pid}, home {h.root}, log {h.log_file})")
+    client = sagemaker_client(h, url)
+    table = Table("endpoint", "status", "variants (weight × instances)")
+    for e in client.list_endpoints(MaxResults=100)["Endpoints"]:
+        d = client.describe_endpoint(EndpointName=e["EndpointName"])
+        variants = ", ".join(
+            f"{v['VariantName']} ({v['CurrentWeight']:g} × {v['CurrentInstanceCount']})"
+            for v in d.get("ProductionVariants", [])
+        )
+        table.add_row(e["EndpointName"], e["EndpointStatus"], variants)
+    out.print(table)
+
+
+def env(home: HomeOption = None) -> None:
+    """Print the `export` lines boto3 and the AWS CLI need to talk to pier."""
+    settings = _settings(home=home)
+    h = Home(settings.home)
+    creds = h.credentials(create=False)
+    url = h.url() or f"http://{settings.host}:{settings.port}"
+    if creds is None:
+        err.print(f"[red]error:[/red] no credentials in {h.root} yet; run `pier up` first")
+        raise typer.Exit(1)
+    typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER={url}")
+    typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")
+    typer.echo(f"export AWS_ACCESS_KEY_ID={creds.access_key_id}")
+    typer.echo(f"export AWS_SECRET_ACCESS_KEY={creds.secret_access_key}")
+    typer.echo(f"export AWS_DEFAULT_REGION={settings.region}")
+
+
+def sagemaker_client(h: Home, url: str, service: str = "sagemaker") -> Any:
+    import boto3
+
+    creds = h.credentials(create=False)
+    if creds is None:
+        raise typer.Exit(1)
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=PlatformSettings(home=h.root).region,
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+    )

@@ -1,0 +1,409 @@
+"""The reconcile loop: moves what runs toward what was asked, and alone touches the backend.
+
+Desired state is in the store (endpoints with their deployed snapshot, desired weights and
+counts, and a pending snapshot during an update). Actual state is the backend's instances. The
+loop wakes when the service records a change (or every second), and on each endpoint:
+
+- Creating: launch every variant's instances, wait until healthy, publish the route, InService;
+  on failure stop them and mark Failed with the instance log's tail as FailureReason.
+- Updating to a new config (blue/green): launch the new instances while the old serve; when all
+  are healthy switch the route, then drain and stop the old; on failure stop the new ones and
+  return to InService on the old config with FailureReason set.
+- Updating weights/capacities: publish weights, launch or stop instances to match counts.
+- Deleting: unpublish, stop every instance, delete the row.
+- InService: replace instances that died or stopped answering /ping.
+
+On start it adopts the instances a previous platform process left running (the backend keeps
+their records): those matching what an InService endpoint runs serve again, others are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pier.control.service import VariantLive, containers
+from pier.control.status import EndpointStatus
+from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState
+from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
+from pier.store.tables import EndpointRow
+
+log = logging.getLogger("pier.reconcile")
+
+ModelResolver = Callable[[dict[str, Any]], str]  # container definition -> model URI for serve
+
+
+class LaunchFailed(Exception):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        backend: Backend,
+        table: RoutingTable,
+        resolve_model: ModelResolver,
+        *,
+        health_interval_s: float = 5.0,
+        stop_grace_s: float = 30.0,
+    ) -> None:
+        self._sessions = sessions
+        self._backend = backend
+        self._table = table
+        self._resolve_model = resolve_model
+        self._health_interval_s = health_interval_s
+        self._stop_grace_s = stop_grace_s
+        self._instances: dict[str, list[Instance]] = {}  # endpoint -> every instance it has
+        self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}  # endpoint -> (kind, task)
+        self._operation_started: dict[str, float] = {}
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._adopt()
+        self._main = asyncio.create_task(self._run(), name="pier-reconcile")
+
+    async def stop(self, *, stop_instances: bool) -> None:
+        """Stop reconciling; with stop_instances, also drain and stop every instance."""
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        for _, task in list(self._tasks.values()):
+            task.cancel()
+        for _, task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if stop_instances:
+            every = [i for group in self._instances.values() for i in group]
+            await asyncio.gather(*(self._stop_instance(i) for i in every), return_exceptions=True)
+            self._instances.clear()
+
+    def notify(self) -> None:
+        """Called by the service (from any thread) after it records a change."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    # ------------------------------------------------------------------------ live view
+    def variants(self, endpoint: str) -> dict[str, VariantLive]:
+        route = self._table.get(endpoint)
+        kind = self._tasks.get(endpoint, ("", None))[0]
+        started = self._operation_started.get(endpoint)
+        statuses = []
+        if kind in ("create", "update"):
+            status = "Creating" if kind == "create" else "Updating"
+            statuses = [{"Status": status, "StartTime": started or time.time()}]
+        out: dict[str, VariantLive] = {}
+        if route is not None:
+            for name, v in route.variants.items():
+                out[name] = VariantLive(v.weight, len(v.targets), list(statuses))
+        return out
+
+    # ------------------------------------------------------------------------ main loop
+    async def _run(self) -> None:
+        last_health = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+            self._wakeup.clear()
+            try:
+                rows = await asyncio.to_thread(self._load)
+                self._step_all(rows)
+                if time.monotonic() - last_health >= self._health_interval_s:
+                    last_health = time.monotonic()
+                    await self._check_health(rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile pass failed; retrying")
+
+    def _load(self) -> list[EndpointRow]:
+        with self._sessions() as s:
+            return list(s.scalars(select(EndpointRow)))
+
+    def _step_all(self, rows: list[EndpointRow]) -> None:
+        names = {r.name for r in rows}
+        for row in rows:
+            self._step(row)
+        for endpoint in list(self._instances):
+            if endpoint not in names and endpoint not in self._tasks:
+                self._spawn(endpoint, "orphans", self._stop_all(endpoint))
+
+    def _step(self, row: EndpointRow) -> None:
+        running = self._tasks.get(row.name)
+        if running is not None:
+            kind, task = running
+            if row.status == EndpointStatus.DELETING and kind != "delete":
+                task.cancel()  # its finally-blocks stop what it launched
+            return
+        status = EndpointStatus(row.status)
+        if status == EndpointStatus.CREATING:
+            self._spawn(row.name, "create", self._create(row))
+        elif status == EndpointStatus.UPDATING and row.pending is not None:
+            self._spawn(row.name, "update", self._update_config(row))
+        elif status == EndpointStatus.UPDATING:
+            self._spawn(row.name, "update", self._update_capacity(row))
+        elif status == EndpointStatus.DELETING:
+            self._spawn(row.name, "delete", self._delete(row))
+        elif status == EndpointStatus.IN_SERVICE and self._missing(row):
+            self._spawn(row.name, "heal", self._heal(row))
+
+    def _spawn(self, endpoint: str, kind: str, coro: Any) -> None:
+        self._operation_started[endpoint] = time.time()
+        task = asyncio.create_task(coro, name=f"pier-{kind}-{endpoint}")
+        self._tasks[endpoint] = (kind, task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._tasks.get(endpoint, ("", None))[1] is t:
+                del self._tasks[endpoint]
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s of %s failed", kind, endpoint, exc_info=t.exception())
+            self._wakeup.set()
+
+        task.add_done_callback(done)
+
+    # ------------------------------------------------------------------------ helpers
+    def _of(self, endpoint: str, config: str, variant: str | None = None) -> list[Instance]:
+        return [
+            i
+            for i in self._instances.get(endpoint, [])
+            if i.spec.fleet == config and (variant is None or i.spec.variant == variant)
+        ]
+
+    def _missing(self, row: EndpointRow) -> bool:
+        for variant, want in row.desired.items():
+            have = [
+                i for i in self._of(row.name, row.fleet, variant)
+                if i.state == InstanceState.HEALTHY
+            ]  # fmt: skip
+            if len(have) < int(want["DesiredInstanceCount"]):
+                return True
+        return False
+
+    async def _launch(
+        self, endpoint: str, fleet: str, snapshot: dict[str, Any], variant: dict[str, Any]
+    ) -> Instance:
+        model = snapshot["models"][variant["ModelName"]]
+        container = containers(model)[0]
+        model_uri = await asyncio.to_thread(self._resolve_model, container)
+        spec = InstanceSpec(
+            endpoint=endpoint,
+            variant=variant["VariantName"],
+            fleet=fleet,
+            instance_id=f"{endpoint}-{variant['VariantName']}-{uuid.uuid4().hex[:8]}",
+            image=container.get("Image"),
+            model_path=model_uri,
+            environment=dict(container.get("Environment", {})),
+            startup_timeout_s=float(
+                variant.get("ContainerStartupHealthCheckTimeoutInSeconds", 240)
+            ),
+        )
+        instance = await self._backend.launch(spec)
+        self._instances.setdefault(endpoint, []).append(instance)
+        await self._backend.wait_healthy(instance, spec.startup_timeout_s)
+        if instance.state != InstanceState.HEALTHY:
+            raise LaunchFailed(
+                f"Variant {spec.variant}: the instance did not pass its health check. "
+                f"{instance.failure or ''}".strip()
+            )
+        return instance
+
+    async def _launch_variants(
+        self, endpoint: str, fleet: str, snapshot: dict[str, Any], desired: dict[str, Any]
+    ) -> None:
+        jobs = []
+        for variant in snapshot["config"]["ProductionVariants"]:
+            want = int(desired[variant["VariantName"]]["DesiredInstanceCount"])
+            have = len(self._of(endpoint, fleet, variant["VariantName"]))
+            for _ in range(max(0, want - have)):
+                jobs.append(self._launch(endpoint, fleet, snapshot, variant))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            raise first if isinstance(first, LaunchFailed) else LaunchFailed(str(first))
+
+    def _publish(self, endpoint: str, fleet: str, desired: dict[str, Any]) -> None:
+        variants = {}
+        for name, want in desired.items():
+            targets = [
+                Target(i.spec.instance_id, i.url)
+                for i in self._of(endpoint, fleet, name)
+                if i.state == InstanceState.HEALTHY
+            ]
+            variants[name] = VariantRoute(name, float(want["DesiredWeight"]), targets)
+        self._table.set(EndpointRoute(endpoint, variants))
+
+    async def _stop_instance(self, instance: Instance) -> None:
+        group = self._instances.get(instance.spec.endpoint, [])
+        if instance in group:
+            group.remove(instance)
+        with contextlib.suppress(Exception):
+            await self._backend.stop(instance, self._stop_grace_s)
+
+    async def _stop_config(self, endpoint: str, fleet: str) -> None:
+        doomed = self._of(endpoint, fleet)
+        await asyncio.gather(*(self._stop_instance(i) for i in doomed), return_exceptions=True)
+
+    async def _stop_all(self, endpoint: str) -> None:
+        doomed = list(self._instances.get(endpoint, []))
+        await asyncio.gather(*(self._stop_instance(i) for i in doomed), return_exceptions=True)
+        self._instances.pop(endpoint, None)
+
+    async def _save(self, name: str, **changes: Any) -> None:
+        def write() -> None:
+            with self._sessions.begin() as s:
+                row = s.get(EndpointRow, name)
+                if row is None or row.status == EndpointStatus.DELETING:
+                    return  # deleted meanwhile: the delete task owns it now
+                for key, value in changes.items():
+                    setattr(row, key, value)
+                row.last_modified_at = _now()
+
+        await asyncio.to_thread(write)
+
+    # ------------------------------------------------------------------------ operations
+    async def _create(self, row: EndpointRow) -> None:
+        try:
+            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+        except asyncio.CancelledError:
+            await self._stop_all(row.name)
+            raise
+        except Exception as exc:
+            await self._stop_all(row.name)
+            await self._save(row.name, status=EndpointStatus.FAILED, failure_reason=str(exc))
+            return
+        self._publish(row.name, row.fleet, row.desired)
+        await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
+
+    async def _update_config(self, row: EndpointRow) -> None:
+        """Blue/green: the new fleet comes up beside the old one, then takes the traffic."""
+        assert row.pending is not None
+        assert row.pending_config_name is not None
+        new_fleet = f"{row.pending_config_name}@{row.generation}"
+        new_desired = row.pending["desired"]
+        snapshot = {"config": row.pending["config"], "models": row.pending["models"]}
+        try:
+            await self._launch_variants(row.name, new_fleet, snapshot, new_desired)
+        except asyncio.CancelledError:
+            await self._stop_config(row.name, new_fleet)
+            raise
+        except Exception as exc:
+            await self._stop_config(row.name, new_fleet)
+            await self._save(
+                row.name,
+                status=EndpointStatus.IN_SERVICE,
+                failure_reason=f"Update failed, still serving {row.config_name}: {exc}",
+                pending=None,
+                pending_config_name=None,
+            )
+            return
+        await self._save(
+            row.name,
+            status=EndpointStatus.IN_SERVICE,
+            failure_reason=None,
+            config_name=row.pending_config_name,
+            deployed=snapshot,
+            desired=new_desired,
+            fleet=new_fleet,
+            pending=None,
+            pending_config_name=None,
+        )
+        self._publish(row.name, new_fleet, new_desired)  # traffic moves to the new fleet
+        await self._stop_config(row.name, row.fleet)  # the old one drains and stops
+
+    async def _update_capacity(self, row: EndpointRow) -> None:
+        try:
+            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+        except Exception as exc:
+            self._publish(row.name, row.fleet, row.desired)
+            await self._save(
+                row.name, status=EndpointStatus.IN_SERVICE, failure_reason=f"Update failed: {exc}"
+            )
+            return
+        self._publish(row.name, row.fleet, row.desired)
+        for name, want in row.desired.items():
+            extra = self._of(row.name, row.fleet, name)[int(want["DesiredInstanceCount"]) :]
+            for instance in extra:
+                instance.state = InstanceState.STOPPED
+            if extra:
+                self._publish(row.name, row.fleet, row.desired)
+                await asyncio.gather(*(self._stop_instance(i) for i in extra))
+        await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
+
+    async def _delete(self, row: EndpointRow) -> None:
+        self._table.remove(row.name)
+        await self._stop_all(row.name)
+
+        def drop() -> None:
+            with self._sessions.begin() as s:
+                current = s.get(EndpointRow, row.name)
+                if current is not None:
+                    s.delete(current)
+
+        await asyncio.to_thread(drop)
+
+    async def _heal(self, row: EndpointRow) -> None:
+        try:
+            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+        except Exception as exc:
+            log.warning("could not replace an instance of %s: %s", row.name, exc)
+            await asyncio.sleep(5)  # do not hammer a model that keeps failing
+        self._publish(row.name, row.fleet, row.desired)
+
+    async def _check_health(self, rows: list[EndpointRow]) -> None:
+        serving = {r.name: r for r in rows if r.status == EndpointStatus.IN_SERVICE}
+        for endpoint, group in list(self._instances.items()):
+            row = serving.get(endpoint)
+            if row is None or endpoint in self._tasks:
+                continue
+            for instance in list(group):
+                if instance.state != InstanceState.HEALTHY:
+                    continue
+                if not await self._backend.health(instance):
+                    log.warning("instance %s of %s is unhealthy: replacing it",
+                                instance.spec.instance_id, endpoint)  # fmt: skip
+                    instance.state = InstanceState.UNHEALTHY
+                    self._publish(endpoint, row.fleet, row.desired)
+                    await self._stop_instance(instance)
+        self._wakeup.set()
+
+    async def _adopt(self) -> None:
+        adopted = await self._backend.adopt()
+        rows = await asyncio.to_thread(self._load)
+        by_name = {r.name: r for r in rows}
+        for instance in adopted:
+            row = by_name.get(instance.spec.endpoint)
+            keep = (
+                row is not None
+                and row.status in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING)
+                and instance.spec.fleet == row.fleet
+                and instance.spec.variant in row.desired
+            )
+            if keep:
+                self._instances.setdefault(instance.spec.endpoint, []).append(instance)
+                log.info("adopted instance %s", instance.spec.instance_id)
+            else:
+                log.info("stopping leftover instance %s", instance.spec.instance_id)
+                with contextlib.suppress(Exception):
+                    await self._backend.stop(instance, self._stop_grace_s)
+        for row in rows:
+            if row.name in self._instances:
+                self._publish(row.name, row.fleet, row.desired)

@@ -1,0 +1,240 @@
+"""The platform's HTTP surface: SageMaker's control API and runtime API on one port.
+
+POST /                                  control API (JSON 1.1, X-Amz-Target: SageMaker.<Op>)
+POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
+GET  /ping                              the platform is up
+
+Both APIs verify AWS Signature Version 4. A plain ASGI app, like the model server's: the
+invoke path is hot, and these are three fixed routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from pier.contract import sagemaker as api_shapes
+from pier.contract.sigv4 import Credentials, verify
+from pier.control.service import HostingService
+from pier.errors import (
+    AwsError,
+    InternalFailure,
+    ModelError,
+    PierError,
+    RuntimeValidationError,
+    SerializationException,
+    UnknownOperationException,
+)
+from pier.router.invoke import Router
+
+log = logging.getLogger("pier.platform")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_INVOKE_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+MAX_CONTROL_BYTES = 1024 * 1024
+_AMZ_JSON = b"application/x-amz-json-1.1"
+_INVOCATIONS_SUFFIX = "/invocations"
+
+
+def _operation_method(operation: str) -> str:
+    """CreateEndpointConfig -> create_endpoint_config."""
+    out = []
+    for i, ch in enumerate(operation):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+async def _read(receive: Receive, limit: int) -> bytes | None:
+    """The body, or None when it is over `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class PlatformApp:
+    def __init__(
+        self,
+        service: HostingService,
+        router: Router,
+        lookup: Callable[[str], Credentials | None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.service = service
+        self.router = router
+        self.lookup = lookup
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            if method == "POST" and path == "/":
+                await self._control(scope, receive, send)
+            elif (
+                method == "POST"
+                and path.startswith("/endpoints/")
+                and path.endswith(_INVOCATIONS_SUFFIX)
+            ):
+                await self._invoke(scope, receive, send)
+            elif method == "GET" and path == "/ping":
+                await _send(send, 200, b"{}", [(b"content-type", b"application/json")])
+            else:
+                err = UnknownOperationException(f"No such route: {method} {path}")
+                err.status = 404
+                await self._control_error(send, err)
+        except ConnectionAbortedError:
+            return
+
+    # ----------------------------------------------------------------------------- control
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        try:
+            body = await _read(receive, MAX_CONTROL_BYTES)
+            if body is None:
+                raise SerializationException("The request body is too large.")
+            self._authenticate(scope, headers, body)
+            operation = api_shapes.operation_from_target(headers.get("x-amz-target"))
+            params = api_shapes.validate_input(operation, api_shapes.parse_body(body))
+            handler = getattr(self.service, _operation_method(operation))
+            result = await asyncio.to_thread(handler, params)
+        except AwsError as err:
+            await self._control_error(send, err)
+            return
+        except PierError as err:
+            await self._control_error(send, _as_aws(err))
+            return
+        except Exception:
+            log.exception("control API failure")
+            await self._control_error(
+                send, InternalFailure("Internal error; see the platform log.")
+            )
+            return
+        await _send(send, 200, orjson.dumps(result), [(b"content-type", _AMZ_JSON)])
+
+    async def _control_error(self, send: Send, err: AwsError) -> None:
+        body = orjson.dumps({"__type": err.code, "message": err.message})
+        headers = [
+            (b"content-type", _AMZ_JSON),
+            (b"x-amzn-errortype", err.code.encode()),
+            (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+        ]
+        await _send(send, err.status, body, headers)
+
+    # ----------------------------------------------------------------------------- runtime
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        raw_path: str = scope["path"]
+        name = unquote(raw_path[len("/endpoints/") : -len(_INVOCATIONS_SUFFIX)])
+        try:
+            body = await _read(receive, MAX_INVOKE_BYTES)
+            if body is None:
+                raise RuntimeValidationError(
+                    f"Request payload exceeds the limit of {MAX_INVOKE_BYTES} bytes."
+                )
+            self._authenticate(scope, headers, body)
+            result = await self.router.invoke(
+                name, body, headers, headers.get("x-amzn-sagemaker-target-variant")
+            )
+        except ModelError as err:
+            payload = {
+                "ErrorCode": err.code,
+                "message": err.message,
+                "OriginalStatusCode": err.original_status,
+                "OriginalMessage": err.original_message,
+            }
+            await _send(send, err.status, orjson.dumps(payload), _runtime_error_headers(err))
+            return
+        except AwsError as err:
+            await _send(send, err.status, _runtime_error_body(err), _runtime_error_headers(err))
+            return
+        except Exception:
+            log.exception("runtime API failure")
+            failure = InternalFailure("Internal error; see the platform log.")
+            body = _runtime_error_body(failure)
+            await _send(send, failure.status, body, _runtime_error_headers(failure))
+            return
+        out = [
+            (b"content-type", result.content_type.encode()),
+            (b"x-amzn-invoked-production-variant", result.variant.encode()),
+        ]
+        if result.custom_attributes is not None:
+            out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
+        await _send(send, 200, result.body, out)
+
+    # -------------------------------------------------------------------------------- auth
+    def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        verify(
+            scope["method"],
+            raw_path.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            body,
+            self.lookup,
+            self.clock(),
+        )
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        out[name] = f"{out[name]},{text}" if name in out else text
+    return out
+
+
+def _as_aws(err: PierError) -> AwsError:
+    aws = AwsError(err.message)
+    aws.status, aws.code = err.status, err.code
+    return aws
+
+
+def _runtime_error_body(err: AwsError) -> bytes:
+    return orjson.dumps({"ErrorCode": err.code, "message": err.message})
+
+
+def _runtime_error_headers(err: AwsError) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-errortype", err.code.encode()),
+        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+    ]
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,96 @@
+"""The platform's home directory: credentials, pid file, logs, instance state, model cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from pier.contract.sigv4 import Credentials
+from pier.errors import PierError
+
+
+class HomeError(PierError):
+    code = "HomeUnusable"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.root / "credentials.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "pier.pid"
+
+    @property
+    def url_file(self) -> Path:
+        return self.root / "pier.url"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "logs" / "platform.log"
+
+    @property
+    def instances_dir(self) -> Path:
+        return self.root / "instances"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.root / "models"
+
+    def prepare(self) -> None:
+        """Create the directories; a clear error if the home is not writable."""
+        try:
+            for d in (self.root, self.log_file.parent, self.instances_dir, self.model_cache):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise HomeError(
+                f"the pier home {self.root} is not writable ({exc.strerror}); "
+                "choose another with --home or PIER_HOME"
+            ) from None
+
+    def credentials(self, create: bool = True) -> Credentials | None:
+        """The platform's access key; generated (0600) on first use."""
+        path = self.credentials_file
+        if path.exists():
+            data = json.loads(path.read_text())
+            return Credentials(data["access_key_id"], data["secret_access_key"])
+        if not create:
+            return None
+        alphabet = string.ascii_uppercase + string.digits
+        key_id = "AKPR" + "".join(secrets.choice(alphabet) for _ in range(16))
+        secret = secrets.token_urlsafe(30)[:40]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"access_key_id": key_id, "secret_access_key": secret}, f)
+        return Credentials(key_id, secret)
+
+    def running_pid(self) -> int | None:
+        """The pid of a live platform process of this home, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def url(self) -> str | None:
+        try:
+            return self.url_file.read_text().strip() or None
+        except OSError:
+            return None

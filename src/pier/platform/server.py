@@ -1,0 +1,145 @@
+"""`pier up` in the foreground: store, migrations, backend, reconciler, one HTTP port.
+
+SIGTERM / SIGINT,  # `pier down` or Ctrl-C: stop accepting, drain, stop every instance, exit
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pier.contract.sigv4 import Credentials
+from pier.control.arns import ArnFactory
+from pier.control.reconcile import Reconciler
+from pier.control.service import HostingService
+from pier.errors import PierError
+from pier.hosting.base import Backend
+from pier.hosting.process import ProcessBackend
+from pier.platform.app import PlatformApp
+from pier.platform.home import Home
+from pier.platform.models import model_resolver
+from pier.router.invoke import Router
+from pier.router.table import RoutingTable
+from pier.serving.server import bind_socket, drain_on_sigterm_server
+from pier.settings import PlatformSettings
+from pier.store import db
+
+log = logging.getLogger("pier.platform")
+
+
+class AlreadyRunning(PierError):
+    code = "AlreadyRunning"
+
+
+def configure_logging(home: Home, level: str) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.handlers.clear()
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(home.log_file)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def image_checker(backend: Backend) -> Callable[[str | None], str | None]:
+    def check(image: str | None) -> str | None:
+        if backend.can_run(image):
+            return None
+        return (
+            f"Image {image!r} cannot run here: pier's {backend.name} backend runs MLflow models "
+            "(Image unset, 'pier/mlflow-pyfunc', or any image name containing 'mlflow-pyfunc'). "
+            "Backends for other containers (Docker, Kubernetes, SageMaker) are planned."
+        )
+
+    return check
+
+
+def run(settings: PlatformSettings) -> int:
+    """Run the platform until SIGTERM/SIGINT. Raises PierError for a clear one-line failure."""
+    home = Home(settings.home)
+    home.prepare()
+    configure_logging(home, settings.log_level)
+    pid = home.running_pid()
+    if pid is not None and pid != os.getpid():
+        raise AlreadyRunning(
+            f"pier is already running from {home.root} (pid {pid}); `pier down` stops it"
+        )
+    engine = db.create(settings.resolved_state_url())
+    db.migrate(engine)
+    credentials = home.credentials()
+    assert credentials is not None
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        raise PierError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
+            "choose another port with --port"
+        ) from None
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    home.pid_file.write_text(str(os.getpid()))
+    home.url_file.write_text(url)
+    log.info("pier platform on %s (home %s, log %s)", url, home.root, home.log_file)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(settings, home, engine, credentials, sock))
+    finally:
+        for f in (home.pid_file, home.url_file):
+            f.unlink(missing_ok=True)
+        engine.dispose()
+    log.info("pier platform stopped")
+    return 0
+
+
+async def _serve(
+    settings: PlatformSettings, home: Home, engine: Any, credentials: Credentials, sock: Any
+) -> None:
+    import uvicorn
+
+    sessions = db.sessions(engine)
+    table = RoutingTable()
+    backend = ProcessBackend(home.instances_dir)
+    reconciler = Reconciler(
+        sessions,
+        backend,
+        table,
+        model_resolver(home.model_cache),
+        health_interval_s=settings.health_interval_seconds,
+        stop_grace_s=settings.stop_grace_seconds,
+    )
+    service = HostingService(
+        sessions,
+        ArnFactory(settings.region, settings.account),
+        check_image=image_checker(backend),
+        live=reconciler,
+        notify=reconciler.notify,
+    )
+    router = Router(table, settings.account)
+
+    def lookup(key_id: str) -> Credentials | None:
+        return credentials if key_id == credentials.access_key_id else None
+
+    app = PlatformApp(service, router, lookup)
+    await reconciler.start()
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=60,
+    )
+    server = drain_on_sigterm_server(config)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        log.info("stopping instances")
+        await reconciler.stop(stop_instances=True)
+        await router.aclose()
+        await asyncio.sleep(0)
