@@ -1,0 +1,401 @@
+"""Model data: turn a SageMaker ModelDataUrl (or ModelDataSource S3Uri) into a model URI.
+
+What `pier serve --model-uri` takes comes out:
+- `models:/`, `runs:/` and `mlflow-artifacts:/` URIs pass through (MLflow resolves them);
+- a local directory or `file://` directory passes through, as an absolute path;
+- a `.tar.gz` archive (SageMaker's model.tar.gz: a local or `file://` file, `https://`, or
+  `s3://`) is downloaded and unpacked into a cache directory, keyed by the URI and the
+  object's version (ETag, Last-Modified, size), so a second resolution costs one HEAD;
+- an `s3://` prefix (ending in `/`, or CompressionType None: SageMaker's uncompressed
+  ModelDataSource) is downloaded file by file into the cache.
+
+Archives are unpacked safely: members with absolute paths or `..`, links pointing outside the
+tree, and device files are refused with the member's name, before tarfile's own "data" filter
+(which also checks every path against the real file system while extracting).
+If the tree has no MLmodel at its top but a single top-level directory that does, that
+directory is the model.
+
+Blocking I/O: call `resolve` from a thread on an event loop (asyncio.to_thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import ipaddress
+import os
+import posixpath
+import re
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from pier.errors import ValidationException
+
+PASS_THROUGH = ("models:", "runs:", "mlflow-artifacts:")
+DEFAULT_MAX_BYTES = 64 * 1024**3  # per download and unpacked: refuses decompression bombs
+CHUNK = 1024 * 1024
+_LOOPBACK_NAMES = ("localhost",)
+
+
+class S3Client(Protocol):
+    """The calls of a boto3 S3 client this module makes."""
+
+    def head_object(self, **kwargs: Any) -> Any: ...
+    def get_object(self, **kwargs: Any) -> Any: ...
+    def list_objects_v2(self, **kwargs: Any) -> Any: ...
+
+
+def make_s3_client_factory(endpoint_url: str | None = None) -> Callable[[], S3Client]:
+    """boto3 S3 clients with the default credential chain and an optional endpoint (e.g. the
+    AWS_ENDPOINT_URL_S3 the caller read from its settings)."""
+
+    def create() -> S3Client:
+        import boto3
+
+        client: S3Client = boto3.client("s3", endpoint_url=endpoint_url)
+        return client
+
+    return create
+
+
+def default_http_client() -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+
+
+def resolve(
+    uri: str,
+    cache_dir: Path,
+    *,
+    compression: Literal["Gzip", "None"] | None = None,
+    s3_client_factory: Callable[[], S3Client] = make_s3_client_factory(),  # noqa: B008
+    http_client_factory: Callable[[], httpx.Client] = default_http_client,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> str:
+    """A model URI or local directory for `pier serve --model-uri`; raises ValidationException.
+
+    `compression` is ModelDataSource.S3DataSource.CompressionType when known: "None" means the
+    URI is an S3 prefix of model files, "Gzip" a model.tar.gz.
+    """
+    uri = uri.strip()
+    if not uri:
+        raise ValidationException("The model data URI is empty.")
+    if uri.startswith(PASS_THROUGH):
+        return uri
+    parsed = urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) <= 1 or scheme == "file":  # a path (also C:\...), or file://
+        path = _local_path(uri)
+        if path.is_dir():
+            return str(path.absolute())
+        if not path.is_file():
+            what = "does not exist" if not path.exists() else "is not a file or directory"
+            raise ValidationException(f"Model data {uri} {what}.")
+        stat = path.stat()
+        target = _cache_target(cache_dir, uri, str(stat.st_size), str(stat.st_mtime_ns))
+        return _unpack_cached(path, target, uri, max_bytes)
+    if scheme in ("http", "https"):
+        return _resolve_http(uri, cache_dir, http_client_factory, max_bytes)
+    if scheme == "s3":
+        return _resolve_s3(uri, cache_dir, compression, s3_client_factory, max_bytes)
+    raise ValidationException(
+        f"Unsupported model data URI {_shown(uri)}: use s3://, https://, file://, a local "
+        "path, models:/ or runs:/."
+    )
+
+
+# ---------------------------------------------------------------------------- sources
+def _local_path(uri: str) -> Path:
+    parsed = urlsplit(uri)
+    if parsed.scheme.lower() != "file":
+        return Path(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise ValidationException(f"Model data {uri}: file:// URIs must name a local path.")
+    return Path(url2pathname(parsed.path))
+
+
+def _resolve_http(
+    uri: str, cache_dir: Path, client_factory: Callable[[], httpx.Client], max_bytes: int
+) -> str:
+    _refuse_plain_http(uri, uri)
+    shown = _shown(uri)
+    try:
+        with client_factory() as client, client.stream("GET", uri) as response:
+            _refuse_plain_http(str(response.url), uri)  # also after redirects
+            if response.status_code != 200:
+                raise ValidationException(
+                    f"Cannot download model data {shown}: HTTP {response.status_code}."
+                )
+            etag = response.headers.get("etag", "")
+            modified = response.headers.get("last-modified", "")
+            target = None
+            if etag or modified:  # a version we can key on before downloading
+                length = response.headers.get("content-length", "")
+                target = _cache_target(cache_dir, uri, etag, modified, length)
+                if target.is_dir():
+                    return _model_dir(target, shown)
+            with _download_file(cache_dir) as (archive, out):
+                digest = _copy(response.iter_bytes(CHUNK), out, max_bytes, shown)
+                if target is None:  # no validators: key on the content
+                    target = _cache_target(cache_dir, uri, digest)
+                return _unpack_cached(archive, target, shown, max_bytes)
+    except httpx.HTTPError as exc:
+        raise ValidationException(f"Cannot download model data {shown}: {exc}") from None
+
+
+def _refuse_plain_http(url: str, uri: str) -> None:
+    """Model archives hold pickles: plain http only from this machine."""
+    parsed = urlsplit(url)
+    if parsed.scheme.lower() != "http":
+        return
+    host = parsed.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.lower() in _LOOPBACK_NAMES
+    if not loopback:
+        raise ValidationException(
+            f"Model data {_shown(uri)}: plain http:// is accepted only from this machine "
+            "(localhost); use https://."
+        )
+
+
+def _resolve_s3(
+    uri: str,
+    cache_dir: Path,
+    compression: str | None,
+    client_factory: Callable[[], S3Client],
+    max_bytes: int,
+) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parsed = urlsplit(uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if not bucket:
+        raise ValidationException(f"Model data {uri}: the S3 URI names no bucket.")
+    client = client_factory()
+    try:
+        if compression == "None" or not key or key.endswith("/"):
+            return _download_prefix(client, uri, bucket, key, cache_dir, max_bytes)
+        head = client.head_object(Bucket=bucket, Key=key)
+        size = int(head["ContentLength"])
+        target = _cache_target(cache_dir, uri, str(head.get("ETag", "")), str(size))
+        if target.is_dir():
+            return _model_dir(target, uri)
+        if size > max_bytes:
+            raise ValidationException(f"Model data {uri} is larger than {max_bytes} bytes.")
+        etag = {"IfMatch": head["ETag"]} if head.get("ETag") else {}  # what we keyed on
+        body = client.get_object(Bucket=bucket, Key=key, **etag)["Body"]
+        with _download_file(cache_dir) as (archive, out):
+            _copy(_chunks(body), out, max_bytes, uri)
+            return _unpack_cached(archive, target, uri, max_bytes)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        raise ValidationException(
+            f"Cannot read model data {uri}: {code} {error.get('Message', '')}".rstrip() + "."
+        ) from None
+    except BotoCoreError as exc:
+        raise ValidationException(f"Cannot read model data {uri}: {exc}") from None
+
+
+def _download_prefix(
+    client: S3Client, uri: str, bucket: str, prefix: str, cache_dir: Path, max_bytes: int
+) -> str:
+    """An uncompressed model: every object under the prefix, at its path below it."""
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    objects: list[tuple[str, str, int]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **token)
+        objects += [(o["Key"], o.get("ETag", ""), int(o["Size"])) for o in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            break
+        token = {"ContinuationToken": page["NextContinuationToken"]}
+    files = [(k[len(prefix) :], k, size) for k, _, size in objects if not k.endswith("/")]
+    if not files:
+        raise ValidationException(f"Model data {uri}: no objects under this S3 prefix.")
+    for relative, key, _ in files:
+        problem = _unsafe_path(relative)
+        if problem:
+            raise ValidationException(f"Unsafe object key {key!r} under {uri}: {problem}.")
+    if sum(size for _, _, size in files) > max_bytes:
+        raise ValidationException(f"Model data {uri} is larger than {max_bytes} bytes.")
+    target = _cache_target(cache_dir, uri, *(f"{k} {e} {s}" for k, e, s in sorted(objects)))
+    if target.is_dir():
+        return _model_dir(target, uri)
+    with _staging_dir(target) as staging:
+        for relative, key, _ in files:
+            dest = staging.joinpath(*relative.split("/"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            with dest.open("wb") as out:
+                _copy(_chunks(body), out, max_bytes, uri)
+        return _install(staging, target, uri)
+
+
+# ---------------------------------------------------------------------------- cache
+def _cache_target(cache_dir: Path, uri: str, *version: str) -> Path:
+    key = hashlib.sha256("\n".join((uri, *version)).encode()).hexdigest()[:40]
+    return cache_dir / key
+
+
+@contextlib.contextmanager
+def _download_file(cache_dir: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".download-", dir=cache_dir)
+    try:
+        with os.fdopen(fd, "w+b") as out:
+            yield Path(name), out
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _chunks(body: Any) -> Iterator[bytes]:
+    """The content of a boto3 StreamingBody, chunk by chunk."""
+    while chunk := body.read(CHUNK):
+        yield chunk
+
+
+def _copy(chunks: Iterator[bytes], out: BinaryIO, max_bytes: int, shown: str) -> str:
+    """Write chunks to `out` (then flush); the sha256 of what was written."""
+    digest, written = hashlib.sha256(), 0
+    for chunk in chunks:
+        written += len(chunk)
+        if written > max_bytes:
+            raise ValidationException(f"Model data {shown} is larger than {max_bytes} bytes.")
+        digest.update(chunk)
+        out.write(chunk)
+    out.flush()
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _staging_dir(target: Path) -> Iterator[Path]:
+    """A directory beside `target`, removed unless _install moved it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staging: Path, target: Path, shown: str) -> str:
+    """Check the tree holds a model, then move it into place in one rename."""
+    _model_dir(staging, shown)
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # not a concurrent resolution that got there first
+            raise
+    return _model_dir(target, shown)
+
+
+def _unpack_cached(archive: Path, target: Path, shown: str, max_bytes: int) -> str:
+    if target.is_dir():
+        return _model_dir(target, shown)
+    with _staging_dir(target) as staging:
+        _safe_extract(archive, staging, shown, max_bytes)
+        return _install(staging, target, shown)
+
+
+def _model_dir(root: Path, shown: str) -> str:
+    if (root / "MLmodel").is_file():
+        return str(root)
+    entries = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+    if len(entries) == 1 and (root / entries[0] / "MLmodel").is_file():
+        return str(root / entries[0])
+    found = ", ".join(entries[:10]) or "nothing"
+    raise ValidationException(
+        f"Model data {_shown(shown)} holds no MLflow model: no MLmodel file at its top or in "
+        f"a single top-level directory (found: {found})."
+    )
+
+
+# ---------------------------------------------------------------------------- safe unpacking
+def _unsafe_path(name: str) -> str | None:
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "'..' in its path"
+    return None
+
+
+def _escapes(path: str) -> bool:
+    normal = posixpath.normpath(path)
+    return normal == ".." or normal.startswith(("../", "/"))
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str | None:
+    problem = _unsafe_path(member.name)
+    if problem:
+        return problem
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "device or FIFO file"
+    if member.issym() or member.islnk():
+        kind, link = ("symlink" if member.issym() else "hardlink"), member.linkname
+        if _unsafe_path(link) == "absolute path":
+            return f"{kind} to the absolute path {link!r}"
+        # A symlink is relative to its directory, a hardlink to the archive's root.
+        base = posixpath.dirname(member.name) if member.issym() else ""
+        if _escapes(posixpath.join(base, link)):
+            return f"{kind} to {link!r}, outside the archive"
+    elif not (member.isreg() or member.isdir()):
+        return "unsupported member type"
+    return None
+
+
+def _safe_extract(
+    archive: Path, dest: Path, shown: str, max_bytes: int = DEFAULT_MAX_BYTES
+) -> None:
+    """Unpack a (gzip-compressed) tar archive into `dest`, refusing unsafe members."""
+    unpacked = 0
+
+    def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        nonlocal unpacked
+        problem = _unsafe_member(member)
+        if problem:
+            raise ValidationException(
+                f"Unsafe member {member.name!r} in model archive {_shown(shown)}: {problem}."
+            )
+        unpacked += member.size
+        if unpacked > max_bytes:
+            raise ValidationException(
+                f"Model archive {_shown(shown)} unpacks to more than {max_bytes} bytes "
+                f"(at member {member.name!r})."
+            )
+        return tarfile.data_filter(member, path)
+
+    try:
+        with tarfile.open(archive, mode="r|*") as tar:  # one pass: streams the decompression
+            tar.extractall(dest, filter=check)  # noqa: S202 (every member is checked)
+    except tarfile.FilterError as exc:
+        raise ValidationException(
+            f"Unsafe member {exc.tarinfo.name!r} in model archive {_shown(shown)}: {exc}."
+        ) from None
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValidationException(
+            f"Model data {_shown(shown)} is not a readable .tar.gz archive: {exc}."
+        ) from None
+
+
+def _shown(uri: str) -> str:
+    """The URI without credentials or query (a presigned URL's query is a secret)."""
+    parsed = urlsplit(uri)
+    if not parsed.scheme or len(parsed.scheme) == 1:
+        return uri
+    netloc = parsed.hostname or ""
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    return urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))

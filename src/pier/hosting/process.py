@@ -1,0 +1,414 @@
+"""The process backend: each instance is a `pier serve` child process on a loopback port.
+
+Ports. The backend binds 127.0.0.1:0 with SO_REUSEADDR and keeps that socket (bound, never
+listening) until the child answers /ping. The child binds the same port with SO_REUSEADDR, which
+Linux allows while no socket *listens* there; meanwhile the port counts as in use, so no other
+bind-to-0 in the system is handed it. This closes the race of "find a free port, release it,
+start the child" without reading the port back from the child's log (its log level is the
+container definition's to choose). Any server that sets SO_REUSEADDR (uvicorn, pier serve, Go's
+net, Node) works with it.
+
+State. Each instance has a directory `state_dir/instances/<instance_id>/` with `serve.log` (the
+child's stdout and stderr) and `instance.json` (pid, port, spec, start time, and the process's
+start time in clock ticks from /proc/<pid>/stat). After a platform restart, `adopt()` reads the
+records and takes over the processes that are still running *and* started at the recorded
+tick (a pid reused by an unrelated process has another start time); it forgets the others.
+An adopted instance is HEALTHY if its /ping answers 200, else PENDING (`wait_healthy` decides).
+
+Children run in their own session (start_new_session=True): a Ctrl-C on the platform's terminal
+does not reach them mid-drain, and a platform that restarts finds them still serving. The
+platform stops them explicitly with `stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pier.errors import ValidationException
+from pier.hosting.base import (
+    DEFAULT_STOP_GRACE_S,
+    PING_TIMEOUT_S,
+    Instance,
+    InstanceSpec,
+    InstanceState,
+)
+
+log = logging.getLogger("pier.hosting.process")
+
+HOST = "127.0.0.1"
+RECORD_FILE = "instance.json"
+LOG_FILE = "serve.log"
+POLL_INTERVAL_S = 0.05
+FAILED_STOP_GRACE_S = 5.0  # an instance that never became healthy has nothing to drain
+FAILURE_LOG_LINES = 20
+# The instance's serve configuration comes from its container definition only, as on
+# SageMaker: the platform's own PIER_* / SAGEMAKER_* variables are not inherited.
+NOT_INHERITED = ("PIER_", "SAGEMAKER_")
+IMAGES = ("pier/mlflow-pyfunc",)
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:
+_HAVE_PROC = Path("/proc/self/stat").exists()
+_ERROR_LINE = re.compile(r" (?:ERROR|CRITICAL) \[\d+\] [\w.]+: (.+)$")  # serving's log format
+
+
+def default_serve_command() -> list[str]:
+    """`pier serve` from this environment: the `pier` script beside the interpreter."""
+    script = Path(sys.executable).with_name("pier")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "serve"]
+    # pier.cli.main has no `__main__` guard: call its entry point.
+    return [sys.executable, "-c", "from pier.cli.main import main; main()", "serve"]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a pid, None if there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
+    return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
+
+
+def _is_running(pid: int, start_ticks: int | None) -> bool:
+    """Whether `pid` is alive and is the process that started at `start_ticks`."""
+    if _HAVE_PROC:
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in "ZXx":  # zombie or dead: exited
+            return False
+        return start_ticks is not None and stat[1] == start_ticks
+    try:  # no /proc (macOS): liveness only
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _reserve_port() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    return sock
+
+
+def _model_uri(model_path: str) -> str:
+    """URIs pass as they are; a relative path is made absolute (the child's cwd differs)."""
+    if _URI_SCHEME.match(model_path):
+        return model_path
+    return str(Path(model_path).absolute())
+
+
+def _describe_exit(pid: int | None, code: int | None) -> str:
+    if code is None:
+        return f"the process {pid} is gone"
+    if code < 0:
+        try:
+            return f"pier serve (pid {pid}) was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"pier serve (pid {pid}) was killed by signal {-code}"
+    return f"pier serve (pid {pid}) exited with code {code}"
+
+
+def _ping_client() -> httpx.AsyncClient:
+    # Plain http on loopback: no TLS, so skip loading CA certificates (20 ms per client), and
+    # no proxies from the environment.
+    return httpx.AsyncClient(timeout=PING_TIMEOUT_S, verify=False, trust_env=False)  # noqa: S501
+
+
+@dataclass
+class _Process:
+    """A running instance's process: our child, or adopted from a previous platform."""
+
+    pid: int
+    start_ticks: int | None
+    popen: subprocess.Popen[bytes] | None = None  # None when adopted (not our child)
+    reservation: socket.socket | None = None  # the port, until the child listens
+
+    def exited(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is not None  # also reaps it
+        return not _is_running(self.pid, self.start_ticks)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.popen is None else self.popen.returncode
+
+    def send(self, sig: signal.Signals, group: bool = False) -> None:
+        # exited() first: our child stays a zombie until polled and an adopted process is
+        # checked against its start time, so the pid cannot belong to someone else here.
+        if self.exited():
+            return
+        try:
+            if group and os.getpgid(self.pid) == self.pid:  # its own session: its workers too
+                os.killpg(self.pid, sig)
+            else:
+                os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    async def wait(self, timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.exited():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(POLL_INTERVAL_S)
+        return True
+
+    def release_port(self) -> None:
+        if self.reservation is not None:
+            self.reservation.close()
+            self.reservation = None
+
+
+class ProcessBackend:
+    """Instances as `pier serve` processes on this machine.
+
+    `serve_command` is the command before the options the backend appends (`--model-uri`,
+    `--host`, `--port`, `--log-file`); default `pier serve` of this environment. `base_env` is
+    the environment the children inherit (default: this process's), less PIER_* and
+    SAGEMAKER_* variables; each spec's environment is added to it.
+    """
+
+    name = "process"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        serve_command: Sequence[str] | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self._command = (
+            list(serve_command) if serve_command is not None else default_serve_command()
+        )
+        inherited = os.environ if base_env is None else base_env
+        self._base_env = {k: v for k, v in inherited.items() if not k.startswith(NOT_INHERITED)}
+        self._instances: dict[str, Instance] = {}
+        self._procs: dict[str, _Process] = {}
+
+    # ------------------------------------------------------------------ interface
+    def can_run(self, image: str | None) -> bool:
+        return not image or image in IMAGES or "mlflow-pyfunc" in image
+
+    async def launch(self, spec: InstanceSpec) -> Instance:
+        if spec.instance_id in self._instances:
+            raise ValidationException(f"Instance {spec.instance_id} exists already: stop it first.")
+        directory = self._dir(spec.instance_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        reservation = _reserve_port()
+        port = reservation.getsockname()[1]
+        instance = Instance(
+            spec=spec,
+            url=f"http://{HOST}:{port}",
+            pid=None,
+            state=InstanceState.PENDING,
+            started_at=datetime.now(UTC),
+            log_path=directory / LOG_FILE,
+        )
+        self._instances[spec.instance_id] = instance
+        command = [*self._command, "--model-uri", _model_uri(spec.model_path)]
+        # stderr goes to serve.log (it also holds what is printed before logging starts, and
+        # tracebacks); --log-file would write every line a second time.
+        command += ["--host", HOST, "--port", str(port), "--log-file", os.devnull]
+        env = {**self._base_env, "PYTHONUNBUFFERED": "1", **spec.environment}
+        try:
+            with instance.log_path.open("ab") as out:
+                header = f"# {instance.started_at:%Y-%m-%d %H:%M:%S} pier: {shlex.join(command)}\n"
+                out.write(header.encode())
+                out.flush()
+                popen = subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=directory,  # files a model or MLflow writes land with the instance
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # not killed by a Ctrl-C meant for the platform
+                )
+        except OSError as exc:
+            reservation.close()
+            instance.state = InstanceState.FAILED
+            instance.failure = f"Cannot start {command[0]}: {exc}"
+            return instance
+        stat = _proc_stat(popen.pid)
+        proc = _Process(popen.pid, stat[1] if stat else None, popen, reservation)
+        self._procs[spec.instance_id] = proc
+        instance.pid = popen.pid
+        self._write_record(instance, proc)
+        log.info("launched %s (pid %d) on %s", spec.instance_id, popen.pid, instance.url)
+        return instance
+
+    async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:
+        timeout = instance.spec.startup_timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with _ping_client() as client:
+            while True:
+                healthy = await self._check(instance, client)
+                if healthy or instance.state in (InstanceState.FAILED, InstanceState.STOPPED):
+                    return instance
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(POLL_INTERVAL_S)
+        # SageMaker fails the endpoint when the container is not healthy in time; stop it.
+        failure = (
+            f"Instance {instance.instance_id} did not answer GET /ping with 200 within "
+            f"{timeout:g} s (the container startup health check timeout) and was stopped. "
+            f"Last log lines:\n{self.log_tail(instance, FAILURE_LOG_LINES)}"
+        )
+        await self.stop(instance, grace_s=FAILED_STOP_GRACE_S)
+        instance.state = InstanceState.FAILED
+        instance.failure = failure
+        return instance
+
+    async def health(self, instance: Instance) -> bool:
+        async with _ping_client() as client:
+            return await self._check(instance, client)
+
+    async def stop(self, instance: Instance, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
+        proc = self._procs.get(instance.instance_id)
+        if proc is not None:
+            if proc.exited():
+                if instance.state is not InstanceState.FAILED:
+                    self._mark_exited(instance, proc)
+            else:
+                proc.send(signal.SIGTERM)  # SageMaker's stop: drain in-flight requests, exit
+                if not await proc.wait(grace_s):
+                    log.warning("%s did not stop in %g s: SIGKILL", instance.instance_id, grace_s)
+                    proc.send(signal.SIGKILL, group=True)
+                    await proc.wait(10.0)
+                instance.exit_code = proc.returncode
+            proc.release_port()
+        self._procs.pop(instance.instance_id, None)
+        self._instances.pop(instance.instance_id, None)
+        self._record_path(instance.instance_id).unlink(missing_ok=True)
+        if instance.state is not InstanceState.FAILED:
+            instance.state = InstanceState.STOPPED
+            log.info("stopped %s (exit code %s)", instance.instance_id, instance.exit_code)
+
+    def list(self) -> list[Instance]:
+        return list(self._instances.values())
+
+    async def adopt(self) -> builtins.list[Instance]:
+        adopted: list[Instance] = []
+        records = sorted(self.state_dir.glob(f"instances/*/{RECORD_FILE}"))
+        async with _ping_client() as client:
+            for path in records:
+                try:
+                    instance, proc = self._read_record(path)
+                except (OSError, ValueError, KeyError, TypeError, ValidationException) as exc:
+                    log.warning("forgetting unreadable instance record %s: %s", path, exc)
+                    path.unlink(missing_ok=True)
+                    continue
+                if instance.instance_id in self._instances:
+                    continue
+                if not _is_running(proc.pid, proc.start_ticks):
+                    log.info("forgetting %s: process %d is gone", instance.instance_id, proc.pid)
+                    path.unlink(missing_ok=True)
+                    continue
+                self._instances[instance.instance_id] = instance
+                self._procs[instance.instance_id] = proc
+                await self._check(instance, client)
+                log.info("adopted %s (pid %d): %s", instance.instance_id, proc.pid, instance.state)
+                adopted.append(instance)
+        return adopted
+
+    def log_tail(self, instance: Instance, lines: int = 40) -> str:
+        try:
+            with instance.log_path.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+                data = f.read()
+        except OSError:
+            return ""
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ internals
+    async def _check(self, instance: Instance, client: httpx.AsyncClient) -> bool:
+        """One health check: the process first (it may have exited), then GET /ping."""
+        if instance.state in (InstanceState.FAILED, InstanceState.STOPPED):
+            return False
+        proc = self._procs.get(instance.instance_id)
+        if proc is None or proc.exited():
+            self._mark_exited(instance, proc)
+            return False
+        try:
+            ok = (await client.get(instance.url + "/ping")).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok:
+            proc.release_port()  # it listens: the port is held by the child now
+            instance.state = InstanceState.HEALTHY
+        elif proc.exited():  # /ping failed because it just died
+            self._mark_exited(instance, proc)
+        elif instance.state is InstanceState.HEALTHY:
+            instance.state = InstanceState.UNHEALTHY
+        return ok  # (a PENDING instance stays PENDING while its model loads)
+
+    def _mark_exited(self, instance: Instance, proc: _Process | None) -> None:
+        code = proc.returncode if proc else None
+        when = " before answering /ping with 200" if instance.state is InstanceState.PENDING else ""
+        tail = self.log_tail(instance, FAILURE_LOG_LINES)
+        errors = [m.group(1) for m in map(_ERROR_LINE.search, tail.splitlines()) if m]
+        reason = f": {errors[-1]}" if errors else ""  # the last error first, then the context
+        instance.state = InstanceState.FAILED
+        instance.exit_code = code
+        instance.failure = (
+            f"{_describe_exit(instance.pid, code)}{when}{reason}. Last log lines:\n{tail}"
+        )
+        if proc is not None:
+            proc.release_port()
+        self._record_path(instance.instance_id).unlink(missing_ok=True)  # nothing to adopt
+        log.warning("instance %s failed: %s", instance.instance_id, instance.failure)
+
+    def _dir(self, instance_id: str) -> Path:
+        return self.state_dir / "instances" / instance_id
+
+    def _record_path(self, instance_id: str) -> Path:
+        return self._dir(instance_id) / RECORD_FILE
+
+    def _write_record(self, instance: Instance, proc: _Process) -> None:
+        record: dict[str, Any] = {
+            "version": 1,
+            "pid": proc.pid,
+            "start_ticks": proc.start_ticks,
+            "url": instance.url,
+            "started_at": instance.started_at.isoformat(),
+            "spec": asdict(instance.spec),
+        }
+        path = self._record_path(instance.instance_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, path)  # a crash never leaves half a record
+
+    def _read_record(self, path: Path) -> tuple[Instance, _Process]:
+        record = json.loads(path.read_text())
+        spec = InstanceSpec(**record["spec"])
+        if spec.instance_id != path.parent.name:
+            raise ValueError(f"the record names instance {spec.instance_id!r}")
+        proc = _Process(int(record["pid"]), record["start_ticks"])
+        instance = Instance(
+            spec=spec,
+            url=str(record["url"]),
+            pid=proc.pid,
+            state=InstanceState.PENDING,
+            started_at=datetime.fromisoformat(record["started_at"]),
+            log_path=path.parent / LOG_FILE,
+        )
+        return instance, proc
