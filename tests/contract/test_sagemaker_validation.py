@@ -477,12 +477,12 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         ),
     ),
     (
-        "model data not on S3 or HTTPS",
+        "model data URL too long (its S3/HTTPS pattern is relaxed: pier runs MLflow URIs)",
         "CreateModel",
-        {"ModelName": "m", "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "/tmp/model"}},
+        {"ModelName": "m", "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "/" + "m" * 1024}},
         one(
-            "Value '/tmp/model' at 'primaryContainer.modelDataUrl' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: (https|s3)://([^/]+)/?(.*)"
+            f"Value '/{'m' * 1024}' at 'primaryContainer.modelDataUrl' failed to satisfy "
+            "constraint: Member must have length less than or equal to 1024"
         ),
     ),
     (
@@ -1022,3 +1022,12 @@ def test_pier_like_aws_rejects_what_boto3_leaves_to_the_service(
 ) -> None:
     assert boto3_accepts(operation, params)
     assert not pier_accepts(operation, params)
+
+
+@pytest.mark.parametrize(
+    "url", ["/tmp/model", "file:///tmp/model", "models:/diabetes@champion", "runs:/abc/model"]
+)
+def test_model_locations_pier_runs_are_accepted(url: str) -> None:
+    """AWS allows only s3:// and https:// here; pier also runs MLflow URIs and local paths."""
+    params = {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": url}}
+    assert validate_input("CreateModel", params)["PrimaryContainer"]["ModelDataUrl"] == url

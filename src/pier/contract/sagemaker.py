@@ -233,6 +233,12 @@ def _one_of(allowed: frozenset[str]) -> Callable[[Any], bool]:
     return lambda value: value in allowed
 
 
+#: Where the model lives (ModelDataUrl, ModelDataSource.S3DataSource.S3Uri): AWS allows only
+#: https:// and s3://; pier also runs MLflow URIs (models:/, runs:/), local paths and file://,
+#: so these shapes skip their pattern (a deliberate difference, docs/hosting.md).
+MODEL_LOCATION_SHAPES = frozenset({"Url", "S3ModelUri"})
+
+
 @functools.cache
 def _rules(name: str) -> tuple[Rule, ...]:
     """The checkable constraints of a shape, each as (AWS's wording, predicate)."""
@@ -248,7 +254,8 @@ def _rules(name: str) -> tuple[Rule, ...]:
         if "min" in shape and (not length or shape["min"] > 0):  # botocore's model adds min 0
             text = f"Member must have {unit} greater than or equal to {shape['min']}"
             rules.append((text, _bound(shape["min"], length, upper=False)))
-    compiled = java_pattern(shape["pattern"]) if "pattern" in shape else None
+    relaxed = name in MODEL_LOCATION_SHAPES
+    compiled = java_pattern(shape["pattern"]) if "pattern" in shape and not relaxed else None
     if compiled is not None:
         text = f"Member must satisfy regular expression pattern: {shape['pattern']}"
         rules.append((text, _matches(compiled)))

@@ -142,7 +142,8 @@ class PlatformApp:
                 send, InternalFailure("Internal error; see the platform log.")
             )
             return
-        await _send(send, 200, orjson.dumps(result), [(b"content-type", _AMZ_JSON)])
+        body_out = orjson.dumps(api_shapes.serialize_output(operation, result))
+        await _send(send, 200, body_out, [(b"content-type", _AMZ_JSON)])
 
     async def _control_error(self, send: Send, err: AwsError) -> None:
         body = orjson.dumps({"__type": err.code, "message": err.message})
