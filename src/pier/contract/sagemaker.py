@@ -405,6 +405,8 @@ def validate_input(operation: str, params: dict[str, Any]) -> dict[str, Any]:
 def serialize_output(operation: str, result: Mapping[str, Any]) -> dict[str, Any]:
     """`result` as boto3 reads the operation's output: datetimes as epoch seconds (naive ones
     are UTC), bytes as base64, None and members the output shape lacks left out."""
+    if "output" not in _model()["operations"][operation]:
+        return {}  # DeleteEndpoint & co. answer an empty body
     encoded: dict[str, Any] = _encode(result, _io_shape(operation, "output"))
     return encoded
 

@@ -130,6 +130,7 @@ class PlatformApp:
             params = api_shapes.validate_input(operation, api_shapes.parse_body(body))
             handler = getattr(self.service, _operation_method(operation))
             result = await asyncio.to_thread(handler, params)
+            body_out = orjson.dumps(api_shapes.serialize_output(operation, result))
         except AwsError as err:
             await self._control_error(send, err)
             return
@@ -142,7 +143,6 @@ class PlatformApp:
                 send, InternalFailure("Internal error; see the platform log.")
             )
             return
-        body_out = orjson.dumps(api_shapes.serialize_output(operation, result))
         await _send(send, 200, body_out, [(b"content-type", _AMZ_JSON)])
 
     async def _control_error(self, send: Send, err: AwsError) -> None:

@@ -108,7 +108,7 @@ class Router:
                 kind = "client" if response.status_code < 500 else "server"
                 raise ModelError(
                     f"Received {kind} error ({response.status_code}) from primary with message "
-                    f'"{text}". See the instance log (pier logs {endpoint}).',
+                    f'"{text}".',
                     response.status_code,
                     text,
                 )
