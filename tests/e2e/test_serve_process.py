@@ -235,6 +235,14 @@ def test_container_entry_point_honours_sagemaker_variables(
     server = Server([str(BIN / "serve"), "serve"], env, port, tmp_path / "out.txt")
     try:
         server.first_ping_statuses()
+        # Right after /ping says 200, every new connection is served: a second worker still
+        # loading does not listen yet (else SO_REUSEPORT would hand it connections to 503).
+        body = {"dataframe_records": [{"seconds": 0}]}
+        statuses = [
+            httpx.post(server.url + "/invocations", json=body, headers={"Connection": "close"})
+            for _ in range(30)
+        ]
+        assert [r.status_code for r in statuses] == [200] * 30
         params = httpx.get(server.url + "/execution-parameters").json()
         assert params["MaxConcurrentTransforms"] == 2
         r = httpx.post(

@@ -93,7 +93,11 @@ def _load_runtime(settings: ServeSettings) -> Any:
     )
 
 
-async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
+async def _serve(settings: ServeSettings, sock: socket.socket, listen_early: bool) -> int:
+    """Serve on `sock`. With listen_early the socket listens while the model loads (/ping says
+    503); otherwise it starts listening only once the model is warm. Extra workers of a
+    multi-worker server do the latter: SO_REUSEPORT spreads connections over every listening
+    socket, and a worker still loading would answer them 503."""
     import uvicorn
 
     state = ServerState(settings)
@@ -108,7 +112,7 @@ async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
         timeout_keep_alive=60,  # SageMaker keeps connections to the container alive
     )
     server = drain_on_sigterm_server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    serving = asyncio.create_task(server.serve(sockets=[sock])) if listen_early else None
     exit_code = 0
     started = time.perf_counter()
     try:
@@ -129,24 +133,29 @@ async def _serve(settings: ServeSettings, sock: socket.socket) -> int:
         exit_code = 1
     if exit_code:
         server.should_exit = True
-    await serving
+    if serving is None and not exit_code:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+    if serving is not None:
+        await serving
     await state.detach()
     log.info("stopped")
     return exit_code
 
 
-def run_worker(settings: ServeSettings, sock: socket.socket | None = None) -> int:
+def run_worker(
+    settings: ServeSettings, sock: socket.socket | None = None, listen_early: bool = True
+) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
     configure_logging(settings)
     if sock is None:
         sock = bind_socket(settings.host, settings.port, reuse_port=settings.workers > 1)
     import uvloop
 
-    return uvloop.run(_serve(settings, sock))
+    return uvloop.run(_serve(settings, sock, listen_early))
 
 
-def _worker_main(settings: ServeSettings) -> None:
-    sys.exit(run_worker(settings))
+def _worker_main(settings: ServeSettings, index: int) -> None:
+    sys.exit(run_worker(settings, listen_early=index == 0))
 
 
 def run(settings: ServeSettings) -> int:
@@ -172,7 +181,7 @@ def run(settings: ServeSettings) -> int:
     )
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(worker_settings,)) for _ in range(settings.workers)
+        ctx.Process(target=_worker_main, args=(worker_settings, i)) for i in range(settings.workers)
     ]
     for p in procs:
         p.start()
