@@ -250,6 +250,7 @@ def test_container_entry_point_honours_sagemaker_variables(
         )
         assert r.status_code == 504
         assert r.json()["error_code"] == "DEADLINE_EXCEEDED"
+        time.sleep(2)  # a timed-out predict still runs to its end, holding its worker
         fast = httpx.post(server.url + "/invocations", json={"dataframe_records": [{"seconds": 0}]})
         assert fast.status_code == 200
     finally:
