@@ -12,10 +12,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
 from pier.router.table import RoutingTable, Target, least_outstanding
+from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
 
 # Headers the container sees, as SageMaker forwards them.
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
@@ -37,13 +36,11 @@ class Router:
         self.table = table
         self.account = account
         self._rng = random.Random()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=2.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
+        self._timeout_s = timeout_s
+        self._pool = UpstreamPool()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        self._pool.close()
 
     async def invoke(
         self, endpoint: str, body: bytes, headers: Mapping[str, str], target_variant: str | None
@@ -68,7 +65,7 @@ class Router:
             if picked is None:
                 raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
             variant = picked
-        forward = {k: v for k, v in headers.items() if k in FORWARDED}
+        forward = [(k, v) for k, v in headers.items() if k in FORWARDED]
         tried: set[Target] = set()
         while True:
             candidates = [t for t in variant.targets if t not in tried]
@@ -81,42 +78,45 @@ class Router:
             target.outstanding += 1
             started = time.perf_counter_ns()
             try:
-                response = await self._client.post(
-                    target.url + "/invocations", content=body, headers=forward
+                response = await self._pool.post(
+                    target.host, target.port, "/invocations", body, forward, self._timeout_s
                 )
-            except httpx.ConnectError:
+            except UpstreamConnectError:
                 continue  # nothing was sent: another instance may take it
-            except httpx.TimeoutException:
+            except TimeoutError:
                 raise ModelError(
                     "Received server error (504) from primary with message "
-                    '"The model did not answer within the invocation timeout." ',
+                    '"The model did not answer within the invocation timeout.".',
                     504,
                     "timeout",
                 ) from None
-            except httpx.TransportError as exc:
+            except UpstreamLost as exc:
                 raise ModelError(
                     "Received server error (502) from primary with message "
-                    f'"The connection to the model container was lost: {type(exc).__name__}".',
+                    f'"The connection to the model container was lost: {exc}".',
                     502,
                     "connection lost",
                 ) from None
             finally:
                 target.outstanding -= 1
             latency_us = (time.perf_counter_ns() - started) // 1000
-            if response.status_code >= 400:
-                text = response.content[:_MAX_ORIGINAL_MESSAGE].decode("utf-8", "replace")
-                kind = "client" if response.status_code < 500 else "server"
+            if response.status >= 400:
+                text = response.body[:_MAX_ORIGINAL_MESSAGE].decode("utf-8", "replace")
+                kind = "client" if response.status < 500 else "server"
                 raise ModelError(
-                    f"Received {kind} error ({response.status_code}) from primary with message "
+                    f"Received {kind} error ({response.status}) from primary with message "
                     f'"{text}".',
-                    response.status_code,
+                    response.status,
                     text,
                 )
+            attributes = response.headers.get(b"x-amzn-sagemaker-custom-attributes")
             return Invocation(
-                status=response.status_code,
-                body=response.content,
-                content_type=response.headers.get("content-type", "application/json"),
+                status=response.status,
+                body=response.body,
+                content_type=response.headers.get(b"content-type", b"application/json").decode(
+                    "latin-1"
+                ),
                 variant=variant.name,
-                custom_attributes=response.headers.get("x-amzn-sagemaker-custom-attributes"),
+                custom_attributes=attributes.decode("latin-1") if attributes else None,
                 model_latency_us=latency_us,
             )

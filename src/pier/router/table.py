@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 
 @dataclass(eq=False)
@@ -15,8 +16,16 @@ class Target:
     """One healthy instance. `outstanding` counts requests in flight to it."""
 
     instance_id: str
-    url: str
+    url: str  # http://HOST:PORT
     outstanding: int = 0
+    host: str = field(init=False)
+    port: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"instance URL without host and port: {self.url}")
+        self.host, self.port = parts.hostname, parts.port
 
 
 @dataclass

@@ -1,0 +1,160 @@
+"""A small keep-alive HTTP/1.1 client for the hop from the router to model-server instances.
+
+Why not httpx: on this hop every request pays the client's per-call cost, and httpx spends
+~200 µs of Python per POST (request/response models, header normalisation, auth and cookie
+hooks) — more than the rest of the router together. This client does only what the hop needs:
+POST a body to a loopback instance over pooled connections, parse the answer with httptools
+(the parser uvicorn uses), and say precisely whether a failure happened before or after the
+request was sent, which decides whether the router may retry elsewhere.
+tests/router/test_upstream.py checks it against a real `pier serve` and the failure cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+
+IDLE_SECONDS = 20.0  # below the instances' keep-alive timeout (60 s): never reuse a dying socket
+
+
+class UpstreamConnectError(Exception):
+    """The connection could not be made: nothing was sent, another instance may take it."""
+
+
+class UpstreamLost(Exception):
+    """The connection broke after the request was sent: it must not be sent again."""
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+@dataclass(eq=False)
+class _Connection(asyncio.Protocol):
+    transport: asyncio.Transport | None = None
+    waiter: asyncio.Future[UpstreamResponse] | None = None
+    closed: bool = False
+    idle_since: float = 0.0
+    _status: int = 0
+    _headers: dict[bytes, bytes] = field(default_factory=dict)
+    _body: list[bytes] = field(default_factory=list)
+    _parser: httptools.HttpResponseParser | None = None
+    _keep_alive: bool = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(UpstreamLost(f"connection lost: {exc or 'closed by peer'}"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is None:
+            return  # bytes nobody asked for: the next request will fail cleanly on close
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_exception(UpstreamLost(f"invalid response: {exc}"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        assert self._parser is not None
+        self._status = self._parser.get_status_code()
+        self._keep_alive = self._parser.should_keep_alive()
+        response = UpstreamResponse(self._status, self._headers, b"".join(self._body))
+        self._parser = None
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(response)
+
+    def send(self, request: bytes) -> asyncio.Future[UpstreamResponse]:
+        assert self.transport is not None
+        self._headers, self._body = {}, []
+        self._parser = httptools.HttpResponseParser(self)
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.waiter
+
+
+class UpstreamPool:
+    """Keep-alive connections per (host, port)."""
+
+    def __init__(self, connect_timeout_s: float = 2.0) -> None:
+        self._idle: dict[tuple[str, int], deque[_Connection]] = {}
+        self._connect_timeout_s = connect_timeout_s
+
+    async def _acquire(self, host: str, port: int) -> _Connection:
+        idle = self._idle.get((host, port))
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+                return conn
+            if conn.transport is not None:
+                conn.transport.close()
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(_Connection, host, port), self._connect_timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+        return conn
+
+    def _release(self, host: str, port: int, conn: _Connection) -> None:
+        if conn.closed or not conn._keep_alive:
+            if conn.transport is not None:
+                conn.transport.close()
+            return
+        conn.idle_since = time.monotonic()
+        conn.waiter = None
+        self._idle.setdefault((host, port), deque()).append(conn)
+
+    async def post(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        timeout_s: float,
+    ) -> UpstreamResponse:
+        conn = await self._acquire(host, port)
+        head = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            response = await asyncio.wait_for(conn.send(request), timeout_s)
+        except BaseException:
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+            raise
+        self._release(host, port, conn)
+        return response
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                if conn.transport is not None:
+                    conn.transport.close()
+        self._idle.clear()

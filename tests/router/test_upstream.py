@@ -1,0 +1,165 @@
+"""The router's upstream client: same answers as httpx (the plain path), and the right error
+for each way the hop can fail (retry-safe before sending, never after)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
+from tests.e2e.test_serve_process import Server, free_port, pier_serve
+from tests.serving.models import save_scaler
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    model = save_scaler(tmp_path_factory.mktemp("m") / "scaler")
+    srv = pier_serve(model, tmp_path_factory.mktemp("logs"))
+    srv.first_ping_statuses()
+    yield srv
+    srv.stop()
+
+
+CASES = [
+    (
+        "application/json",
+        json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.5, 1]]}}),
+    ),
+    ("application/json", '{"dataframe_records": [{"x": 1}]}'),  # 400 from the model server
+    ("text/csv", "x,n\n1,2\n3,4\n"),
+    ("application/xml", "<a/>"),  # 415
+    ("application/json", "{broken"),
+    (
+        "application/json",
+        json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.0, 1]] * 5000}}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), CASES)
+def test_same_answers_as_httpx(server: Server, content_type: str, body: str) -> None:
+    async def ours() -> tuple[int, bytes, bytes | None]:
+        pool = UpstreamPool()
+        try:
+            r = await pool.post(
+                "127.0.0.1", server.port, "/invocations", body.encode(),
+                [("content-type", content_type), ("accept", "application/json")], 10,
+            )  # fmt: skip
+            return r.status, r.body, r.headers.get(b"content-type")
+        finally:
+            pool.close()
+
+    status, payload, ctype = asyncio.run(ours())
+    reference = httpx.post(
+        server.url + "/invocations", content=body.encode(),
+        headers={"content-type": content_type, "accept": "application/json"},
+    )  # fmt: skip
+    assert status == reference.status_code
+    assert payload == reference.content
+    assert ctype == reference.headers["content-type"].encode()
+
+
+def test_connections_are_reused(server: Server) -> None:
+    async def run() -> int:
+        pool = UpstreamPool()
+        body = json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.5, 1]]}})
+        headers = [("content-type", "application/json")]
+        for _ in range(20):
+            r = await pool.post(
+                "127.0.0.1", server.port, "/invocations", body.encode(), headers, 10
+            )
+            assert r.status == 200
+        idle = len(pool._idle[("127.0.0.1", server.port)])
+        pool.close()
+        return idle
+
+    assert asyncio.run(run()) == 1  # twenty sequential requests, one connection
+
+
+def test_refused_connection_is_a_connect_error() -> None:
+    async def run() -> None:
+        pool = UpstreamPool()
+        await pool.post("127.0.0.1", free_port(), "/invocations", b"{}", [], 5)
+
+    with pytest.raises(UpstreamConnectError):
+        asyncio.run(run())
+
+
+async def _one_shot_server(reply: bytes | None, delay: float = 0.0) -> tuple[asyncio.Server, int]:
+    """A server that reads a request, then writes `reply` (or nothing) and closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay)
+            if reply is not None:
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, srv.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [None, b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial", b"not http at all\r\n\r\n"],
+)
+def test_a_break_after_sending_is_lost_not_retryable(reply: bytes | None) -> None:
+    async def run() -> None:
+        srv, port = await _one_shot_server(reply)
+        pool = UpstreamPool()
+        try:
+            await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 5)
+        finally:
+            pool.close()
+            srv.close()
+            await srv.wait_closed()
+
+    with pytest.raises(UpstreamLost):
+        asyncio.run(run())
+
+
+def test_a_slow_instance_times_out() -> None:
+    async def run() -> None:
+        srv, port = await _one_shot_server(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 2.0)
+        pool = UpstreamPool()
+        try:
+            await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 0.2)
+        finally:
+            pool.close()
+            srv.close()
+            await srv.wait_closed()
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(run())
+
+
+def test_connection_close_is_honoured(tmp_path: Path) -> None:
+    async def run() -> int:
+        srv, port = await _one_shot_server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        )
+        pool = UpstreamPool()
+        r = await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 5)
+        assert (r.status, r.body) == (200, b"ok")
+        idle = len(pool._idle.get(("127.0.0.1", port), []))
+        pool.close()
+        srv.close()
+        await srv.wait_closed()
+        return idle
+
+    assert asyncio.run(run()) == 0
