@@ -43,6 +43,9 @@ def configure_logging(home: Home, level: str) -> None:
         handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(level.upper())
+    # One line per health check of every instance would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def image_checker(backend: Backend) -> Callable[[str | None], str | None]:
