@@ -73,6 +73,7 @@ class Reconciler:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
+        self._health_due = False
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -95,6 +96,12 @@ class Reconciler:
             every = [i for group in self._instances.values() for i in group]
             await asyncio.gather(*(self._stop_instance(i) for i in every), return_exceptions=True)
             self._instances.clear()
+
+    def suspect(self, instance_id: str) -> None:
+        """The router could not connect to an instance: check health now, not in 5 s."""
+        log.warning("instance %s refused a connection", instance_id)
+        self._health_due = True
+        self._wakeup.set()
 
     def notify(self) -> None:
         """Called by the service (from any thread) after it records a change."""
@@ -126,7 +133,9 @@ class Reconciler:
             try:
                 rows = await asyncio.to_thread(self._load)
                 self._step_all(rows)
-                if time.monotonic() - last_health >= self._health_interval_s:
+                due = time.monotonic() - last_health >= self._health_interval_s
+                if due or self._health_due:
+                    self._health_due = False
                     last_health = time.monotonic()
                     await self._check_health(rows)
             except asyncio.CancelledError:

@@ -122,7 +122,7 @@ async def _serve(
         live=reconciler,
         notify=reconciler.notify,
     )
-    router = Router(table, settings.account)
+    router = Router(table, settings.account, on_unreachable=reconciler.suspect)
 
     def lookup(key_id: str) -> Credentials | None:
         return credentials if key_id == credentials.access_key_id else None

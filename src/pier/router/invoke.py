@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
@@ -32,9 +32,18 @@ class Invocation:
 
 
 class Router:
-    def __init__(self, table: RoutingTable, account: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        account: str,
+        timeout_s: float = 60.0,
+        on_unreachable: Callable[[str], None] | None = None,
+    ) -> None:
         self.table = table
         self.account = account
+        # Told the instance id of an instance that refused a connection (the reconciler then
+        # checks it at once instead of at its next health round).
+        self._on_unreachable = on_unreachable or (lambda instance_id: None)
         self._rng = random.Random()
         self._timeout_s = timeout_s
         self._pool = UpstreamPool()
@@ -82,7 +91,10 @@ class Router:
                     target.host, target.port, "/invocations", body, forward, self._timeout_s
                 )
             except UpstreamConnectError:
-                continue  # nothing was sent: another instance may take it
+                # Nothing was sent: another instance may take it. Stop routing to this one.
+                variant.targets = [t for t in variant.targets if t is not target]
+                self._on_unreachable(target.instance_id)
+                continue
             except TimeoutError:
                 raise ModelError(
                     "Received server error (504) from primary with message "
