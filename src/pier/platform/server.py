@@ -106,7 +106,7 @@ async def _serve(
 
     sessions = db.sessions(engine)
     table = RoutingTable()
-    backend = ProcessBackend(home.instances_dir)
+    backend = ProcessBackend(home.root)  # it keeps its records in home/instances/
     reconciler = Reconciler(
         sessions,
         backend,
