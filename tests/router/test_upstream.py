@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +165,36 @@ def test_connection_close_is_honoured(tmp_path: Path) -> None:
         return idle
 
     assert asyncio.run(run()) == 0
+
+
+def test_an_idle_connection_closed_by_the_instance_is_not_reused() -> None:
+    """The race of a dying instance: its end is closed, the loop has not noticed yet."""
+    from pier.router.upstream import _quiet
+
+    async def run() -> tuple[bool, bool]:
+        closers: list[asyncio.StreamWriter] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            closers.append(writer)
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        pool = UpstreamPool()
+        await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 5)
+        conn = pool._idle[("127.0.0.1", port)][-1]
+        before = _quiet(conn)
+        closers[0].get_extra_info("socket").shutdown(socket.SHUT_RDWR)  # the instance dies
+        time.sleep(0.05)  # blocking: the event loop does not see the close
+        after = _quiet(conn)
+        pool.close()
+        closers[0].close()
+        with contextlib.suppress(ConnectionError):
+            await closers[0].wait_closed()
+        srv.close()
+        await srv.wait_closed()
+        return before, after
+
+    assert asyncio.run(run()) == (True, False)

@@ -12,6 +12,7 @@ tests/router/test_upstream.py checks it against a real `pier serve` and the fail
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -95,6 +96,21 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
 
+def _quiet(conn: _Connection) -> bool:
+    """Whether an idle connection is still open: nothing to read and no hang-up pending.
+
+    An instance that just died has closed its end, but the event loop may not have processed
+    that yet; sending on such a connection would fail *after* sending, which the router must
+    not retry. One poll() with a zero timeout tells, for about a microsecond.
+    """
+    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP | select.POLLHUP)
+    return not poller.poll(0)
+
+
 class UpstreamPool:
     """Keep-alive connections per (host, port)."""
 
@@ -107,7 +123,7 @@ class UpstreamPool:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS and _quiet(conn):
                 return conn
             if conn.transport is not None:
                 conn.transport.close()
