@@ -74,6 +74,7 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._health_due = False
+        self._leftovers: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -92,6 +93,8 @@ class Reconciler:
         for _, task in list(self._tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._leftovers is not None:
+            await self._leftovers
         if stop_instances:
             every = [i for group in self._instances.values() for i in group]
             await asyncio.gather(*(self._stop_instance(i) for i in every), return_exceptions=True)
@@ -398,6 +401,7 @@ class Reconciler:
         adopted = await self._backend.adopt()
         rows = await asyncio.to_thread(self._load)
         by_name = {r.name: r for r in rows}
+        leftovers: list[Instance] = []
         for instance in adopted:
             row = by_name.get(instance.spec.endpoint)
             keep = (
@@ -410,9 +414,18 @@ class Reconciler:
                 self._instances.setdefault(instance.spec.endpoint, []).append(instance)
                 log.info("adopted instance %s", instance.spec.instance_id)
             else:
-                log.info("stopping leftover instance %s", instance.spec.instance_id)
-                with contextlib.suppress(Exception):
-                    await self._backend.stop(instance, self._stop_grace_s)
+                leftovers.append(instance)
         for row in rows:
             if row.name in self._instances:
                 self._publish(row.name, row.fleet, row.desired)
+        if leftovers:
+            # Drained concurrently and in the background: the API serves meanwhile.
+            log.info("stopping %d leftover instance(s)", len(leftovers))
+            self._leftovers = asyncio.create_task(self._stop_leftovers(leftovers))
+
+    async def _stop_leftovers(self, instances: list[Instance]) -> None:
+        async def stop(instance: Instance) -> None:
+            with contextlib.suppress(Exception):
+                await self._backend.stop(instance, self._stop_grace_s)
+
+        await asyncio.gather(*(stop(i) for i in instances))

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.control.arns import ArnFactory
@@ -59,19 +62,20 @@ def containers(model_request: dict[str, Any]) -> list[dict[str, Any]]:
     return list(model_request.get("Containers", []))
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+def _page_token(after: list[Any]) -> str:
+    """An opaque token holding the sort key of the last item served."""
+    return base64.urlsafe_b64encode(orjson.dumps(after)).decode()
 
 
-def _page_offset(token: str | None) -> int:
+def _page_after(token: str | None) -> list[Any] | None:
     if not token:
-        return 0
+        return None
     try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("o:"):
+        after = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(after, list):
             raise ValueError
-        return max(0, int(text[2:]))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return after
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationException("Invalid pagination token given.") from None
 
 
@@ -92,6 +96,17 @@ class HostingService:
         self._live = live
         self._notify = notify
         self._clock = clock
+
+    @contextmanager
+    def _creating(self, duplicate: str) -> Iterator[Session]:
+        """A transaction that creates a resource: a unique-key clash with a concurrent create
+        of the same name (or of a name differing only in case: one ARN) is the duplicate
+        error, not a 500."""
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except IntegrityError:
+            raise ValidationException(duplicate) from None
 
     # ---------------------------------------------------------------------------- models
     def create_model(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -165,11 +180,10 @@ class HostingService:
                 f"The variant name(s) {', '.join(duplicates)} are not unique within the "
                 f'endpoint configuration "{arn}".'
             )
-        with self._sessions.begin() as s:
-            if s.get(EndpointConfigRow, name) is not None:
-                raise ValidationException(
-                    f'Cannot create already existing endpoint configuration "{arn}".'
-                )
+        duplicate = f'Cannot create already existing endpoint configuration "{arn}".'
+        with self._creating(duplicate) as s:
+            if s.scalar(select(EndpointConfigRow.name).where(EndpointConfigRow.arn == arn)):
+                raise ValidationException(duplicate)
             for variant in variants:
                 if "ServerlessConfig" not in variant and "InitialInstanceCount" not in variant:
                     raise ValidationException(
@@ -247,9 +261,10 @@ class HostingService:
     def create_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]
         arn = self.arns.endpoint(name)
-        with self._sessions.begin() as s:
-            if s.get(EndpointRow, name) is not None:
-                raise ValidationException(f'Cannot create already existing endpoint "{arn}".')
+        duplicate = f'Cannot create already existing endpoint "{arn}".'
+        with self._creating(duplicate) as s:
+            if s.scalar(select(EndpointRow.name).where(EndpointRow.arn == arn)) is not None:
+                raise ValidationException(duplicate)
             snapshot = self._snapshot(s, req["EndpointConfigName"])
             now = self._clock()
             s.add(
@@ -500,12 +515,14 @@ class HostingService:
                     select(TagRow).where(TagRow.arn == req["ResourceArn"]).order_by(TagRow.id)
                 )
             )
-        start = _page_offset(req.get("NextToken"))
+        after = _page_after(req.get("NextToken"))
+        if after is not None:
+            rows = [t for t in rows if [t.id] > after]
         size = int(req.get("MaxResults", 50))
-        page = rows[start : start + size]
+        page = rows[:size]
         out: dict[str, Any] = {"Tags": [{"Key": t.key, "Value": t.value} for t in page]}
-        if start + size < len(rows):
-            out["NextToken"] = _page_token(start + size)
+        if len(rows) > size:
+            out["NextToken"] = _page_token([page[-1].id])
         return out
 
     def delete_tags(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -537,14 +554,21 @@ class HostingService:
         if "CreationTimeAfter" in req:
             rows = [r for r in rows if _epoch(r.created_at) > float(req["CreationTimeAfter"])]
         sort_by = req.get("SortBy", "CreationTime")
-        keys: dict[str, Callable[[Any], Any]] = {
-            "Name": lambda r: name(r),
-            "CreationTime": lambda r: (_epoch(r.created_at), name(r)),
+        keys: dict[str, Callable[[Any], list[Any]]] = {
+            "Name": lambda r: [name(r)],
+            "CreationTime": lambda r: [_epoch(r.created_at), name(r)],
         }
         if status is not None:
-            keys["Status"] = lambda r: (status(r), name(r))
-        rows.sort(key=keys[sort_by], reverse=req.get("SortOrder", "Descending") == "Descending")
-        start = _page_offset(req.get("NextToken"))
+            keys["Status"] = lambda r: [status(r), name(r)]
+        key = keys[sort_by]
+        descending = req.get("SortOrder", "Descending") == "Descending"
+        rows.sort(key=key, reverse=descending)
+        # Keyset paging: the token holds the last key served, so items deleted or created
+        # between pages neither skip nor repeat the others (an offset would do both).
+        after = _page_after(req.get("NextToken"))
+        if after is not None:
+            rows = [r for r in rows if (key(r) < after if descending else key(r) > after)]
         size = int(req.get("MaxResults", 10))
-        token = _page_token(start + size) if start + size < len(rows) else None
-        return rows[start : start + size], token
+        page = rows[:size]
+        token = _page_token(key(page[-1])) if len(rows) > size else None
+        return page, token
