@@ -129,9 +129,10 @@ class HostingService:
                     f"Container {i + 1}: pier needs the model: set ModelDataUrl (an MLflow model "
                     "URI, a path, or an s3:// / https:// model.tar.gz) or ModelDataSource."
                 )
-        with self._sessions.begin() as s:
-            if s.get(ModelRow, name) is not None:
-                raise ValidationException(f'Cannot create already existing model "{arn}".')
+        duplicate = f'Cannot create already existing model "{arn}".'
+        with self._creating(duplicate) as s:
+            if s.scalar(select(ModelRow.name).where(ModelRow.arn == arn)) is not None:
+                raise ValidationException(duplicate)
             s.add(
                 ModelRow(
                     name=name, arn=arn, created_at=self._clock(), request=_without(req, "Tags")
