@@ -17,16 +17,18 @@ install: $(STAMP)
 demo: install
 	$(PY) examples/diabetes_demo.py
 
+LINTED := $(wildcard src tests benchmarks examples)
+
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy
 
 unit: install
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 900
 
 test: lint typecheck unit
 
