@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
 def _version(value: bool) -> None:

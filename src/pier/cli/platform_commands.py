@@ -20,8 +20,8 @@ from pier.errors import PierError
 from pier.platform.home import Home
 from pier.settings import PlatformSettings
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 HomeOption = Annotated[
     Path | None,

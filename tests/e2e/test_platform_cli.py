@@ -1,0 +1,78 @@
+"""`pier up` refuses bad setups with one clear line and a non-zero exit; `pier env`/`status`."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+PIER = str(Path(sys.executable).parent / "pier")
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PIER, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_unreachable_state_database(tmp_path: Path) -> None:
+    r = run("up", "--home", str(tmp_path), "--port", "0",
+            "--state-url", "postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
+    assert r.returncode == 1
+    assert "cannot reach the state database" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unwritable_home(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = run("up", "--home", str(blocker / "home"), "--port", "0")
+    assert r.returncode == 1
+    assert "is not writable" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("up", "--home", str(tmp_path), "--port", str(port))
+    assert r.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+
+
+def test_env_and_status_before_the_first_start(tmp_path: Path) -> None:
+    r = run("env", "--home", str(tmp_path))
+    assert r.returncode == 1
+    assert "run `pier up` first" in r.stderr
+    r = run("status", "--home", str(tmp_path))
+    assert r.returncode == 3
+    assert "not running" in r.stdout
+
+
+def test_detach_status_env_down(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=90)
+    assert up.returncode == 0, up.stderr
+    try:
+        status = run("status", "--home", str(tmp_path))
+        assert status.returncode == 0
+        assert f"http://127.0.0.1:{port}" in status.stdout
+        env = run("env", "--home", str(tmp_path))
+        assert f"export AWS_ENDPOINT_URL_SAGEMAKER=http://127.0.0.1:{port}" in env.stdout
+        assert "export AWS_SECRET_ACCESS_KEY=" in env.stdout
+        secret = env.stdout.split("AWS_SECRET_ACCESS_KEY=")[1].split()[0]
+        log = (tmp_path / "logs" / "platform.log").read_text()
+        assert secret not in log
+    finally:
+        down = run("down", "--home", str(tmp_path), timeout=150)
+    assert down.returncode == 0
+    assert "stopped" in down.stdout
+    assert run("status", "--home", str(tmp_path)).returncode == 3
