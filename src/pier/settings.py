@@ -45,7 +45,6 @@ class ServeSettings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".pier")  # PIER_HOME
     log_file: Path | None = None
     log_level: str = "info"
-    server: str = Field(default="uvicorn", description="uvicorn (httptools + uvloop)")
 
     @field_validator("log_level")
     @classmethod
@@ -53,13 +52,6 @@ class ServeSettings(BaseSettings):
         value = value.lower()
         if value not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError("must be one of critical, error, warning, info, debug")
-        return value
-
-    @field_validator("server")
-    @classmethod
-    def _known_server(cls, value: str) -> str:
-        if value not in ("uvicorn", "granian"):
-            raise ValueError("must be 'uvicorn' or 'granian'")
         return value
 
 

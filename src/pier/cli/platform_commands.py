@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -40,6 +39,8 @@ def _settings(**given: Any) -> PlatformSettings:
 
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
+    import httpx  # here, not at the top: `pier serve` starts faster without it
+
     try:
         return httpx.get(url + "/ping", timeout=timeout).status_code == 200
     except httpx.HTTPError:

@@ -173,6 +173,9 @@ class MlflowRuntime:
         finally:
             self._full_loaded.set()
 
+    def wait_loaded(self) -> None:
+        self._full_loaded.wait()
+
     def _require_full(self) -> _FullModel:
         self._full_loaded.wait()
         if self._full is None:

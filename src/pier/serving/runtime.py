@@ -27,3 +27,7 @@ class Runtime(Protocol):
     def warmup_bodies(self) -> list[tuple[bytes, MediaType]]:
         """Requests that must succeed before /ping answers 200."""
         ...
+
+    def wait_loaded(self) -> None:
+        """Block until any loading the runtime does in the background has finished."""
+        ...
