@@ -242,7 +242,9 @@ def test_container_entry_point_honours_sagemaker_variables(
             httpx.post(server.url + "/invocations", json=body, headers={"Connection": "close"})
             for _ in range(30)
         ]
-        assert [r.status_code for r in statuses] == [200] * 30
+        assert [r.status_code for r in statuses] == [200] * 30, [
+            r.text for r in statuses if r.status_code != 200
+        ]
         params = httpx.get(server.url + "/execution-parameters").json()
         assert params["MaxConcurrentTransforms"] == 2
         r = httpx.post(

@@ -154,6 +154,10 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         }
     )
 
+    timeout_message = (
+        f"Request processing time exceeded the limit of {settings.timeout_seconds:g} s."
+    )
+
     async def invocations(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
@@ -174,14 +178,23 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             ctype = headers.get(b"content-type")
             media = _check_content_type(ctype.decode("latin-1") if ctype else None)
             body = await _read_body(receive, settings.max_body_bytes)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + settings.timeout_seconds
+            prepared = None
+            if media.mime == ct.JSON:
+                prepared = codecs.decode_json_fast(body, state.runtime.fast_schema)
+            if prepared is None:
+                try:  # MLflow's parsers build DataFrames: off the event loop, within the limit
+                    prepared = await asyncio.wait_for(
+                        asyncio.to_thread(state.runtime.decode, body, media),
+                        deadline - loop.time(),
+                    )
+                except TimeoutError:
+                    raise RequestTimeout(timeout_message) from None
             try:
-                async with asyncio.timeout(settings.timeout_seconds):
-                    prepared = await _prepare(state.runtime, body, media)
-                    prediction = await state.batcher.submit(prepared)
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"Request processing time exceeded the limit of {settings.timeout_seconds:g} s."
-                ) from None
+                prediction = await state.batcher.submit(prepared, deadline)
+            except RequestTimeout:
+                raise RequestTimeout(timeout_message) from None
             if prepared.unwrap and response_type == ct.JSON:
                 payload = codecs.dumps_json(codecs.to_jsonable(prediction))
             else:
