@@ -198,3 +198,31 @@ def test_an_idle_connection_closed_by_the_instance_is_not_reused() -> None:
         return before, after
 
     assert asyncio.run(run()) == (True, False)
+
+
+def test_a_reset_with_the_request_unread_is_not_delivered() -> None:
+    """A server that closes without reading the request resets the connection: the request
+    never reached it, so the router may send it to another instance."""
+    from pier.router.upstream import UpstreamNotDelivered
+
+    async def run() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(0.2)  # the request arrives, unread
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            writer.transport.abort()  # close with unread data: the kernel sends RST
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        pool = UpstreamPool()
+        try:
+            await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 5)
+        finally:
+            pool.close()
+            srv.close()
+            await srv.wait_closed()
+
+    with pytest.raises(UpstreamNotDelivered):
+        asyncio.run(run())

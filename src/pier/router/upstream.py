@@ -31,6 +31,17 @@ class UpstreamLost(Exception):
     """The connection broke after the request was sent: it must not be sent again."""
 
 
+class UpstreamNotDelivered(UpstreamConnectError):
+    """The instance reset the connection with our request unread: it never saw it.
+
+    TCP answers with a reset (RST) when a socket is closed while received data is still
+    unread in it; a process that read the request and then died closes with a FIN instead.
+    So a reset before any byte of the answer means the request never reached the model, and
+    it may go to another instance. This is the window of an instance being killed: its
+    listening socket still accepts connections until the last of its threads is gone.
+    """
+
+
 @dataclass
 class UpstreamResponse:
     status: int
@@ -49,6 +60,7 @@ class _Connection(asyncio.Protocol):
     _body: list[bytes] = field(default_factory=list)
     _parser: httptools.HttpResponseParser | None = None
     _keep_alive: bool = True
+    _received: bool = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods
@@ -57,9 +69,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(UpstreamLost(f"connection lost: {exc or 'closed by peer'}"))
+            if isinstance(exc, ConnectionResetError) and not self._received:
+                self.waiter.set_exception(UpstreamNotDelivered(f"reset before reading: {exc}"))
+            else:
+                self.waiter.set_exception(UpstreamLost(f"connection lost: {exc or 'closed'}"))
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
         if self._parser is None:
             return  # bytes nobody asked for: the next request will fail cleanly on close
         try:
@@ -89,7 +105,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
-        self._headers, self._body = {}, []
+        self._headers, self._body, self._received = {}, [], False
         self._parser = httptools.HttpResponseParser(self)
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
