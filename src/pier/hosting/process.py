@@ -352,6 +352,13 @@ class ProcessBackend:
             ok = (await client.get(instance.url + "/ping")).status_code == 200
         except httpx.HTTPError:
             ok = False
+        if not ok and instance.state is not InstanceState.PENDING:
+            # A process being killed stops answering before the last of its threads is gone
+            # and it can be reaped: give it a moment, so that a dead instance reads FAILED.
+            for _ in range(10):
+                if proc.exited():
+                    break
+                await asyncio.sleep(0.05)
         if ok:
             proc.release_port()  # it listens: the port is held by the child now
             instance.state = InstanceState.HEALTHY
