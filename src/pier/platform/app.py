@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
 from pier.contract import sagemaker as api_shapes
+from pier.contract.asgi import Receive, Scope, Send, read_body, respond
 from pier.contract.sigv4 import Credentials, verify
 from pier.control.service import HostingService
 from pier.errors import (
@@ -36,10 +36,6 @@ from pier.router.invoke import Router
 
 log = logging.getLogger("pier.platform")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 MAX_CONTROL_BYTES = 1024 * 1024
@@ -55,23 +51,6 @@ def _operation_method(operation: str) -> str:
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
-
-
-async def _read(receive: Receive, limit: int) -> bytes | None:
-    """The body, or None when it is over `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class PlatformApp:
@@ -110,7 +89,7 @@ class PlatformApp:
             ):
                 await self._invoke(scope, receive, send)
             elif method == "GET" and path == "/ping":
-                await _send(send, 200, b"{}", [(b"content-type", b"application/json")])
+                await respond(send, 200, b"{}", [(b"content-type", b"application/json")])
             else:
                 err = UnknownOperationException(f"No such route: {method} {path}")
                 err.status = 404
@@ -122,7 +101,7 @@ class PlatformApp:
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         try:
-            body = await _read(receive, MAX_CONTROL_BYTES)
+            body = await read_body(receive, MAX_CONTROL_BYTES)
             if body is None:
                 raise SerializationException("The request body is too large.")
             self._authenticate(scope, headers, body)
@@ -143,7 +122,7 @@ class PlatformApp:
                 send, InternalFailure("Internal error; see the platform log.")
             )
             return
-        await _send(send, 200, body_out, [(b"content-type", _AMZ_JSON)])
+        await respond(send, 200, body_out, [(b"content-type", _AMZ_JSON)])
 
     async def _control_error(self, send: Send, err: AwsError) -> None:
         body = orjson.dumps({"__type": err.code, "message": err.message})
@@ -152,7 +131,7 @@ class PlatformApp:
             (b"x-amzn-errortype", err.code.encode()),
             (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
         ]
-        await _send(send, err.status, body, headers)
+        await respond(send, err.status, body, headers)
 
     # ----------------------------------------------------------------------------- runtime
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,7 +139,7 @@ class PlatformApp:
         raw_path: str = scope["path"]
         name = unquote(raw_path[len("/endpoints/") : -len(_INVOCATIONS_SUFFIX)])
         try:
-            body = await _read(receive, MAX_INVOKE_BYTES)
+            body = await read_body(receive, MAX_INVOKE_BYTES)
             if body is None:
                 raise RuntimeValidationError(
                     f"Request payload exceeds the limit of {MAX_INVOKE_BYTES} bytes."
@@ -176,16 +155,16 @@ class PlatformApp:
                 "OriginalStatusCode": err.original_status,
                 "OriginalMessage": err.original_message,
             }
-            await _send(send, err.status, orjson.dumps(payload), _runtime_error_headers(err))
+            await respond(send, err.status, orjson.dumps(payload), _runtime_error_headers(err))
             return
         except AwsError as err:
-            await _send(send, err.status, _runtime_error_body(err), _runtime_error_headers(err))
+            await respond(send, err.status, _runtime_error_body(err), _runtime_error_headers(err))
             return
         except Exception:
             log.exception("runtime API failure")
             failure = InternalFailure("Internal error; see the platform log.")
             body = _runtime_error_body(failure)
-            await _send(send, failure.status, body, _runtime_error_headers(failure))
+            await respond(send, failure.status, body, _runtime_error_headers(failure))
             return
         out = [
             (b"content-type", result.content_type.encode()),
@@ -193,7 +172,7 @@ class PlatformApp:
         ]
         if result.custom_attributes is not None:
             out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
-        await _send(send, 200, result.body, out)
+        await respond(send, 200, result.body, out)
 
     # -------------------------------------------------------------------------------- auth
     def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> None:
@@ -234,8 +213,3 @@ def _runtime_error_headers(err: AwsError) -> list[tuple[bytes, bytes]]:
         (b"x-amzn-errortype", err.code.encode()),
         (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
     ]
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import orjson
 
 from pier import __version__
 from pier.contract import content_types as ct
+from pier.contract.asgi import Receive, Scope, Send, read_body, respond
 from pier.errors import (
     MethodNotAllowed,
     ModelNotReady,
@@ -41,10 +41,6 @@ from pier.settings import ServeSettings
 
 log = logging.getLogger("pier.serving")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -119,29 +115,6 @@ def _error_body(err: PierError) -> bytes:
     return orjson.dumps({"error_code": err.code, "message": err.message})
 
 
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI app over `state` (the server fills the state in; tests can too)."""
     settings = state.settings
@@ -177,7 +150,11 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
             ctype = headers.get(b"content-type")
             media = _check_content_type(ctype.decode("latin-1") if ctype else None)
-            body = await _read_body(receive, settings.max_body_bytes)
+            body = await read_body(receive, settings.max_body_bytes)
+            if body is None:
+                raise PayloadTooLarge(
+                    f"Request body exceeds the limit of {settings.max_body_bytes} bytes."
+                )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + settings.timeout_seconds
             prepared = None
@@ -200,7 +177,7 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             else:
                 payload = codecs.encode(prediction, response_type)
         except PierError as err:
-            await _respond(send, err.status, _error_body(err), _JSON_HEADERS)
+            await respond(send, err.status, _error_body(err), _JSON_HEADERS)
             metrics.observe_request(err.status, time.perf_counter() - started, err.code)
             return
         except ConnectionAbortedError:
@@ -208,30 +185,30 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         except Exception:  # a bug of ours: log it, never show it
             log.exception("unexpected error in /invocations")
             internal = PierError("Internal error; see the server log.")
-            await _respond(send, 500, _error_body(internal), _JSON_HEADERS)
+            await respond(send, 500, _error_body(internal), _JSON_HEADERS)
             metrics.observe_request(500, time.perf_counter() - started, internal.code)
             return
-        await _respond(send, 200, payload, [(b"content-type", response_type.encode())])
+        await respond(send, 200, payload, [(b"content-type", response_type.encode())])
         metrics.observe_request(200, time.perf_counter() - started)
 
     async def get_route(path: str, send: Send) -> None:
         if path == "/ping" or path == "/health":
             if state.ready:
-                await _respond(send, 200, b"\n", _JSON_HEADERS)
+                await respond(send, 200, b"\n", _JSON_HEADERS)
             else:
                 loading = ModelNotReady("The model is loading.")
-                await _respond(send, 503, _error_body(loading), _JSON_HEADERS)
+                await respond(send, 503, _error_body(loading), _JSON_HEADERS)
         elif path == "/execution-parameters":
-            await _respond(send, 200, exec_params, _JSON_HEADERS)
+            await respond(send, 200, exec_params, _JSON_HEADERS)
         elif path == "/metrics":
-            await _respond(
+            await respond(
                 send, 200, metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())]
             )
         elif path == "/version":
-            await _respond(send, 200, __version__.encode(), _JSON_HEADERS)
+            await respond(send, 200, __version__.encode(), _JSON_HEADERS)
         else:
             err = NotFound(f"No route {path}.")
-            await _respond(send, 404, _error_body(err), _JSON_HEADERS)
+            await respond(send, 404, _error_body(err), _JSON_HEADERS)
 
     get_paths = {"/ping", "/health", "/execution-parameters", "/metrics", "/version"}
 
@@ -249,10 +226,10 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             await get_route(path, send)
         elif path == "/invocations" or path in get_paths:
             err: PierError = MethodNotAllowed(f"{method} is not allowed on {path}.")
-            await _respond(send, 405, _error_body(err), _JSON_HEADERS)
+            await respond(send, 405, _error_body(err), _JSON_HEADERS)
         else:
             err = NotFound(f"No route {path}.")
-            await _respond(send, 404, _error_body(err), _JSON_HEADERS)
+            await respond(send, 404, _error_body(err), _JSON_HEADERS)
 
     return app
 
