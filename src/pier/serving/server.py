@@ -94,11 +94,15 @@ def _load_runtime(settings: ServeSettings) -> Any:
     )
 
 
-async def _serve(settings: ServeSettings, sock: socket.socket, listen_early: bool) -> int:
+async def _serve(
+    settings: ServeSettings, sock: socket.socket, listen_early: bool, first_warm: Any = None
+) -> int:
     """Serve on `sock`. With listen_early the socket listens while the model loads (/ping says
-    503); otherwise it starts listening only once the model is warm. Extra workers of a
-    multi-worker server do the latter: SO_REUSEPORT spreads connections over every listening
-    socket, and a worker still loading would answer them 503."""
+    503); otherwise it starts listening only once the model is warm AND the first worker is
+    (`first_warm`, a multiprocessing Event). Extra workers of a multi-worker server do the
+    latter: SO_REUSEPORT spreads connections over every listening socket, so a loading
+    worker must not listen, and /ping must not say 200 while the first worker, which listens
+    from the start, still answers 503."""
     import uvicorn
 
     state = ServerState(settings)
@@ -121,6 +125,11 @@ async def _serve(settings: ServeSettings, sock: socket.socket, listen_early: boo
         runtime = await asyncio.to_thread(_load_runtime, settings)
         log.info("model loaded in %.2f s", time.perf_counter() - started)
         await state.attach(runtime)
+        if first_warm is not None:
+            if listen_early:
+                first_warm.set()
+            else:
+                await asyncio.to_thread(first_warm.wait)
         log.info(
             "model warm: /ping answers 200 (%.2f s after start)", time.perf_counter() - started
         )
@@ -161,7 +170,10 @@ async def _freeze_heap(runtime: Any) -> None:
 
 
 def run_worker(
-    settings: ServeSettings, sock: socket.socket | None = None, listen_early: bool = True
+    settings: ServeSettings,
+    sock: socket.socket | None = None,
+    listen_early: bool = True,
+    first_warm: Any = None,
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
     configure_logging(settings)
@@ -169,11 +181,11 @@ def run_worker(
         sock = bind_socket(settings.host, settings.port, reuse_port=settings.workers > 1)
     import uvloop
 
-    return uvloop.run(_serve(settings, sock, listen_early))
+    return uvloop.run(_serve(settings, sock, listen_early, first_warm))
 
 
-def _worker_main(settings: ServeSettings, index: int) -> None:
-    sys.exit(run_worker(settings, listen_early=index == 0))
+def _worker_main(settings: ServeSettings, index: int, first_warm: Any) -> None:
+    sys.exit(run_worker(settings, listen_early=index == 0, first_warm=first_warm))
 
 
 def run(settings: ServeSettings) -> int:
@@ -198,8 +210,10 @@ def run(settings: ServeSettings) -> int:
         where,
     )
     ctx = multiprocessing.get_context("spawn")
+    first_warm = ctx.Event()
     procs = [
-        ctx.Process(target=_worker_main, args=(worker_settings, i)) for i in range(settings.workers)
+        ctx.Process(target=_worker_main, args=(worker_settings, i, first_warm))
+        for i in range(settings.workers)
     ]
     for p in procs:
         p.start()
