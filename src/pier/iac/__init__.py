@@ -1,0 +1,1 @@
+"""Infrastructure as code: the pier spec, CloudFormation import, CloudFormation/Terraform export."""
