@@ -1,0 +1,524 @@
+"""The pier spec: one short YAML document for one endpoint, compiled to a CloudFormation template.
+
+```yaml
+kind: pier/Endpoint            # optional marker; a document with `endpoint:` and no
+endpoint: diabetes             # `Resources` is a spec too
+variants:
+  - {name: champion, model: "models:/diabetes@champion", weight: 90}
+  - {name: challenger, model: "models:/diabetes@challenger", weight: 10}
+```
+
+The spec adds no semantics of its own: `to_local_template` turns it into the template a
+person would write by hand (a Model per variant, one EndpointConfig, one Endpoint), and the
+CloudFormation engine applies that. Model and EndpointConfig get no explicit names, so a change
+replaces them under new generated names and updates the Endpoint in place (blue/green).
+
+Validation is pydantic's, with every error re-raised as a `SourceError` that names the file,
+the line and the field (`spec.yaml:7: variants[1].weight: ...`); checks that span fields
+(unique names, some weight above zero, SageMaker's one-variant rule for shadows) follow it.
+The format is documented in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import re
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails
+
+from pier.contract.aws_patterns import java_pattern
+from pier.iac.source import Located, LocatedList, SourceError, where
+
+__all__ = [
+    "DEFAULT_INSTANCE_TYPE",
+    "KIND",
+    "DataCapture",
+    "EndpointSpec",
+    "Variant",
+    "is_spec",
+    "load_spec",
+    "model_logical_ids",
+    "template",
+    "to_local_template",
+]
+
+KIND: Literal["pier/Endpoint"] = "pier/Endpoint"
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+MAX_REPORTED_ERRORS = 10
+
+# SageMaker's patterns (botocore's service model), matched whole.
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_ENV_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_CONTENT_TYPE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*/[a-zA-Z0-9](-*[a-zA-Z0-9.])*")
+_KMS_KEY = re.compile(r"[a-zA-Z0-9:/_-]*")
+_TAG_PATTERN = r"([\p{L}\p{Z}\p{N}_.:/=+\-@]*)"
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]+:")  # two letters at least: C:\ is a path
+
+
+# ---------------------------------------------------------------------------- field checks
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a SageMaker name: 1 to 63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+@functools.cache
+def _instance_types() -> frozenset[str]:
+    import botocore.session  # the list SageMaker's API validates against, shipped with boto3
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ProductionVariantInstanceType").enum)
+
+
+def _instance_type(value: str) -> str:
+    known = _instance_types()
+    if value not in known:
+        close = difflib.get_close_matches(value, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (such as 'ml.m5.large')"
+        raise ValueError(f"{value!r} is not a SageMaker instance type{hint}")
+    return value
+
+
+def _as_text(value: Any) -> Any:
+    """Environment values and tags are strings to SageMaker; YAML's numbers and booleans are
+    written the way a person typed them (`true`, not `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _env_key(value: str) -> str:
+    if not _ENV_KEY.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    return value
+
+
+def _content_type(value: str) -> str:
+    if not _CONTENT_TYPE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a content type such as application/json")
+    return value
+
+
+def _kms_key(value: str) -> str:
+    if not _KMS_KEY.fullmatch(value):
+        raise ValueError(f"{value!r} is not a KMS key id, alias or ARN")
+    return value
+
+
+def _tag_text(value: str) -> str:
+    pattern = java_pattern(_TAG_PATTERN)
+    if pattern is not None and not pattern.fullmatch(value):
+        raise ValueError(f"{value!r}: tags hold only letters, digits, spaces and _ . : / = + - @")
+    return value
+
+
+def _tag_key(value: str) -> str:
+    if value.lower().startswith("aws:"):
+        raise ValueError("the aws: prefix is reserved for AWS's own tags")
+    return _tag_text(value)
+
+
+Name = Annotated[str, AfterValidator(_name)]
+EnvKey = Annotated[str, Field(max_length=1024), AfterValidator(_env_key)]
+EnvValue = Annotated[str, BeforeValidator(_as_text), Field(max_length=1024)]
+TagKey = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_tag_key)]
+TagValue = Annotated[
+    str, BeforeValidator(_as_text), Field(max_length=256), AfterValidator(_tag_text)
+]
+ContentType = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_content_type)]
+
+
+ContentTypes = Annotated[list[ContentType], Field(min_length=1, max_length=10)]
+CaptureMode = Literal["input", "output"]
+
+
+def _both_modes() -> list[CaptureMode]:
+    return ["input", "output"]
+
+
+class _Strict(BaseModel):
+    # strict: `weight: "10"` or `instances: true` are mistakes worth naming, not coercing
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ----------------------------------------------------------------------------------- models
+
+
+class Variant(_Strict):
+    """A production variant (or the shadow): one model on `instances` instances."""
+
+    name: Name
+    model: Annotated[str, Field(min_length=1, max_length=1024)]
+    weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    instances: Annotated[int, Field(ge=1)] = 1
+    instance_type: Annotated[str, AfterValidator(_instance_type)] = DEFAULT_INSTANCE_TYPE
+    environment: Annotated[dict[EnvKey, EnvValue], Field(max_length=100)] = Field(
+        default_factory=dict
+    )
+
+
+class DataCapture(_Strict):
+    """SageMaker's DataCaptureConfig, in the spec's words."""
+
+    destination: Annotated[str, Field(min_length=1, max_length=512)]
+    enabled: bool = True
+    sampling_percentage: Annotated[int, Field(ge=0, le=100)] = 100
+    capture: Annotated[list[CaptureMode], Field(min_length=1, max_length=2)] = Field(
+        default_factory=_both_modes
+    )
+    json_content_types: ContentTypes | None = None
+    csv_content_types: ContentTypes | None = None
+    kms_key_id: Annotated[str, Field(max_length=2048), AfterValidator(_kms_key)] | None = None
+
+
+class EndpointSpec(_Strict):
+    """A whole spec: the endpoint, its variants, an optional shadow, data capture and tags."""
+
+    kind: Literal["pier/Endpoint"] = KIND
+    endpoint: Name
+    description: Annotated[str, Field(max_length=1024)] | None = None
+    variants: Annotated[list[Variant], Field(min_length=1, max_length=10)]
+    shadow: Variant | None = None
+    data_capture: DataCapture | None = None
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=50)] = Field(default_factory=dict)
+
+    @property
+    def all_variants(self) -> list[Variant]:
+        return [*self.variants, *([self.shadow] if self.shadow else [])]
+
+
+# ------------------------------------------------------------------------------- detection
+
+
+def is_spec(doc: Any) -> bool:
+    """A mapping that says `kind: pier/...`, or has `endpoint:` and none of a CloudFormation
+    template's own sections, is a pier spec (and `load_spec` judges it)."""
+    if not isinstance(doc, dict):
+        return False
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.startswith("pier/"):
+        return True
+    return "endpoint" in doc and not {"Resources", "AWSTemplateFormatVersion"} & doc.keys()
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def load_spec(doc: Any) -> EndpointSpec:
+    """Validate a document read by `pier.iac.source`; SourceError names file:line: field."""
+    if not isinstance(doc, dict):
+        raise SourceError(
+            f"{where(doc)}: a pier spec is a mapping with `endpoint:` and `variants:`, "
+            f"not {_describe(doc)}"
+        )
+    try:
+        spec = EndpointSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise SourceError(_report(doc, exc.errors())) from None
+    _cross_checks(doc, spec)
+    return spec
+
+
+def _cross_checks(doc: Any, spec: EndpointSpec) -> None:
+    seen: dict[str, str] = {}
+    for path, variant in _variant_paths(spec):
+        if variant.name in seen:
+            raise _error(
+                doc,
+                (*path, "name"),
+                f"the variant name {variant.name!r} is already used by {seen[variant.name]}",
+            )
+        seen[variant.name] = _shown(path)
+    if not any(v.weight > 0 for v in spec.variants):
+        raise _error(doc, ("variants",), "at least one variant needs a weight above 0")
+    if spec.shadow is not None and len(spec.variants) != 1:
+        raise _error(
+            doc,
+            ("shadow",),
+            "SageMaker runs a shadow variant beside exactly one production variant; "
+            f"this spec has {len(spec.variants)}",
+        )
+    capture = spec.data_capture
+    if capture is not None and len(set(capture.capture)) != len(capture.capture):
+        raise _error(doc, ("data_capture", "capture"), "input and output may each appear once")
+
+
+def _variant_paths(spec: EndpointSpec) -> list[tuple[tuple[str | int, ...], Variant]]:
+    out: list[tuple[tuple[str | int, ...], Variant]] = [
+        (("variants", i), v) for i, v in enumerate(spec.variants)
+    ]
+    if spec.shadow is not None:
+        out.append((("shadow",), spec.shadow))
+    return out
+
+
+def _error(doc: Any, loc: Sequence[str | int], message: str) -> SourceError:
+    place, path = _locate(doc, loc)
+    return SourceError(f"{place}: {path}: {message}")
+
+
+def _report(doc: Any, errors: list[ErrorDetails]) -> str:
+    found = []
+    for e in errors:
+        place, path = _locate(doc, e["loc"])
+        found.append((_line_of(place), f"{place}: {path or '(top)'}: {_message(e)}"))
+    found.sort(key=lambda pair: pair[0])  # stable: equal lines keep pydantic's order
+    lines = [text for _, text in found[:MAX_REPORTED_ERRORS]]
+    if len(found) > MAX_REPORTED_ERRORS:
+        lines.append(f"... and {len(found) - MAX_REPORTED_ERRORS} more")
+    return "\n".join(lines)
+
+
+def _line_of(place: str) -> int:
+    tail = place.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _locate(doc: Any, loc: Sequence[str | int]) -> tuple[str, str]:
+    """("file:line", "variants[1].weight") for a pydantic location: the line of the deepest key
+    or item that exists in the document (a missing field: its mapping's first line)."""
+    node, container = doc, doc
+    key: str | int | None = None
+    found = True
+    shown: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and part.startswith("["):
+            continue  # pydantic's own markers ('[key]'): not a field
+        in_mapping = isinstance(node, Located) and isinstance(part, str) and part in node
+        in_list = isinstance(node, LocatedList) and isinstance(part, int) and part < len(node)
+        if found and (in_mapping or in_list):
+            container, key, node = node, part, node[part]
+        elif found:  # a missing field: the line of the mapping that lacks it
+            container, key, found = node, None, False
+        shown.append(part)
+    return where(container, key), _shown(shown)
+
+
+def _shown(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+}
+
+
+def _message(e: ErrorDetails) -> str:
+    kind, value = e["type"], e.get("input")
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        return _unknown_field(e["loc"])
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]}, not {_describe(value)}"
+    if kind == "value_error":
+        return str(e.get("ctx", {}).get("error", e["msg"]))
+    ctx = e.get("ctx", {})
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', '')}, not {_describe(value)}"
+    if kind == "too_short":
+        return f"needs at least {_items(ctx.get('min_length', 1))}"
+    if kind == "too_long":
+        return f"takes at most {_items(ctx.get('max_length', 0))}, not {ctx.get('actual_length')}"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else e["msg"]
+    if kind == "string_too_long":
+        return f"takes at most {ctx.get('max_length')} characters, not {len(str(value))}"
+    msg = e["msg"]  # the numeric bounds: "Input should be greater than or equal to 1"
+    msg = msg.replace("Input should", "must").replace("Input", "the value")
+    return f"{msg}, not {_describe(value)}"
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _unknown_field(loc: tuple[str | int, ...]) -> str:
+    model: type[BaseModel] | None = EndpointSpec
+    for part in loc[:-1]:
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+    name = str(loc[-1])
+    fields = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(name, fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(fields)}"
+    return f"unknown field {name!r}{hint}"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside `X`, `list[X]`, `X | None` or `Annotated[...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found: type[BaseModel] | None = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+# -------------------------------------------------------------------------------- templates
+
+
+def model_logical_ids(spec: EndpointSpec) -> dict[str, str]:
+    """Variant name → logical id of its Model resource (`ModelChampion`); stable as long as the
+    variant keeps its name, so an edit updates the resource instead of replacing it."""
+    ids: dict[str, str] = {}
+    for variant in spec.all_variants:
+        base = "Model" + "".join(p[:1].upper() + p[1:] for p in variant.name.split("-") if p)
+        logical, n = base, 2
+        while logical in ids.values():  # `a-b` and `aB` both read `ModelAB`
+            logical, n = f"{base}{n}", n + 1
+        ids[variant.name] = logical
+    return ids
+
+
+def template(
+    spec: EndpointSpec,
+    *,
+    containers: dict[str, dict[str, Any]],
+    model_properties: dict[str, Any] | None = None,
+    capture_destination: Any = None,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The CloudFormation template of a spec. `containers` gives each variant's
+    PrimaryContainer; `model_properties` is added to every Model (ExecutionRoleArn);
+    `capture_destination` replaces the spec's data capture destination (a `Ref`)."""
+    ids = model_logical_ids(spec)
+    tags = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+    resources: dict[str, Any] = {}
+    for variant in spec.all_variants:
+        props: dict[str, Any] = {**(model_properties or {})}
+        props["PrimaryContainer"] = containers[variant.name]
+        if tags:
+            props["Tags"] = tags
+        resources[ids[variant.name]] = {"Type": "AWS::SageMaker::Model", "Properties": props}
+
+    config: dict[str, Any] = {"ProductionVariants": [_variant(v, ids) for v in spec.variants]}
+    if spec.shadow is not None:
+        config["ShadowProductionVariants"] = [_variant(spec.shadow, ids)]
+    if spec.data_capture is not None:
+        config["DataCaptureConfig"] = _data_capture(spec.data_capture, capture_destination)
+    if tags:
+        config["Tags"] = tags
+    resources["EndpointConfig"] = {"Type": "AWS::SageMaker::EndpointConfig", "Properties": config}
+
+    endpoint: dict[str, Any] = {
+        "EndpointName": spec.endpoint,
+        "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]},
+    }
+    if tags:
+        endpoint["Tags"] = tags
+    resources["Endpoint"] = {"Type": "AWS::SageMaker::Endpoint", "Properties": endpoint}
+
+    out: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": spec.description or f"SageMaker endpoint {spec.endpoint} (pier spec)",
+    }
+    if parameters:
+        out["Parameters"] = parameters
+    out["Resources"] = resources
+    out["Outputs"] = {
+        "EndpointName": {
+            "Description": "The endpoint to invoke",
+            "Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]},
+        },
+        "EndpointArn": {"Description": "The endpoint's ARN", "Value": {"Ref": "Endpoint"}},
+    }
+    return out
+
+
+def _variant(variant: Variant, ids: dict[str, str]) -> dict[str, Any]:
+    return {
+        "VariantName": variant.name,
+        "ModelName": {"Fn::GetAtt": [ids[variant.name], "ModelName"]},
+        "InitialInstanceCount": variant.instances,
+        "InstanceType": variant.instance_type,
+        "InitialVariantWeight": variant.weight,
+    }
+
+
+def _data_capture(capture: DataCapture, destination: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "EnableCapture": capture.enabled,
+        "InitialSamplingPercentage": capture.sampling_percentage,
+        "DestinationS3Uri": destination if destination is not None else capture.destination,
+        "CaptureOptions": [{"CaptureMode": mode.capitalize()} for mode in capture.capture],
+    }
+    if capture.kms_key_id is not None:
+        out["KmsKeyId"] = capture.kms_key_id
+    header: dict[str, Any] = {}
+    if capture.csv_content_types:
+        header["CsvContentTypes"] = list(capture.csv_content_types)
+    if capture.json_content_types:
+        header["JsonContentTypes"] = list(capture.json_content_types)
+    if header:
+        out["CaptureContentTypeHeader"] = header
+    return out
+
+
+def to_local_template(doc: Any) -> dict[str, Any]:
+    """The template that runs a spec on pier: model URIs as given (`models:/...`), relative
+    paths made absolute against the spec's own directory, pier's built-in image."""
+    spec = load_spec(doc)
+    base = Path(getattr(doc, "file", "?")).parent if getattr(doc, "file", "?") != "?" else None
+    containers = {}
+    for variant in spec.all_variants:
+        container: dict[str, Any] = {"ModelDataUrl": local_model_uri(variant.model, base)}
+        if variant.environment:
+            container["Environment"] = dict(variant.environment)
+        containers[variant.name] = container
+    return template(spec, containers=containers)
+
+
+def local_model_uri(model: str, base: Path | None) -> str:
+    """A URI (`models:/`, `runs:/`, `s3://`, `file://`...) as is; a path absolute, relative
+    paths against `base` (the spec's directory: the platform runs elsewhere)."""
+    if _SCHEME.match(model):
+        return model
+    path = Path(model).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return os.path.abspath(path)  # normalised (`..` folded), symlinks left as written
