@@ -115,6 +115,9 @@ app.command()(platform_commands.up)
 app.command()(platform_commands.down)
 app.command()(platform_commands.status)
 app.command()(platform_commands.env)
+from pier.cli.export_command import export  # noqa: E402
+
+app.command()(export)
 
 
 def main() -> None:
