@@ -267,7 +267,7 @@ def start_platform(home: Path, log_path: Path) -> Platform:
     pier = Path(sys.executable).with_name("pier")
     # The platform's own settings come from its command line only, not from this shell.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIER_", "AWS_"))}
-    cmd = [str(pier), "up", "--home", str(home), "--port", str(port)]
+    cmd = [str(pier), "up", "--home", str(home), "--port", str(port), "--no-mlflow"]
     t0 = time.perf_counter()
     proc = procs.launch(cmd, env, log_path)
     ready = procs.wait_ready(proc, port, "/ping", t0, log_path, timeout_s=120.0)

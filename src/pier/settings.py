@@ -94,6 +94,18 @@ class PlatformSettings(BaseSettings):
     )
     account: str = Field(default="000000000000", pattern=r"^[0-9]{12}$")
     health_interval_seconds: float = Field(default=5.0, gt=0)
+    # The MLflow tracking server: pier's own (default), an existing one, or none.
+    mlflow: bool = True
+    mlflow_uri: str | None = Field(
+        default=None, description="Use this tracking server instead of starting one"
+    )
+    mlflow_port: int = Field(default=5000, ge=0, le=65535, description="0: a free port")
+    backend_store_uri: str | None = Field(
+        default=None, description="MLflow backend store (default: SQLite in home/mlflow)"
+    )
+    artifacts_destination: str | None = Field(
+        default=None, description="MLflow artefact store (default: home/mlflow/artifacts)"
+    )
     stop_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "info"
 

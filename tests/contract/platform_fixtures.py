@@ -197,6 +197,9 @@ class Platform:
     port: int
     state_url: str | None
     backend: str
+    # Most tests need no MLflow server: they save models to directories. Tests of the whole
+    # stack pass their own MLflow options (e.g. ("--mlflow-port", "0")).
+    options: tuple[str, ...] = ("--no-mlflow",)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -215,6 +218,7 @@ class Platform:
         args = [str(BIN / "pier"), "up", "--home", str(self.home), "--port", str(self.port)]
         if self.state_url:
             args += ["--state-url", self.state_url]
+        args += self.options
         env = platform_env()
         log = self.home.parent / f"pier-up-{self.backend}-{self.starts}.log"
         self.logs.append(log)

@@ -1633,7 +1633,7 @@ def test_credentials_file_is_private(platform: Platform) -> None:
 
 def test_second_platform_refuses_clearly(platform: Platform, tmp_path: Path) -> None:
     def up(home: Path, port: int) -> tuple[int, str]:
-        args = [str(BIN / "pier"), "up", "--home", str(home), "--port", str(port)]
+        args = [str(BIN / "pier"), "up", "--home", str(home), "--port", str(port), "--no-mlflow"]
         done = subprocess.run(
             args, capture_output=True, text=True, timeout=90, env=platform_env(), check=False
         )

@@ -20,7 +20,7 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 
 def test_unreachable_state_database(tmp_path: Path) -> None:
-    r = run("up", "--home", str(tmp_path), "--port", "0",
+    r = run("up", "--home", str(tmp_path), "--port", "0", "--no-mlflow",
             "--state-url", "postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
     assert r.returncode == 1
     assert "cannot reach the state database" in r.stderr
@@ -30,7 +30,7 @@ def test_unreachable_state_database(tmp_path: Path) -> None:
 def test_unwritable_home(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    r = run("up", "--home", str(blocker / "home"), "--port", "0")
+    r = run("up", "--home", str(blocker / "home"), "--port", "0", "--no-mlflow")
     assert r.returncode == 1
     assert "is not writable" in r.stderr
     assert "Traceback" not in r.stderr
@@ -41,9 +41,26 @@ def test_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = run("up", "--home", str(tmp_path), "--port", str(port))
+        r = run("up", "--home", str(tmp_path), "--port", str(port), "--no-mlflow")
+        assert r.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+        # The same port for pier's MLflow server: MLflow cannot start, and pier says so.
+        r = run("up", "--home", str(tmp_path), "--port", "0", "--mlflow-port", str(port))
     assert r.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "the MLflow server exited" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "pier.pid").exists()
+    assert not (tmp_path / "mlflow.pid").exists()
+
+
+def test_mlflow_store_password_never_shown(tmp_path: Path) -> None:
+    r = run("up", "--home", str(tmp_path), "--port", "0", "--mlflow-port", "0",
+            "--backend-store-uri", "postgresql://pier:s3cr3t-pw@127.0.0.1:1/none",
+            timeout=180)  # fmt: skip
+    assert r.returncode == 1
+    assert "the MLflow server exited" in r.stderr
+    assert "s3cr3t-pw" not in r.stderr
+    assert "s3cr3t-pw" not in (tmp_path / "logs" / "platform.log").read_text()
 
 
 def test_env_and_status_before_the_first_start(tmp_path: Path) -> None:

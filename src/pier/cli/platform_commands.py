@@ -56,9 +56,31 @@ def up(
         typer.Option(help="State database URL, e.g. postgresql://user@host/db (default SQLite)."),
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    mlflow: Annotated[
+        bool | None,
+        typer.Option("--mlflow/--no-mlflow", help="Start an MLflow tracking server (default on)."),
+    ] = None,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(help="Use this MLflow tracking server instead of starting one.")
+    ] = None,
+    mlflow_port: Annotated[
+        int | None, typer.Option(help="Port of pier's MLflow server, 0 for a free one (5000).")
+    ] = None,
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow backend store, e.g. postgresql://user@host/db (default SQLite)."),
+    ] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(help="MLflow artefact store: a directory, s3://bucket/path or ftp://..."),
+    ] = None,
 ) -> None:
-    """Start the platform: the SageMaker control API and runtime API on one port."""
-    settings = _settings(home=home, host=host, port=port, state_url=state_url)
+    """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
+    settings = _settings(
+        home=home, host=host, port=port, state_url=state_url, mlflow=mlflow,
+        mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
+        artifacts_destination=artifacts_destination,
+    )  # fmt: skip
     h = Home(settings.home)
     if detach:
         _up_detached(settings, h)
@@ -83,18 +105,15 @@ def _up_detached(settings: PlatformSettings, h: Home) -> None:
     if pid is not None:
         err.print(f"[red]error:[/red] pier is already running from {h.root} (pid {pid})")
         raise typer.Exit(1)
-    args = [sys.executable, "-m", "pier.cli.main", "up", "--home", str(settings.home)]
-    args += ["--host", settings.host, "--port", str(settings.port)]
-    if settings.state_url:
-        args += ["--state-url", settings.state_url]
+    args = [sys.executable, "-m", "pier.cli.main", "up"]
     console_log = h.root / "logs" / "platform.console.log"
     with console_log.open("ab") as log:
         proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=settings_env(settings),
         )  # fmt: skip
-    with out.status("Starting pier..."):
-        deadline = time.monotonic() + 60
+    with out.status("Starting pier and MLflow..." if settings.mlflow else "Starting pier..."):
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 tail = console_log.read_text(errors="replace").strip().splitlines()[-5:]
@@ -103,13 +122,28 @@ def _up_detached(settings: PlatformSettings, h: Home) -> None:
             url = h.url()
             if url and _healthy(url):
                 out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
+                if h.mlflow_url():
+                    out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")
                 out.print(f"  logs: {h.log_file}")
                 out.print(f"  boto3 setup: eval $(pier env --home {settings.home})")
                 out.print(f"  stop: pier down --home {settings.home}")
                 return
             time.sleep(0.1)
-    err.print(f"[red]error:[/red] pier did not answer in 60 s; see {h.log_file}")
+    err.print(f"[red]error:[/red] pier did not answer in 180 s; see {h.log_file}")
     raise typer.Exit(1)
+
+
+def settings_env(settings: PlatformSettings) -> dict[str, str]:
+    """The environment that hands `settings` to a detached `pier up` (PIER_* variables): store
+    URIs may hold passwords, and the environment, unlike argv, is not shown by `ps`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
+    for name, value in settings.model_dump().items():
+        if value is not None and name != "region":
+            env[f"PIER_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    env["PIER_REGION"] = settings.region
+    return env
 
 
 def down(home: HomeOption = None) -> None:
@@ -143,6 +177,9 @@ def status(home: HomeOption = None) -> None:
         raise typer.Exit(3)
     state = "[green]up[/green]" if _healthy(url) else "[yellow]not answering[/yellow]"
     out.print(f"pier {state} on {url} (pid {pid}, home {h.root}, log {h.log_file})")
+    mlflow_url = h.mlflow_url()
+    if mlflow_url:
+        out.print(f"MLflow on {mlflow_url} (tracking URI and UI; log {h.mlflow_log_file})")
     client = sagemaker_client(h, url)
     table = Table("endpoint", "status", "variants (weight × instances)")
     for e in client.list_endpoints(MaxResults=100)["Endpoints"]:
@@ -169,6 +206,9 @@ def env(home: HomeOption = None) -> None:
     typer.echo(f"export AWS_ACCESS_KEY_ID={creds.access_key_id}")
     typer.echo(f"export AWS_SECRET_ACCESS_KEY={creds.secret_access_key}")
     typer.echo(f"export AWS_DEFAULT_REGION={settings.region}")
+    mlflow_url = h.mlflow_url()
+    if mlflow_url:
+        typer.echo(f"export MLFLOW_TRACKING_URI={mlflow_url}")
 
 
 def sagemaker_client(h: Home, url: str, service: str = "sagemaker") -> Any:

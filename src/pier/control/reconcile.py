@@ -122,8 +122,14 @@ class Reconciler:
             statuses = [{"Status": status, "StartTime": started or time.time()}]
         out: dict[str, VariantLive] = {}
         if route is not None:
+            models = {
+                i.spec.instance_id: i.spec.model_path for i in self._instances.get(endpoint, [])
+            }
             for name, v in route.variants.items():
-                out[name] = VariantLive(v.weight, len(v.targets), list(statuses))
+                running = sorted(
+                    {models[t.instance_id] for t in v.targets if t.instance_id in models}
+                )
+                out[name] = VariantLive(v.weight, len(v.targets), list(statuses), running)
         return out
 
     # ------------------------------------------------------------------------ main loop
@@ -210,11 +216,15 @@ class Reconciler:
         return False
 
     async def _launch(
-        self, endpoint: str, fleet: str, snapshot: dict[str, Any], variant: dict[str, Any]
+        self,
+        endpoint: str,
+        fleet: str,
+        snapshot: dict[str, Any],
+        variant: dict[str, Any],
+        model_uri: str,
     ) -> Instance:
         model = snapshot["models"][variant["ModelName"]]
         container = containers(model)[0]
-        model_uri = await asyncio.to_thread(self._resolve_model, container)
         spec = InstanceSpec(
             endpoint=endpoint,
             variant=variant["VariantName"],
@@ -243,14 +253,32 @@ class Reconciler:
         jobs = []
         for variant in snapshot["config"]["ProductionVariants"]:
             want = int(desired[variant["VariantName"]]["DesiredInstanceCount"])
-            have = len(self._of(endpoint, fleet, variant["VariantName"]))
-            for _ in range(max(0, want - have)):
-                jobs.append(self._launch(endpoint, fleet, snapshot, variant))
+            have = self._of(endpoint, fleet, variant["VariantName"])
+            if want <= len(have):
+                continue
+            try:
+                model_uri = await self._model_uri(snapshot, variant, have)
+            except Exception as exc:  # the reason goes to FailureReason
+                raise LaunchFailed(f"Variant {variant['VariantName']}: {exc}") from exc
+            for _ in range(want - len(have)):
+                jobs.append(self._launch(endpoint, fleet, snapshot, variant, model_uri))
         results = await asyncio.gather(*jobs, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
             raise first if isinstance(first, LaunchFailed) else LaunchFailed(str(first))
+
+    async def _model_uri(
+        self, snapshot: dict[str, Any], variant: dict[str, Any], running: list[Instance]
+    ) -> str:
+        """What the variant's instances load. Resolved once per fleet: a registry alias
+        (models:/name@champion) is pinned to its version when the fleet is created, and
+        instances added later (scaling, healing) load that same version, as the running ones
+        do; moving the alias takes an UpdateEndpoint, as on SageMaker."""
+        if running:
+            return running[0].spec.model_path
+        container = containers(snapshot["models"][variant["ModelName"]])[0]
+        return await asyncio.to_thread(self._resolve_model, container)
 
     def _publish(self, endpoint: str, fleet: str, desired: dict[str, Any]) -> None:
         variants = {}

@@ -27,6 +27,7 @@ from pier.errors import ValidationException
 from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
+REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
 @dataclass
@@ -36,6 +37,7 @@ class VariantLive:
     current_weight: float
     current_instance_count: int
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    model_uris: list[str] = field(default_factory=list)  # what the instances loaded
 
 
 class LiveView(Protocol):
@@ -315,7 +317,7 @@ class HostingService:
             now = live.get(vname)
             summary: dict[str, Any] = {
                 "VariantName": vname,
-                "DeployedImages": self._images(row, v),
+                "DeployedImages": self._images(row, v, now.model_uris if now else []),
                 "CurrentWeight": now.current_weight if now else 0.0,
                 "DesiredWeight": desired.get("DesiredWeight", 0.0),
                 "CurrentInstanceCount": now.current_instance_count if now else 0,
@@ -350,16 +352,26 @@ class HostingService:
             }
         return out
 
-    def _images(self, row: EndpointRow, variant: dict[str, Any]) -> list[dict[str, Any]]:
+    def _images(
+        self, row: EndpointRow, variant: dict[str, Any], model_uris: list[str]
+    ) -> list[dict[str, Any]]:
+        """SageMaker resolves an image tag to a digest (`repo@sha256:...`); pier's instances
+        resolve a registry reference to a version, shown the same way: ResolvedImage is
+        `pier/mlflow-pyfunc@models:/diabetes/3` for a variant deployed from
+        `models:/diabetes@champion`."""
         model = row.deployed["models"].get(variant["ModelName"], {})
-        return [
-            {
-                "SpecifiedImage": c.get("Image") or DEFAULT_IMAGE,
-                "ResolvedImage": c.get("Image") or DEFAULT_IMAGE,
-                "ResolutionTime": _epoch(row.last_modified_at),
-            }
-            for c in containers(model)
-        ]
+        out = []
+        for i, c in enumerate(containers(model)):
+            image = c.get("Image") or DEFAULT_IMAGE
+            registry = [u for u in model_uris if u.startswith(REGISTRY_SCHEMES)] if i == 0 else []
+            out.append(
+                {
+                    "SpecifiedImage": image,
+                    "ResolvedImage": f"{image}@{','.join(registry)}" if registry else image,
+                    "ResolutionTime": _epoch(row.last_modified_at),
+                }
+            )
+        return out
 
     def list_endpoints(self, req: dict[str, Any]) -> dict[str, Any]:
         with self._sessions() as s:

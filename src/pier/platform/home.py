@@ -38,6 +38,19 @@ class Home:
         return self.root / "logs" / "platform.log"
 
     @property
+    def mlflow_log_file(self) -> Path:
+        return self.root / "logs" / "mlflow.log"
+
+    @property
+    def mlflow_pid_file(self) -> Path:
+        return self.root / "mlflow.pid"
+
+    @property
+    def mlflow_url_file(self) -> Path:
+        """The tracking URI the platform uses: its own MLflow server's, or the one it was given."""
+        return self.root / "mlflow.url"
+
+    @property
     def instances_dir(self) -> Path:
         return self.root / "instances"
 
@@ -90,7 +103,14 @@ class Home:
         return pid
 
     def url(self) -> str | None:
-        try:
-            return self.url_file.read_text().strip() or None
-        except OSError:
-            return None
+        return _read(self.url_file)
+
+    def mlflow_url(self) -> str | None:
+        return _read(self.mlflow_url_file)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None

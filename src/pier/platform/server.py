@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from pier.hosting.base import Backend
 from pier.hosting.process import ProcessBackend
 from pier.platform.app import PlatformApp
 from pier.platform.home import Home
+from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.router.invoke import Router
 from pier.router.table import RoutingTable
@@ -61,6 +63,31 @@ def image_checker(backend: Backend) -> Callable[[str | None], str | None]:
     return check
 
 
+def start_mlflow(settings: PlatformSettings, home: Home) -> MlflowServer | None:
+    """Launch pier's own MLflow server, or record the external one; None when not ours."""
+    home.mlflow_url_file.unlink(missing_ok=True)
+    if settings.mlflow_uri:
+        home.mlflow_url_file.write_text(settings.mlflow_uri)
+        return None
+    if not settings.mlflow:
+        return None
+    port = settings.mlflow_port or _free_port(settings.host)
+    options = default_options(
+        home, port, settings.backend_store_uri, settings.artifacts_destination
+    )
+    server = MlflowServer(home, options)
+    server.start()
+    return server
+
+
+def _free_port(host: str) -> int:
+    # `mlflow server` has no "port 0, tell me which": ask the kernel for one and hand it over.
+    # Another process could take it in between; MLflow then fails to start and says so.
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def run(settings: PlatformSettings) -> int:
     """Run the platform until SIGTERM/SIGINT. Raises PierError for a clear one-line failure."""
     home = Home(settings.home)
@@ -71,10 +98,6 @@ def run(settings: PlatformSettings) -> int:
         raise AlreadyRunning(
             f"pier is already running from {home.root} (pid {pid}); `pier down` stops it"
         )
-    engine = db.create(settings.resolved_state_url())
-    db.migrate(engine)
-    credentials = home.credentials()
-    assert credentials is not None
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
@@ -82,6 +105,22 @@ def run(settings: PlatformSettings) -> int:
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
             "choose another port with --port"
         ) from None
+    mlflow = start_mlflow(settings, home)  # it starts while the store migrates
+    try:
+        engine = db.create(settings.resolved_state_url())
+        db.migrate(engine)
+        credentials = home.credentials()
+        assert credentials is not None
+        if mlflow is not None:
+            mlflow.wait_ready()
+    except BaseException:
+        if mlflow is not None:
+            mlflow.stop()
+        raise
+    tracking_uri = home.mlflow_url()
+    if tracking_uri:
+        # Instances (and the registry lookups that pin a model version) resolve models:/ here.
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
     home.pid_file.write_text(str(os.getpid()))
@@ -95,6 +134,9 @@ def run(settings: PlatformSettings) -> int:
         for f in (home.pid_file, home.url_file):
             f.unlink(missing_ok=True)
         engine.dispose()
+        if mlflow is not None:
+            mlflow.stop()
+        home.mlflow_url_file.unlink(missing_ok=True)
     log.info("pier platform stopped")
     return 0
 
