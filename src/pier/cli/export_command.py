@@ -74,7 +74,7 @@ def export(
     ] = None,
     capture_destination: Annotated[
         str | None,
-        typer.Option(help="S3 prefix for data capture, when the spec's destination is local."),
+        typer.Option(help="S3 prefix for data capture (default: the spec's destination)."),
     ] = None,
 ) -> None:
     """Write a pier spec as a CloudFormation template or Terraform for real AWS.

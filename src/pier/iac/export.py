@@ -103,15 +103,17 @@ def _inputs(
             "(arn:aws:iam::123456789012:role/NAME)"
         )
     destination = None
-    if spec.data_capture is not None:
-        destination = capture_destination or spec.data_capture.destination
-        if not re.match(S3_LOCATION, destination):
+    if capture_destination is not None:
+        if spec.data_capture is None:
+            raise ExportError("--capture-destination: the spec has no data_capture section")
+        if not re.match(S3_LOCATION, capture_destination):
             raise ExportError(
-                f"data_capture.destination {destination!r} is not on S3: "
-                "give --capture-destination s3://BUCKET/PREFIX"
+                f"--capture-destination: {capture_destination!r} is not an S3 location "
+                "such as s3://bucket/capture"
             )
-    elif capture_destination is not None:
-        raise ExportError("--capture-destination: the spec has no data_capture section")
+        destination = capture_destination
+    elif spec.data_capture is not None:
+        destination = spec.data_capture.destination
     return _Inputs(resolve_model_data(spec, model_data), image, execution_role_arn, destination)
 
 

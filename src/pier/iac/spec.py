@@ -66,6 +66,7 @@ _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _ENV_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _CONTENT_TYPE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*/[a-zA-Z0-9](-*[a-zA-Z0-9.])*")
 _KMS_KEY = re.compile(r"[a-zA-Z0-9:/_-]*")
+_DESTINATION = re.compile(r"(https|s3)://([^/])/?(.*)", re.DOTALL)
 _TAG_PATTERN = r"([\p{L}\p{Z}\p{N}_.:/=+\-@]*)"
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]+:")  # two letters at least: C:\ is a path
 
@@ -118,6 +119,13 @@ def _env_key(value: str) -> str:
 def _content_type(value: str) -> str:
     if not _CONTENT_TYPE.fullmatch(value):
         raise ValueError(f"{value!r} is not a content type such as application/json")
+    return value
+
+
+def _destination(value: str) -> str:
+    # SageMaker's DestinationS3Uri, which pier's API enforces as well
+    if not _DESTINATION.fullmatch(value):
+        raise ValueError(f"{value!r} is not an s3:// (or https://) location")
     return value
 
 
@@ -182,7 +190,7 @@ class Variant(_Strict):
 class DataCapture(_Strict):
     """SageMaker's DataCaptureConfig, in the spec's words."""
 
-    destination: Annotated[str, Field(min_length=1, max_length=512)]
+    destination: Annotated[str, Field(max_length=512), AfterValidator(_destination)]
     enabled: bool = True
     sampling_percentage: Annotated[int, Field(ge=0, le=100)] = 100
     capture: Annotated[list[CaptureMode], Field(min_length=1, max_length=2)] = Field(
@@ -381,7 +389,9 @@ def _unknown_field(loc: tuple[str | int, ...]) -> str:
             model = _model_in(model.model_fields[part].annotation)
     name = str(loc[-1])
     fields = list(model.model_fields) if model is not None else []
-    close = difflib.get_close_matches(name, fields, n=1)
+    close = difflib.get_close_matches(name, fields, n=1) or [
+        f for f in fields if f.startswith(name) or name.startswith(f)
+    ]
     hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(fields)}"
     return f"unknown field {name!r}{hint}"
 
