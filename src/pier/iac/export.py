@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from pier.errors import PierError
+from pier.iac.hcl import Block, Body, Expr, quote, render
 from pier.iac.spec import EndpointSpec, Variant, model_logical_ids, template
 
 __all__ = [
@@ -251,116 +252,6 @@ def to_cloudformation_yaml(template: dict[str, Any], source: str | None = None) 
 
 
 # -------------------------------------------------------------------------------- Terraform
-#
-# HCL is written here by hand rather than with a library: python-hcl2 (the one Python HCL
-# library) is a parser first, its writer's output and string escaping have changed between
-# major versions, and it would become a runtime dependency for some sixty lines of output.
-# What needs care is small and specified: strings are quoted with `\\ \" \n \r \t \uXXXX`
-# escapes, and `${` / `%{` (template interpolation and directives) are doubled to `$${` /
-# `%%{` so a value like "${var.x}" stays literal text.
-
-
-@dataclass(frozen=True)
-class _Expr:
-    """An HCL expression written as is (`var.image`, `aws_sagemaker_model.a.name`)."""
-
-    text: str
-
-
-_Body = list["tuple[str, Any] | _Block"]
-
-
-@dataclass(frozen=True)
-class _Block:
-    kind: str
-    labels: tuple[str, ...]
-    body: _Body
-
-
-def hcl_string(value: str) -> str:
-    """A quoted HCL string literal whose value is exactly `value`."""
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    text = "".join(out).replace("${", "$${").replace("%{", "%%{")
-    return f'"{text}"'
-
-
-def _value(value: Any, indent: int) -> str:
-    if isinstance(value, _Expr):
-        return value.text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return hcl_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v, indent) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        pad = "  " * (indent + 1)
-        keys = {k: _key(k) for k in value}
-        width = max(len(k) for k in keys.values())
-        lines = [f"{pad}{keys[k].ljust(width)} = {_value(v, indent + 1)}" for k, v in value.items()]
-        return "{\n" + "\n".join(lines) + "\n" + "  " * indent + "}"
-    raise TypeError(f"no HCL form for {value!r}")
-
-
-_IDENTIFIER = re.compile(r"[a-zA-Z_][a-zA-Z0-9_-]*")
-
-
-def _key(key: str) -> str:
-    """An object key: bare when it is an identifier (`LOG_LEVEL`), else quoted (`"cost:center"`)."""
-    bare = _IDENTIFIER.fullmatch(key) and key not in {"true", "false", "null"}
-    return key if bare else hcl_string(key)
-
-
-def _render(block: _Block, indent: int = 0) -> list[str]:
-    pad = "  " * indent
-    labels = "".join(f" {hcl_string(label)}" for label in block.labels)
-    lines = [f"{pad}{block.kind}{labels} {{"]
-    # `terraform fmt` aligns the `=` of attributes on consecutive lines; blocks and
-    # multi-line values end a run
-    run: list[tuple[str, str]] = []
-
-    def flush() -> None:
-        width = max((len(name) for name, _ in run), default=0)
-        lines.extend(f"{pad}  {name.ljust(width)} = {text}" for name, text in run)
-        run.clear()
-
-    for item in block.body:
-        if isinstance(item, _Block):
-            flush()
-            lines.extend(_render(item, indent + 1))
-            continue
-        name, value = item
-        text = _value(value, indent + 1)
-        if "\n" in text:  # stands alone, not aligned with its neighbours
-            flush()
-            run.append((name, text))
-            flush()
-        else:
-            run.append((name, text))
-    flush()
-    lines.append(f"{pad}}}")
-    return lines
 
 
 def _identifier(name: str, taken: set[str]) -> str:
@@ -377,21 +268,21 @@ def _identifier(name: str, taken: set[str]) -> str:
 
 def _variable(
     name: str, description: str, default: str | None, condition: str | None = None
-) -> _Block:
-    body: _Body = [("description", description), ("type", _Expr("string"))]
+) -> Block:
+    body: Body = [("description", description), ("type", Expr("string"))]
     if default is not None:
         body.append(("default", default))
     if condition is not None:
-        check = _Block(
+        check = Block(
             "validation",
             (),
             [
-                ("condition", _Expr(f"can(regex({hcl_string(condition)}, var.{name}))")),
+                ("condition", Expr(f"can(regex({quote(condition)}, var.{name}))")),
                 ("error_message", f"{name} must match {condition}."),
             ],
         )
         body.append(check)
-    return _Block("variable", (name,), body)
+    return Block("variable", (name,), body)
 
 
 def to_terraform(
@@ -407,15 +298,15 @@ def to_terraform(
     inputs = _inputs(spec, model_data, image, execution_role_arn, capture_destination)
     taken: set[str] = set()
     idents = {v.name: _identifier(v.name, taken) for v in spec.all_variants}
-    tags = _Expr("local.tags") if spec.tags else None
+    tags = Expr("local.tags") if spec.tags else None
 
-    blocks: list[_Block] = [
-        _Block(
+    blocks: list[Block] = [
+        Block(
             "terraform",
             (),
             [
                 ("required_version", ">= 1.3"),
-                _Block(
+                Block(
                     "required_providers",
                     (),
                     [("aws", {"source": "hashicorp/aws", "version": ">= 5.0"})],
@@ -453,26 +344,26 @@ def to_terraform(
             )
         )
     if spec.tags:
-        blocks.append(_Block("locals", (), [("tags", dict(spec.tags))]))
+        blocks.append(Block("locals", (), [("tags", dict(spec.tags))]))
 
-    replace_first = _Block("lifecycle", (), [("create_before_destroy", True)])
+    replace_first = Block("lifecycle", (), [("create_before_destroy", True)])
     for variant in spec.all_variants:
-        container: _Body = [
-            ("image", _Expr("var.image")),
-            ("model_data_url", _Expr(f"var.model_data_{idents[variant.name]}")),
+        container: Body = [
+            ("image", Expr("var.image")),
+            ("model_data_url", Expr(f"var.model_data_{idents[variant.name]}")),
         ]
         if variant.environment:
             container.append(("environment", dict(variant.environment)))
-        body: _Body = [
-            ("execution_role_arn", _Expr("var.execution_role_arn")),
-            _Block("primary_container", (), container),
+        body: Body = [
+            ("execution_role_arn", Expr("var.execution_role_arn")),
+            Block("primary_container", (), container),
         ]
         if tags:
             body.append(("tags", tags))
         body.append(replace_first)
-        blocks.append(_Block("resource", ("aws_sagemaker_model", idents[variant.name]), body))
+        blocks.append(Block("resource", ("aws_sagemaker_model", idents[variant.name]), body))
 
-    config: _Body = [_tf_variant("production_variants", v, idents) for v in spec.variants]
+    config: Body = [_tf_variant("production_variants", v, idents) for v in spec.variants]
     if spec.shadow is not None:
         config.append(_tf_variant("shadow_production_variants", spec.shadow, idents))
     if spec.data_capture is not None:
@@ -480,47 +371,47 @@ def to_terraform(
     if tags:
         config.append(("tags", tags))
     config.append(replace_first)
-    blocks.append(_Block("resource", ("aws_sagemaker_endpoint_configuration", "this"), config))
+    blocks.append(Block("resource", ("aws_sagemaker_endpoint_configuration", "this"), config))
 
-    endpoint: _Body = [
+    endpoint: Body = [
         ("name", spec.endpoint),
-        ("endpoint_config_name", _Expr("aws_sagemaker_endpoint_configuration.this.name")),
+        ("endpoint_config_name", Expr("aws_sagemaker_endpoint_configuration.this.name")),
     ]
     if tags:
         endpoint.append(("tags", tags))
-    blocks.append(_Block("resource", ("aws_sagemaker_endpoint", "this"), endpoint))
+    blocks.append(Block("resource", ("aws_sagemaker_endpoint", "this"), endpoint))
     blocks.append(
-        _Block(
+        Block(
             "output",
             ("endpoint_name",),
             [
                 ("description", "The endpoint to invoke"),
-                ("value", _Expr("aws_sagemaker_endpoint.this.name")),
+                ("value", Expr("aws_sagemaker_endpoint.this.name")),
             ],
         )
     )
     blocks.append(
-        _Block(
+        Block(
             "output",
             ("endpoint_arn",),
             [
                 ("description", "The endpoint's ARN"),
-                ("value", _Expr("aws_sagemaker_endpoint.this.arn")),
+                ("value", Expr("aws_sagemaker_endpoint.this.arn")),
             ],
         )
     )
     head = [f"# Generated by `pier export` from {_one_line(source or 'a pier spec')}."]
     head.append(f"# SageMaker endpoint {spec.endpoint!r}: terraform init && terraform apply")
-    return "\n".join(head) + "\n\n" + "\n\n".join("\n".join(_render(b)) for b in blocks) + "\n"
+    return "\n".join(head) + "\n\n" + render(blocks)
 
 
-def _tf_variant(kind: str, variant: Variant, idents: dict[str, str]) -> _Block:
-    return _Block(
+def _tf_variant(kind: str, variant: Variant, idents: dict[str, str]) -> Block:
+    return Block(
         kind,
         (),
         [
             ("variant_name", variant.name),
-            ("model_name", _Expr(f"aws_sagemaker_model.{idents[variant.name]}.name")),
+            ("model_name", Expr(f"aws_sagemaker_model.{idents[variant.name]}.name")),
             ("initial_instance_count", variant.instances),
             ("instance_type", variant.instance_type),
             ("initial_variant_weight", variant.weight),
@@ -528,25 +419,25 @@ def _tf_variant(kind: str, variant: Variant, idents: dict[str, str]) -> _Block:
     )
 
 
-def _tf_data_capture(spec: EndpointSpec) -> _Block:
+def _tf_data_capture(spec: EndpointSpec) -> Block:
     capture = spec.data_capture
     assert capture is not None
-    body: _Body = [
+    body: Body = [
         ("enable_capture", capture.enabled),
         ("initial_sampling_percentage", capture.sampling_percentage),
-        ("destination_s3_uri", _Expr("var.data_capture_destination")),
+        ("destination_s3_uri", Expr("var.data_capture_destination")),
     ]
     if capture.kms_key_id is not None:
         body.append(("kms_key_id", capture.kms_key_id))
     body.extend(
-        _Block("capture_options", (), [("capture_mode", mode.capitalize())])
+        Block("capture_options", (), [("capture_mode", mode.capitalize())])
         for mode in capture.capture
     )
-    header: _Body = []
+    header: Body = []
     if capture.csv_content_types:
         header.append(("csv_content_types", list(capture.csv_content_types)))
     if capture.json_content_types:
         header.append(("json_content_types", list(capture.json_content_types)))
     if header:
-        body.append(_Block("capture_content_type_header", (), header))
-    return _Block("data_capture_config", (), body)
+        body.append(Block("capture_content_type_header", (), header))
+    return Block("data_capture_config", (), body)

@@ -25,8 +25,6 @@ import difflib
 import functools
 import os
 import re
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,10 +37,10 @@ from pydantic import (
     Field,
     ValidationError,
 )
-from pydantic_core import ErrorDetails
 
 from pier.contract.aws_patterns import java_pattern
-from pier.iac.source import Located, LocatedList, SourceError, where
+from pier.iac.source import SourceError, where
+from pier.iac.validation import describe, locate, report, shown
 
 __all__ = [
     "DEFAULT_INSTANCE_TYPE",
@@ -59,7 +57,6 @@ __all__ = [
 
 KIND: Literal["pier/Endpoint"] = "pier/Endpoint"
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
-MAX_REPORTED_ERRORS = 10
 
 # SageMaker's patterns (botocore's service model), matched whole.
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -239,12 +236,12 @@ def load_spec(doc: Any) -> EndpointSpec:
     if not isinstance(doc, dict):
         raise SourceError(
             f"{where(doc)}: a pier spec is a mapping with `endpoint:` and `variants:`, "
-            f"not {_describe(doc)}"
+            f"not {describe(doc)}"
         )
     try:
         spec = EndpointSpec.model_validate(doc)
     except ValidationError as exc:
-        raise SourceError(_report(doc, exc.errors())) from None
+        raise SourceError(report(doc, exc.errors(), EndpointSpec)) from None
     _cross_checks(doc, spec)
     return spec
 
@@ -258,7 +255,7 @@ def _cross_checks(doc: Any, spec: EndpointSpec) -> None:
                 (*path, "name"),
                 f"the variant name {variant.name!r} is already used by {seen[variant.name]}",
             )
-        seen[variant.name] = _shown(path)
+        seen[variant.name] = shown(path)
     if not any(v.weight > 0 for v in spec.variants):
         raise _error(doc, ("variants",), "at least one variant needs a weight above 0")
     if spec.shadow is not None and len(spec.variants) != 1:
@@ -283,130 +280,8 @@ def _variant_paths(spec: EndpointSpec) -> list[tuple[tuple[str | int, ...], Vari
 
 
 def _error(doc: Any, loc: Sequence[str | int], message: str) -> SourceError:
-    place, path = _locate(doc, loc)
+    place, path = locate(doc, loc)
     return SourceError(f"{place}: {path}: {message}")
-
-
-def _report(doc: Any, errors: list[ErrorDetails]) -> str:
-    found = []
-    for e in errors:
-        place, path = _locate(doc, e["loc"])
-        found.append((_line_of(place), f"{place}: {path or '(top)'}: {_message(e)}"))
-    found.sort(key=lambda pair: pair[0])  # stable: equal lines keep pydantic's order
-    lines = [text for _, text in found[:MAX_REPORTED_ERRORS]]
-    if len(found) > MAX_REPORTED_ERRORS:
-        lines.append(f"... and {len(found) - MAX_REPORTED_ERRORS} more")
-    return "\n".join(lines)
-
-
-def _line_of(place: str) -> int:
-    tail = place.rpartition(":")[2]
-    return int(tail) if tail.isdigit() else 0
-
-
-def _locate(doc: Any, loc: Sequence[str | int]) -> tuple[str, str]:
-    """("file:line", "variants[1].weight") for a pydantic location: the line of the deepest key
-    or item that exists in the document (a missing field: its mapping's first line)."""
-    node, container = doc, doc
-    key: str | int | None = None
-    found = True
-    shown: list[str | int] = []
-    for part in loc:
-        if isinstance(part, str) and part.startswith("["):
-            continue  # pydantic's own markers ('[key]'): not a field
-        in_mapping = isinstance(node, Located) and isinstance(part, str) and part in node
-        in_list = isinstance(node, LocatedList) and isinstance(part, int) and part < len(node)
-        if found and (in_mapping or in_list):
-            container, key, node = node, part, node[part]
-        elif found:  # a missing field: the line of the mapping that lacks it
-            container, key, found = node, None, False
-        shown.append(part)
-    return where(container, key), _shown(shown)
-
-
-def _shown(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-_TYPE_NAMES = {
-    "string_type": "a string",
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "model_type": "a mapping",
-}
-
-
-def _message(e: ErrorDetails) -> str:
-    kind, value = e["type"], e.get("input")
-    if kind == "missing":
-        return "required, but missing"
-    if kind == "extra_forbidden":
-        return _unknown_field(e["loc"])
-    if kind in _TYPE_NAMES:
-        return f"must be {_TYPE_NAMES[kind]}, not {_describe(value)}"
-    if kind == "value_error":
-        return str(e.get("ctx", {}).get("error", e["msg"]))
-    ctx = e.get("ctx", {})
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected', '')}, not {_describe(value)}"
-    if kind == "too_short":
-        return f"needs at least {_items(ctx.get('min_length', 1))}"
-    if kind == "too_long":
-        return f"takes at most {_items(ctx.get('max_length', 0))}, not {ctx.get('actual_length')}"
-    if kind == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else e["msg"]
-    if kind == "string_too_long":
-        return f"takes at most {ctx.get('max_length')} characters, not {len(str(value))}"
-    msg = e["msg"]  # the numeric bounds: "Input should be greater than or equal to 1"
-    msg = msg.replace("Input should", "must").replace("Input", "the value")
-    return f"{msg}, not {_describe(value)}"
-
-
-def _items(n: int) -> str:
-    return f"{n} item" if n == 1 else f"{n} items"
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    return repr(value)
-
-
-def _unknown_field(loc: tuple[str | int, ...]) -> str:
-    model: type[BaseModel] | None = EndpointSpec
-    for part in loc[:-1]:
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            model = _model_in(model.model_fields[part].annotation)
-    name = str(loc[-1])
-    fields = list(model.model_fields) if model is not None else []
-    close = difflib.get_close_matches(name, fields, n=1) or [
-        f for f in fields if f.startswith(name) or name.startswith(f)
-    ]
-    hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(fields)}"
-    return f"unknown field {name!r}{hint}"
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel inside `X`, `list[X]`, `X | None` or `Annotated[...]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (list, typing.Union, types.UnionType, typing.Annotated):
-        for arg in typing.get_args(annotation):
-            found: type[BaseModel] | None = _model_in(arg)
-            if found is not None:
-                return found
-    return None
 
 
 # -------------------------------------------------------------------------------- templates
