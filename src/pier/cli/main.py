@@ -119,6 +119,14 @@ from pier.cli.export_command import export  # noqa: E402
 
 app.command()(export)
 
+from pier.cli import delete_command, endpoint_commands, logs_command  # noqa: E402
+
+app.command()(endpoint_commands.endpoints)
+app.command()(endpoint_commands.describe)
+app.command()(endpoint_commands.invoke)
+app.command()(logs_command.logs)
+app.command("delete-endpoint")(delete_command.delete_endpoint)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,278 @@
+"""`pier endpoints`, `describe`, `invoke`: everyday work with endpoints.
+
+Thin clients of the platform's SageMaker API (boto3 against `pier up`), like users' own code:
+nothing here reads the state store. Every AWS error ends the command with one line
+`error: <Code>: <Message>` and exit 1; bad arguments exit 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from pier.cli.platform_commands import HomeOption, _settings, err, out, sagemaker_client
+from pier.platform.home import Home
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line; the caller raises what this returns."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+def connect(home: Path | None, service: str = "sagemaker") -> Any:
+    """A boto3 client of the running platform of `home`, or exit 1 saying it is not running."""
+    h = Home(_settings(home=home).home)
+    url = h.url()
+    if h.running_pid() is None or url is None:
+        raise fail(f"pier is not running (home {h.root}); start it with pier up --detach")
+    return sagemaker_client(h, url, service)
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """AWS's errors as one line and exit 1: never a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}") from None
+    except BotoCoreError as exc:
+        raise fail(str(exc)) from None
+
+
+def not_found(exc: Exception) -> bool:
+    """Whether an error is SageMaker's `ValidationException: Could not find ...` (SageMaker has
+    no code of its own for a missing resource; boto3's waiters match the message too)."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    return error.get("Code") == "ValidationException" and str(error.get("Message", "")).startswith(
+        "Could not find"
+    )
+
+
+def unless_gone(call: Any, **request: Any) -> dict[str, Any] | None:
+    """`call(**request)` without its ResponseMetadata; None if the resource does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response: dict[str, Any] = call(**request)
+    except ClientError as exc:
+        if not_found(exc):
+            return None
+        raise
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+def print_json(value: Any) -> None:
+    def iso(o: object) -> str:
+        if isinstance(o, datetime):
+            return o.isoformat()
+        raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+    typer.echo(json.dumps(value, indent=2, default=iso))
+
+
+def _status(status: str) -> str:
+    color = {"InService": "green", "Failed": "red", "OutOfService": "red"}.get(status, "yellow")
+    return f"[{color}]{escape(status)}[/{color}]"
+
+
+def _time(t: datetime | None) -> str:
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _weight(v: dict[str, Any], total: float) -> str:
+    current, desired = v.get("CurrentWeight", 0.0), v.get("DesiredWeight", 0.0)
+    text = f"{current:g}" + (f" ({current / total:.0%})" if total else "")
+    return text if desired == current else f"{text} → {desired:g}"
+
+
+def _instances(v: dict[str, Any]) -> str:
+    return f"{v.get('CurrentInstanceCount', 0)}/{v.get('DesiredInstanceCount', 0)}"
+
+
+def _variant_status(v: dict[str, Any]) -> str:
+    return ", ".join(s["Status"] for s in v.get("VariantStatus", [])) or "-"
+
+
+# ------------------------------------------------------------------------------ endpoints
+
+
+def endpoints(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List endpoints: status, variants, weights (traffic share) and instance counts."""
+    sm = connect(home)
+    found: list[dict[str, Any]] = []
+    with aws_errors():
+        for page in sm.get_paginator("list_endpoints").paginate():
+            for e in page["Endpoints"]:
+                d = unless_gone(sm.describe_endpoint, EndpointName=e["EndpointName"])
+                if d is not None:  # (else deleted since it was listed)
+                    found.append(d)
+    found.sort(key=lambda d: d["EndpointName"])
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        out.print("no endpoints")
+        return
+    table = Table("endpoint", "status", "variant", "weight", "instances")
+    table.add_column("last modified", no_wrap=True)
+    for d in found:
+        variants = d.get("ProductionVariants") or [{}]
+        total = sum(v.get("CurrentWeight", 0.0) for v in variants)
+        for i, v in enumerate(variants):
+            first = i == 0
+            table.add_row(
+                escape(d["EndpointName"]) if first else "",
+                _status(d["EndpointStatus"]) if first else "",
+                escape(v.get("VariantName", "-")),
+                _weight(v, total) if v else "-",
+                _instances(v) if v else "-",
+                _time(d.get("LastModifiedTime")) if first else "",
+                end_section=i == len(variants) - 1,
+            )
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------- describe
+
+
+def _gather(sm: Any, name: str) -> dict[str, Any]:
+    """DescribeEndpoint, plus its EndpointConfig and Models (None where deleted since)."""
+    endpoint = sm.describe_endpoint(EndpointName=name)
+    endpoint.pop("ResponseMetadata", None)
+    config = unless_gone(
+        sm.describe_endpoint_config, EndpointConfigName=endpoint["EndpointConfigName"]
+    )
+    models: dict[str, Any] = {}
+    for v in (config or {}).get("ProductionVariants", []):
+        if v["ModelName"] not in models:
+            models[v["ModelName"]] = unless_gone(sm.describe_model, ModelName=v["ModelName"])
+    return {**endpoint, "EndpointConfig": config, "Models": models}
+
+
+def _table(title: str, *columns: str) -> Table:
+    return Table(*columns, title=title, title_justify="left")
+
+
+def _containers(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [model["PrimaryContainer"]] if "PrimaryContainer" in model else model["Containers"]
+
+
+def describe(
+    name: Annotated[str, typer.Argument(help="The endpoint's name.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Describe an endpoint: its variants, its endpoint config and its models' containers."""
+    sm = connect(home)
+    with aws_errors():
+        d = _gather(sm, name)
+    if as_json:
+        print_json(d)
+        return
+    lines = [
+        f"status      {_status(d['EndpointStatus'])}",
+        f"config      {escape(d['EndpointConfigName'])}"
+        + ("" if d["EndpointConfig"] else " [red](deleted)[/red]"),
+        f"created     {_time(d.get('CreationTime'))}",
+        f"modified    {_time(d.get('LastModifiedTime'))}",
+        f"arn         {escape(d['EndpointArn'])}",
+    ]
+    if d.get("FailureReason"):
+        lines.append(f"[red]failure[/red]     {escape(d['FailureReason'])}")
+    out.print(Panel("\n".join(lines), title=f"endpoint {escape(name)}", title_align="left"))
+    variants = _table("variants", "variant", "weight", "instances", "status", "image")
+    total = sum(v.get("CurrentWeight", 0.0) for v in d["ProductionVariants"])
+    for v in d["ProductionVariants"]:
+        images = ", ".join(i.get("ResolvedImage", "-") for i in v.get("DeployedImages", []))
+        variants.add_row(escape(v["VariantName"]), _weight(v, total), _instances(v),
+                         _variant_status(v), escape(images or "-"))  # fmt: skip
+    out.print(variants)
+    if d["EndpointConfig"]:
+        columns = ("variant", "model", "instance type", "initial weight", "initial count")
+        config = _table(f"endpoint config {escape(d['EndpointConfigName'])}", *columns)
+        for v in d["EndpointConfig"]["ProductionVariants"]:
+            config.add_row(escape(v["VariantName"]), escape(v["ModelName"]),
+                           v.get("InstanceType", "-"), f"{v.get('InitialVariantWeight', 1.0):g}",
+                           str(v.get("InitialInstanceCount", "-")))  # fmt: skip
+        out.print(config)
+    for model_name, model in d["Models"].items():
+        table = _table(f"model {escape(model_name)}", "image", "model data", "environment")
+        if model is None:
+            table.add_row("[red](deleted)[/red]", "", "")
+        for c in _containers(model or {"Containers": []}):
+            env = "\n".join(f"{k}={v}" for k, v in c.get("Environment", {}).items())
+            table.add_row(escape(c.get("Image", "-")), escape(c.get("ModelDataUrl", "-")),
+                          escape(env or "-"))  # fmt: skip
+        out.print(table)
+
+
+# --------------------------------------------------------------------------------- invoke
+
+
+def _read_body(body: str) -> bytes:
+    if body == "@-":
+        return sys.stdin.buffer.read()
+    if body.startswith("@"):
+        try:
+            return Path(body[1:]).read_bytes()
+        except OSError as exc:
+            raise fail(f"--body: cannot read {body[1:]}: {exc.strerror}", 2) from None
+    return body.encode()
+
+
+def invoke(
+    name: Annotated[str, typer.Argument(help="The endpoint's name.")],
+    body: Annotated[
+        str, typer.Option(help="The request: @file, @- for stdin, or the payload itself.")
+    ],
+    content_type: Annotated[str, typer.Option(help="The body's type.")] = "application/json",
+    accept: Annotated[str | None, typer.Option(help="The response type to ask for.")] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="Send to this production variant (TargetVariant).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Invoke an endpoint (InvokeEndpoint) and print the answer; the variant goes to stderr."""
+    payload = _read_body(body)
+    rt = connect(home, "sagemaker-runtime")
+    request: dict[str, Any] = {"EndpointName": name, "Body": payload, "ContentType": content_type}
+    if accept:
+        request["Accept"] = accept
+    if variant:
+        request["TargetVariant"] = variant
+    with aws_errors():
+        response = rt.invoke_endpoint(**request)
+        answer: bytes = response["Body"].read()
+    answered, answer_type = response.get("InvokedProductionVariant"), response.get("ContentType")
+    parsed: Any = None
+    if "json" in (answer_type or ""):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(answer)
+    if as_json:
+        text = answer.decode("utf-8", "replace")
+        print_json({"variant": answered, "content_type": answer_type,
+                    "body": text if parsed is None else parsed})  # fmt: skip
+        return
+    if parsed is not None:
+        typer.echo(json.dumps(parsed, indent=2))
+    else:
+        sys.stdout.buffer.write(answer if answer.endswith(b"\n") or not answer else answer + b"\n")
+        sys.stdout.flush()
+    err.print(f"[dim]variant: {escape(str(answered))}[/dim]")
