@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pier.iac.source import SourceError, load, read
+from pier.iac.source import SourceError, load, read, where
 from pier.iac.spec import (
     DEFAULT_INSTANCE_TYPE,
     is_spec,
@@ -555,3 +555,56 @@ def test_logical_ids_stay_unique() -> None:
         "1st": "Model1st",
         "a--b": "ModelAB3",
     }
+
+
+def test_local_template_lines_are_the_specs() -> None:
+    """The CloudFormation engine reports `where` a property is: that is the spec's line."""
+    template = to_local_template(read(EXAMPLE))
+    lines = EXAMPLE.read_text().splitlines()
+
+    def line_of(container: Any, key: str | int) -> str:
+        place = where(container, key)
+        assert place.startswith(f"{EXAMPLE}:")
+        return lines[int(place.rpartition(":")[2]) - 1].strip()
+
+    resources = template["Resources"]
+    variants = resources["EndpointConfig"]["Properties"]["ProductionVariants"]
+    assert line_of(variants[1], "InitialVariantWeight") == "weight: 10"
+    assert line_of(variants[0], "InitialInstanceCount") == "instances: 2"
+    assert line_of(variants[1], "InitialInstanceCount") == "- name: challenger"  # a default
+    container = resources["ModelChallenger"]["Properties"]["PrimaryContainer"]
+    assert line_of(container, "ModelDataUrl") == "model: models:/diabetes@challenger"
+    environment = resources["ModelChampion"]["Properties"]["PrimaryContainer"]["Environment"]
+    assert line_of(environment, "LOG_LEVEL") == "LOG_LEVEL: info"
+    capture = resources["EndpointConfig"]["Properties"]["DataCaptureConfig"]
+    assert line_of(capture, "DestinationS3Uri") == "destination: s3://my-bucket/capture"
+    assert line_of(resources["Endpoint"]["Properties"]["Tags"], 1) == "project: diabetes"
+    assert line_of(resources["Endpoint"]["Properties"], "EndpointName") == "endpoint: diabetes"
+
+
+@pytest.mark.parametrize("example", [EXAMPLE, SHADOW_EXAMPLE], ids=["variants", "shadow"])
+def test_local_template_compiles_as_a_cloudformation_stack(example: Path) -> None:
+    """The CloudFormation engine takes the template as it takes a hand-written one: generated
+    names for Model and EndpointConfig (replaced when they change), the endpoint's own name."""
+    from pier.iac.cloudformation.intrinsics import Pseudo
+    from pier.iac.cloudformation.stack import compile_stack
+    from pier.iac.cloudformation.template import parse
+
+    spec = load_spec(read(example))
+    template = to_local_template(read(example))
+    stack = compile_stack(
+        parse(template, str(example)), {}, Pseudo("us-east-1", "000000000000", spec.endpoint)
+    )
+    names = {r.logical_id: (r.name, r.custom_name) for r in stack.resources}
+    assert names["Endpoint"] == (spec.endpoint, True)
+    for logical_id in model_logical_ids(spec).values():
+        assert names[logical_id][0].startswith(f"{spec.endpoint}-{logical_id}-")
+        assert not names[logical_id][1]
+    assert not names["EndpointConfig"][1]
+    assert {o.name: o.value for o in stack.outputs}["EndpointName"] == spec.endpoint
+    again = compile_stack(
+        parse(to_local_template(read(example)), str(example)),
+        {},
+        Pseudo("us-east-1", "000000000000", spec.endpoint),
+    )
+    assert [r.name for r in again.resources] == [r.name for r in stack.resources]

@@ -25,7 +25,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from pier.contract.aws_patterns import java_pattern
-from pier.iac.source import SourceError, where
+from pier.iac.source import Located, LocatedList, SourceError, where
 from pier.iac.validation import describe, locate, report, shown
 
 __all__ = [
@@ -386,16 +386,134 @@ def _data_capture(capture: DataCapture, destination: Any) -> dict[str, Any]:
 
 def to_local_template(doc: Any) -> dict[str, Any]:
     """The template that runs a spec on pier: model URIs as given (`models:/...`), relative
-    paths made absolute against the spec's own directory, pier's built-in image."""
+    paths made absolute against the spec's own directory, pier's built-in image.
+
+    The template is a `Located` tree whose lines are the spec's own (a variant's weight at the
+    line of its `weight:`), so whatever the CloudFormation engine reports names the spec."""
     spec = load_spec(doc)
-    base = Path(getattr(doc, "file", "?")).parent if getattr(doc, "file", "?") != "?" else None
+    file = str(getattr(doc, "file", "?"))
+    base = Path(file).parent if file != "?" else None
     containers = {}
     for variant in spec.all_variants:
         container: dict[str, Any] = {"ModelDataUrl": local_model_uri(variant.model, base)}
         if variant.environment:
             container["Environment"] = dict(variant.environment)
         containers[variant.name] = container
-    return template(spec, containers=containers)
+    out: Located = _stamp(template(spec, containers=containers), file, _line(doc, "endpoint"))
+    _spec_lines(out, doc, spec)
+    return out
+
+
+# Template property → the spec field it comes from, for the lines of `to_local_template`.
+_VARIANT_FIELDS = {
+    "VariantName": "name",
+    "ModelName": "model",
+    "InitialInstanceCount": "instances",
+    "InstanceType": "instance_type",
+    "InitialVariantWeight": "weight",
+}
+_CAPTURE_FIELDS = {
+    "EnableCapture": "enabled",
+    "InitialSamplingPercentage": "sampling_percentage",
+    "DestinationS3Uri": "destination",
+    "CaptureOptions": "capture",
+    "KmsKeyId": "kms_key_id",
+    "CaptureContentTypeHeader": "json_content_types",
+}
+
+
+def _line(node: Any, key: str | int | None = None) -> int:
+    """The spec line of `node[key]` (or of `node`), 0 if unknown."""
+    if isinstance(node, Located) and isinstance(key, str):
+        return node.key_lines.get(key, node.line)
+    if isinstance(node, LocatedList) and isinstance(key, int) and key < len(node.item_lines):
+        return node.item_lines[key]
+    return int(getattr(node, "line", 0))
+
+
+def _stamp(value: Any, file: str, line: int) -> Any:
+    """`value` as Located / LocatedList, every part of it at `line`."""
+    if isinstance(value, dict):
+        mapping = Located()
+        mapping.file, mapping.line = file, line
+        for k, v in value.items():
+            mapping[k] = _stamp(v, file, line)
+            mapping.key_lines[k] = line
+        return mapping
+    if isinstance(value, list):
+        items = LocatedList()
+        items.file, items.line = file, line
+        for v in value:
+            items.append(_stamp(v, file, line))
+            items.item_lines.append(line)
+        return items
+    return value
+
+
+def _relocate(value: Any, line: int) -> None:
+    """Move a Located / LocatedList subtree, in place, to `line`."""
+    if isinstance(value, Located):
+        value.line = line
+        value.key_lines = dict.fromkeys(value.key_lines, line)
+        for v in value.values():
+            _relocate(v, line)
+    elif isinstance(value, LocatedList):
+        value.line = line
+        value.item_lines = [line] * len(value.item_lines)
+        for v in value:
+            _relocate(v, line)
+
+
+def _pin(node: Any, key: str | int, line: int, fields: Mapping[str, str] | None = None,
+         source: Any = None) -> None:  # fmt: skip
+    """Put `node[key]` (all of it) at `line`; with `fields` (its key → the `source` mapping's
+    key), each of its keys at the line of the spec field it came from."""
+    if not line:
+        return
+    if isinstance(node, Located) and isinstance(key, str):
+        node.key_lines[key] = line
+    elif isinstance(node, LocatedList) and isinstance(key, int):
+        node.item_lines[key] = line
+    _relocate(node[key], line)
+    if fields is not None and isinstance(source, Located):
+        for prop, field in fields.items():
+            if prop in node[key]:
+                _pin(node[key], prop, _line(source, field))
+
+
+def _spec_lines(out: Located, doc: Any, spec: EndpointSpec) -> None:
+    resources = out["Resources"]
+    ids = model_logical_ids(spec)
+    config = resources["EndpointConfig"]["Properties"]
+    entries: list[tuple[Variant, Any, str | int, Any, int]] = [
+        (v, doc.get("variants"), i, config["ProductionVariants"], i)
+        for i, v in enumerate(spec.variants)
+    ]
+    if spec.shadow is not None:
+        entries.append((spec.shadow, doc, "shadow", config["ShadowProductionVariants"], 0))
+    _pin(resources, "EndpointConfig", _line(doc, "variants"))
+    _pin(resources, "Endpoint", _line(doc, "endpoint"))
+    for variant, parent, key, variants, index in entries:
+        source = parent[key]
+        model = ids[variant.name]
+        _pin(resources, model, _line(parent, key))
+        container = resources[model]["Properties"]["PrimaryContainer"]
+        _pin(container, "ModelDataUrl", _line(source, "model"))
+        if "Environment" in container:
+            environment = source.get("environment")
+            _pin(container, "Environment", _line(source, "environment"))
+            for name in container["Environment"]:
+                container["Environment"].key_lines[name] = _line(environment, name)
+        _pin(variants, index, _line(parent, key), _VARIANT_FIELDS, source)
+    if "DataCaptureConfig" in config:
+        _pin(config, "DataCaptureConfig", _line(doc, "data_capture"), _CAPTURE_FIELDS,
+             doc.get("data_capture"))  # fmt: skip
+    for resource in resources.values():
+        tags = resource["Properties"].get("Tags")
+        if tags is not None:
+            _pin(resource["Properties"], "Tags", _line(doc, "tags"))
+            for i, tag in enumerate(tags):
+                _pin(tags, i, _line(doc.get("tags"), tag["Key"]))
 
 
 def local_model_uri(model: str, base: Path | None) -> str:
