@@ -115,6 +115,12 @@ app.command()(platform_commands.up)
 app.command()(platform_commands.down)
 app.command()(platform_commands.status)
 app.command()(platform_commands.env)
+
+from pier.cli import iac_commands  # noqa: E402
+
+app.command()(iac_commands.apply)
+app.command()(iac_commands.plan)
+app.command()(iac_commands.delete)
 from pier.cli.export_command import export  # noqa: E402
 
 app.command()(export)

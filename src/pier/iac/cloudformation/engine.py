@@ -1,0 +1,516 @@
+"""Plan and apply: from what runs to what the stack describes, CloudFormation's way.
+
+`plan` compares the compiled stack with the platform (read-only) and says, per resource:
+- create: new in the template;
+- no change (or update tags: Tags change in place, as in CloudFormation);
+- replace: a Model or EndpointConfig whose request changed gets a new resource under a new
+  name; a custom-named one cannot (CloudFormation's own refusal); an Endpoint whose custom
+  EndpointName changed is created anew;
+- update: an Endpoint whose EndpointConfigName (or DeploymentConfig) changed gets
+  UpdateEndpoint, blue/green, the old configuration serving until the new one is healthy;
+- delete: in the stack but no longer in the template (or replaced: deleted in the cleanup).
+
+`apply` runs the plan in dependency order, waiting for each endpoint to be InService; only
+after everything succeeded does it delete what was replaced or removed (CloudFormation's
+cleanup phase). If a call fails, what this apply created is deleted and updated endpoints go
+back to their old configuration: the stack is as it was, and the error says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pier.iac.cloudformation.resources import ENDPOINT, ENDPOINT_CONFIG, MODEL, Kind
+from pier.iac.cloudformation.stack import DIGEST_TAG, Planned, Stack
+from pier.iac.cloudformation.state import (
+    BUSY,
+    ApplyError,
+    Existing,
+    Platform,
+    describe,
+    error_text,
+    read_platform,
+    wait_gone,
+    wait_in_service,
+)
+from pier.iac.cloudformation.template import MASK, TemplateError, problem
+
+DEFAULT_TIMEOUT = 1800.0  # seconds an endpoint may take to become InService
+_DESCRIBED_ONLY = frozenset(
+    {"ModelArn", "EndpointConfigArn", "CreationTime", "ModelName", "EndpointConfigName"}
+    | {"ResponseMetadata"}
+)
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    NONE = "no change"
+    TAGS = "update tags"
+    UPDATE = "update"
+    REPLACE = "replace"
+    RECREATE = "recreate"  # a Failed endpoint: deleted, then created again under its name
+    DELETE = "delete"
+
+
+@dataclass
+class Change:
+    action: Action
+    logical_id: str
+    kind: Kind
+    name: str
+    planned: Planned | None = None
+    old: Existing | None = None
+    details: list[str] = field(default_factory=list)
+    cleanup: bool = False  # a DELETE of something replaced (rather than removed)
+
+    def to_json(self, secrets: list[str]) -> dict[str, Any]:
+        return {
+            "action": str(self.action),
+            "logical_id": self.logical_id,
+            "type": self.kind.type,
+            "name": self.name,
+            "replaces": self.old.name if self.old and self.action is Action.REPLACE else None,
+            "details": [redact(d, secrets) for d in self.details],
+        }
+
+
+@dataclass
+class Plan:
+    stack: Stack
+    changes: list[Change]
+    waits_for: dict[str, str] = field(default_factory=dict)  # endpoint name → its status
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NONE for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stack
+        return {
+            "stack": s.name,
+            "changes": [c.to_json(s.secrets) for c in self.changes],
+            "skipped": [
+                {"logical_id": k.logical_id, "type": k.type, "reason": k.reason} for k in s.skipped
+            ],
+            "not_created": [{"logical_id": i, "condition": c} for i, c in s.inactive],
+            "outputs": {o.name: redact(o.value, s.secrets) for o in s.outputs},
+            "notes": [redact(n, s.secrets) for n in s.notes],
+        }
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with NoEcho parameter values masked."""
+    for secret in secrets:
+        if secret and (text == secret or (len(secret) >= 4 and secret in text)):
+            text = MASK if text == secret else text.replace(secret, MASK)
+    return text
+
+
+# ---------------------------------------------------------------------------------- plan
+
+
+def plan(client: Any, stack: Stack) -> Plan:
+    """What applying `stack` would change; reads the platform and changes nothing. Creates
+    and updates come in dependency order, then the deletes (the cleanup, run last)."""
+    platform = read_platform(client, stack.name)
+    by_logical: dict[str, list[Existing]] = {}
+    for existing in platform.stack:
+        by_logical.setdefault(existing.logical_id, []).append(existing)
+    result = Plan(stack, [])
+    deletes: list[Change] = []
+    for planned in stack.resources:
+        olds = by_logical.pop(planned.logical_id, [])
+        change = _change(client, planned, [o for o in olds if o.kind is planned.kind])
+        result.changes.append(change)
+        _check_name_free(platform, change, result)
+        for other in olds:
+            if other is change.old and change.action is not Action.REPLACE:
+                continue
+            why = f"replaced by {change.name}" if other is change.old else "left over"
+            deletes.append(_delete(other, why, cleanup=True))
+    for olds in by_logical.values():
+        deletes.extend(_delete(old, "no longer in the template") for old in olds)
+    result.changes.extend(deletes)
+    _check_references(platform, result)
+    return result
+
+
+def _delete(old: Existing, why: str, cleanup: bool = False) -> Change:
+    return Change(
+        Action.DELETE, old.logical_id, old.kind, old.name, old=old, details=[why], cleanup=cleanup
+    )
+
+
+def _change(client: Any, planned: Planned, olds: list[Existing]) -> Change:
+    same = next((o for o in olds if o.name.lower() == planned.name.lower()), None)
+    old = same or (olds[0] if olds else None)
+    base = Change(Action.CREATE, planned.logical_id, planned.kind, planned.name, planned, old)
+    if old is None:
+        return base
+    if planned.kind is ENDPOINT:
+        return _endpoint_change(planned, base, same)
+    if same is None:
+        base.action = Action.REPLACE
+        base.details = _differences(describe(client, old), planned.body, planned.kind)
+        if old.name != planned.name:
+            base.details.insert(0, f"{planned.kind.name_key}: {old.name} -> {planned.name}")
+        return base
+    if same.digest != planned.digest:
+        raise problem(
+            planned.at,
+            f"Resources.{planned.logical_id}",
+            "CloudFormation cannot update a stack when a custom-named resource "
+            f"requires replacing. Rename {planned.name} and update the stack "
+            "again.",
+        )
+    return _tags_change(planned, base, same)
+
+
+def _endpoint_change(planned: Planned, base: Change, same: Existing | None) -> Change:
+    old = base.old
+    assert old is not None
+    if same is None:
+        base.action = Action.REPLACE
+        base.details = [f"EndpointName: {old.name} -> {planned.name}"]
+        return base
+    if same.status in BUSY:
+        raise problem(
+            planned.at,
+            f"Resources.{planned.logical_id}",
+            f"endpoint {same.name} is {same.status}; apply again once it is InService",
+        )
+    if same.status == "Failed":
+        base.action = Action.RECREATE
+        base.details = [
+            f"the endpoint is Failed ({same.failure_reason or 'no reason given'}):"
+            " it is deleted and created again"
+        ]
+        return base
+    wanted = planned.body["EndpointConfigName"]
+    if same.config_name != wanted or same.digest != planned.digest:
+        base.action = Action.UPDATE
+        if same.config_name != wanted:
+            base.details = [f"EndpointConfigName: {same.config_name} -> {wanted}"]
+        else:
+            base.details = ["DeploymentConfig changed"]
+        return base
+    return _tags_change(planned, base, same)
+
+
+def _tags_change(planned: Planned, base: Change, same: Existing) -> Change:
+    base.action = Action.NONE
+    if same.user_tags != planned.tags:
+        base.action = Action.TAGS
+        base.details = _differences(same.user_tags, planned.tags, planned.kind, "Tags.")
+    return base
+
+
+def _check_name_free(platform: Platform, change: Change, result: Plan) -> None:
+    if change.action not in (Action.CREATE, Action.REPLACE):
+        return
+    taken = platform.named(change.kind, change.name)
+    if taken is None:
+        return
+    assert change.planned is not None
+    if change.kind is ENDPOINT and taken.status == "Deleting":
+        result.waits_for[change.name] = "Deleting"
+        return
+    owner = f"stack {taken.stack}" if taken.stack else "no stack (created by hand)"
+    raise problem(
+        change.planned.at,
+        f"Resources.{change.logical_id}",
+        f"a {change.kind.noun} named {change.name!r} already exists and belongs "
+        f"to {owner}; rename the resource or delete that {change.kind.noun}",
+    )
+
+
+def _check_references(platform: Platform, result: Plan) -> None:
+    """Every ModelName / EndpointConfigName a resource names exists or is planned."""
+    planned_names = {
+        (c.kind.short, c.name.lower()) for c in result.changes if c.action is not Action.DELETE
+    }
+    removed = {(c.kind.short, c.name.lower()) for c in result.changes if c.action is Action.DELETE}
+
+    def check(planned: Planned, kind: Kind, name: str, path: str) -> None:
+        key = (kind.short, name.lower())
+        if key in planned_names or (platform.named(kind, name) and key not in removed):
+            return
+        if key in removed:
+            why = "is deleted by this apply"
+        else:
+            why = "does not exist (neither in the template nor on the platform)"
+        raise problem(
+            planned.at,
+            f"Resources.{planned.logical_id}.Properties.{path}",
+            f"the {kind.noun} {name!r} {why}",
+        )
+
+    for change in result.changes:
+        planned = change.planned
+        if planned is None or change.action is Action.DELETE:
+            continue
+        if planned.kind is ENDPOINT_CONFIG:
+            variants = planned.body.get("ProductionVariants", [])
+            variants += planned.body.get("ShadowProductionVariants", [])
+            for i, variant in enumerate(variants):
+                if "ModelName" in variant:
+                    check(
+                        planned, MODEL, variant["ModelName"], f"ProductionVariants[{i}].ModelName"
+                    )
+        elif planned.kind is ENDPOINT:
+            check(
+                planned, ENDPOINT_CONFIG, planned.body["EndpointConfigName"], "EndpointConfigName"
+            )
+
+
+def _differences(old: Any, new: Any, kind: Kind, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if not path and key in _DESCRIBED_ONLY:
+                continue
+            here = f"{path}{key}"
+            if key not in old:
+                out.append(f"{here}: (none) -> {_short(new[key])}")
+            elif key not in new:
+                out.append(f"{here}: {_short(old[key])} -> (none)")
+            else:
+                out.extend(_differences(old[key], new[key], kind, here + "."))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            out.extend(_differences(a, b, kind, f"{path.rstrip('.')}[{i}]."))
+        return out
+    if _same(old, new):
+        return []
+    return [f"{path.rstrip('.')}: {_short(old)} -> {_short(new)}"]
+
+
+def _same(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b))
+    return bool(a == b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# --------------------------------------------------------------------------------- apply
+
+
+class Reporter:
+    """Where progress goes: `step` for what is done, `waiting` while an endpoint moves."""
+
+    def step(self, text: str) -> None:
+        pass
+
+    def waiting(self, subject: str, status: str, elapsed: float) -> None:
+        pass
+
+
+@dataclass
+class _Undo:
+    what: str
+    run: Callable[[], None]
+
+
+def apply(
+    client: Any, the_plan: Plan, reporter: Reporter, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Run the plan; ApplyError (after rolling back) if a call fails."""
+    stack = the_plan.stack.name
+    undo: list[_Undo] = []
+    current = ""
+    try:
+        for change in the_plan.changes:
+            if change.action in (Action.NONE, Action.DELETE):
+                continue
+            current = (
+                f"Resources.{change.logical_id}: {change.action} of {change.kind.noun} "
+                f"{change.name}"
+            )
+            _run(client, change, stack, the_plan, reporter, timeout, undo)
+    except (Exception, KeyboardInterrupt) as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _reason(exc)
+        rolled, failed = _roll_back(undo, reporter)
+        message = f"{current} failed: {reason.rstrip('.')}"
+        if rolled:
+            message += f". Rolled back: {'; '.join(rolled)}"
+        if failed:
+            message += f". Could not roll back: {'; '.join(failed)}"
+        elif not rolled:
+            message += ". Nothing had been changed"
+        raise ApplyError(message) from None
+    _cleanup(client, the_plan, reporter, timeout)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ApplyError):
+        return exc.message
+    return error_text(exc)
+
+
+def _run(
+    client: Any,
+    change: Change,
+    stack: str,
+    the_plan: Plan,
+    reporter: Reporter,
+    timeout: float,
+    undo: list[_Undo],
+) -> None:
+    planned = change.planned
+    assert planned is not None
+    kind, name = planned.kind, planned.name
+    progress = reporter.waiting
+    if change.action in (Action.CREATE, Action.REPLACE, Action.RECREATE):
+        if change.action is Action.RECREATE:
+            client.delete_endpoint(EndpointName=name)
+            wait_gone(client, name, progress, timeout)
+            reporter.step(f"deleted the failed endpoint {name}")
+        elif name in the_plan.waits_for:
+            wait_gone(client, name, progress, timeout)
+        request = planned.create_request(stack)
+        if kind is MODEL:
+            client.create_model(**request)
+            undo.append(_Undo(f"deleted model {name}", lambda: client.delete_model(ModelName=name)))
+        elif kind is ENDPOINT_CONFIG:
+            client.create_endpoint_config(**request)
+            undo.append(
+                _Undo(
+                    f"deleted endpoint configuration {name}",
+                    lambda: client.delete_endpoint_config(EndpointConfigName=name),
+                )
+            )
+        else:
+            client.create_endpoint(**request)
+
+            def drop() -> None:
+                client.delete_endpoint(EndpointName=name)
+                wait_gone(client, name, progress, timeout)
+
+            undo.append(_Undo(f"deleted endpoint {name}", drop))
+            wait_in_service(client, name, planned.body["EndpointConfigName"], progress, timeout)
+        verb = "created" if change.action is not Action.REPLACE else "created (replacement)"
+        reporter.step(f"{verb} {kind.noun} {name}")
+        return
+    old = change.old
+    assert old is not None
+    if change.action is Action.UPDATE:
+        new_config = planned.body["EndpointConfigName"]
+        client.update_endpoint(EndpointName=name, **_update_args(planned))
+        wait_in_service(client, name, new_config, progress, timeout)
+        previous = old.config_name
+
+        def back() -> None:
+            client.update_endpoint(EndpointName=name, EndpointConfigName=previous)
+            wait_in_service(client, name, str(previous), progress, timeout)
+
+        undo.append(_Undo(f"endpoint {name} back on {previous}", back))
+        reporter.step(f"updated endpoint {name}: {previous} -> {new_config}")
+    _set_tags(client, old.arn, old.tags, planned.all_tags(stack))
+    undo.append(
+        _Undo(
+            f"tags of {name} restored",
+            lambda: _set_tags(client, old.arn, planned.all_tags(stack), old.tags),
+        )
+    )
+    if change.action is Action.TAGS:
+        reporter.step(f"updated the tags of {kind.noun} {name}")
+
+
+def _update_args(planned: Planned) -> dict[str, Any]:
+    args = {"EndpointConfigName": planned.body["EndpointConfigName"], **planned.update_options}
+    if "DeploymentConfig" in planned.body:
+        args["DeploymentConfig"] = planned.body["DeploymentConfig"]
+    return args
+
+
+def _set_tags(client: Any, arn: str, old: dict[str, str], new: dict[str, str]) -> None:
+    gone = [k for k in old if k not in new]
+    if gone:
+        client.delete_tags(ResourceArn=arn, TagKeys=gone)
+    changed = [{"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v]
+    if changed:
+        client.add_tags(ResourceArn=arn, Tags=changed)
+
+
+def _roll_back(undo: list[_Undo], reporter: Reporter) -> tuple[list[str], list[str]]:
+    rolled, failed = [], []
+    for step in reversed(undo):
+        try:
+            step.run()
+        except Exception as exc:  # keep going: undo as much as possible
+            failed.append(f"{step.what} ({_reason(exc)})")
+        else:
+            rolled.append(step.what)
+            reporter.step(f"rolled back: {step.what}")
+    return rolled, failed
+
+
+def _cleanup(client: Any, the_plan: Plan, reporter: Reporter, timeout: float) -> None:
+    """Delete what was replaced or removed: endpoints first, then configurations, models."""
+    order = {ENDPOINT.short: 0, ENDPOINT_CONFIG.short: 1, MODEL.short: 2}
+    deletes = [c for c in the_plan.changes if c.action is Action.DELETE]
+    failed = []
+    for change in sorted(deletes, key=lambda c: order[c.kind.short]):
+        try:
+            delete_resource(client, change.kind, change.name, reporter, timeout)
+        except Exception as exc:  # CloudFormation's cleanup failures leave the update done
+            failed.append(f"{change.kind.noun} {change.name} ({_reason(exc)})")
+    if failed:
+        raise ApplyError(
+            "the stack is updated, but the cleanup could not delete: " + "; ".join(failed)
+        )
+
+
+def delete_resource(client: Any, kind: Kind, name: str, reporter: Reporter, timeout: float) -> None:
+    if kind is ENDPOINT:
+        client.delete_endpoint(EndpointName=name)
+        wait_gone(client, name, reporter.waiting, timeout)
+    elif kind is ENDPOINT_CONFIG:
+        client.delete_endpoint_config(EndpointConfigName=name)
+    else:
+        client.delete_model(ModelName=name)
+    reporter.step(f"deleted {kind.noun} {name}")
+
+
+def delete_stack(
+    client: Any, stack_name: str, reporter: Reporter, timeout: float = DEFAULT_TIMEOUT
+) -> list[Existing]:
+    """Delete every resource of the stack (endpoints first); what was deleted."""
+    platform = read_platform(client, stack_name)
+    order = {ENDPOINT.short: 0, ENDPOINT_CONFIG.short: 1, MODEL.short: 2}
+    failed = []
+    deleted = []
+    for existing in sorted(platform.stack, key=lambda e: order[e.kind.short]):
+        try:
+            delete_resource(client, existing.kind, existing.name, reporter, timeout)
+            deleted.append(existing)
+        except Exception as exc:
+            failed.append(f"{existing.kind.noun} {existing.name} ({_reason(exc)})")
+    if failed:
+        raise ApplyError("could not delete: " + "; ".join(failed))
+    return deleted
+
+
+__all__ = [
+    "DIGEST_TAG",
+    "Action",
+    "ApplyError",
+    "Change",
+    "Plan",
+    "Reporter",
+    "TemplateError",
+    "apply",
+    "delete_stack",
+    "plan",
+]
