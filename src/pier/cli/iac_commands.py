@@ -19,8 +19,9 @@ from rich.markup import escape
 
 from pier.cli.platform_commands import HomeOption, _settings, sagemaker_client
 from pier.errors import PierError
-from pier.iac.cloudformation import engine
-from pier.iac.cloudformation.engine import Action, Plan, Reporter
+from pier.iac.cloudformation import engine, execute
+from pier.iac.cloudformation.engine import Action, Plan
+from pier.iac.cloudformation.execute import Reporter
 from pier.iac.cloudformation.intrinsics import Pseudo
 from pier.iac.cloudformation.mapping import LocationMap, parse_pairs, read_mapping
 from pier.iac.cloudformation.stack import Stack, compile_stack, stack_name_error
@@ -69,7 +70,10 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _plain(value: Any, file: str) -> Any:
-    """A template built in memory (a spec's) as the Located values templates are read into."""
+    """A template built in memory as the Located values templates are read into (a spec's
+    template already is one, with the spec's lines: kept as it is)."""
+    if isinstance(value, Located | LocatedList):
+        return value
     if isinstance(value, dict):
         located = Located({k: _plain(v, file) for k, v in value.items()})
         located.file = file
@@ -263,7 +267,7 @@ def apply(
     map_image: MapImageOption = None,
     map_model: MapModelOption = None,
     mapping: MappingOption = None,
-    timeout: TimeoutOption = engine.DEFAULT_TIMEOUT,
+    timeout: TimeoutOption = execute.DEFAULT_TIMEOUT,
     home: HomeOption = None,
 ) -> None:
     """Create or update what a CloudFormation template or pier spec describes.
@@ -281,7 +285,7 @@ def apply(
         return
     reporter = _ConsoleReporter()
     try:
-        engine.apply(client, the_plan, reporter, timeout)
+        execute.apply(client, the_plan, reporter, timeout)
     except ApplyError as exc:
         reporter.stop()
         raise _fail(exc.message, 1) from None
@@ -314,7 +318,7 @@ def plan(
 def delete(
     file: FileOption,
     stack_name: StackOption = None,
-    timeout: TimeoutOption = engine.DEFAULT_TIMEOUT,
+    timeout: TimeoutOption = execute.DEFAULT_TIMEOUT,
     home: HomeOption = None,
 ) -> None:
     """Delete every resource the file's stack created (endpoints first)."""
@@ -329,7 +333,7 @@ def delete(
     client = _connect(home)
     reporter = _ConsoleReporter()
     try:
-        deleted = engine.delete_stack(client, name, reporter, timeout)
+        deleted = execute.delete_stack(client, name, reporter, timeout)
     except ApplyError as exc:
         raise _fail(exc.message, 1) from None
     except Exception as exc:  # botocore: the platform could not be read

@@ -9,7 +9,6 @@ stack knows them before anything is created: every name is decided up front).
 
 Resolved mappings and lists keep the file and lines of the template nodes they came from, so
 later checks can still say `file:line`. Every error names the place: `file:line: path: ...`.
-`references` lists what a value refers to without evaluating it: the dependency graph.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pier.iac.cloudformation.template import Template, TemplateError, problem, scalar_text
+from pier.iac.cloudformation.template import Template, problem, scalar_text
 from pier.iac.source import Located, LocatedList, where
 
 
@@ -39,7 +38,7 @@ PSEUDO_PARAMETERS = frozenset(
     }
 )
 CONDITION_FUNCTIONS = frozenset({"Fn::Equals", "Fn::And", "Fn::Or", "Fn::Not", "Condition"})
-_SUB = re.compile(r"\$\{([^}]*)\}")
+SUB_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -82,16 +81,16 @@ class Resources(Protocol):
     def get_att(self, logical_id: str, attribute: str, at: str, path: str) -> Any: ...
 
 
-def _is_function(key: str) -> bool:
+def _isintrinsic_name(key: str) -> bool:
     return key == "Ref" or key.startswith("Fn::")
 
 
-def _function(node: Any) -> str | None:
+def intrinsic_name(node: Any) -> str | None:
     """The intrinsic's name if `node` is one (a mapping whose only key is Ref / Fn::* /
     Condition)."""
     if isinstance(node, dict) and len(node) == 1:
         key = next(iter(node))
-        if _is_function(key) or key == "Condition":
+        if _isintrinsic_name(key) or key == "Condition":
             return str(key)
     return None
 
@@ -156,7 +155,7 @@ class Evaluator:
         return value
 
     def _condition_value(self, node: Any, path: str, at: str) -> bool:
-        fn = _function(node)
+        fn = intrinsic_name(node)
         if fn not in CONDITION_FUNCTIONS:
             raise problem(
                 at, path, "a condition is Fn::Equals, Fn::And, Fn::Or, Fn::Not or {Condition: Name}"
@@ -187,13 +186,13 @@ class Evaluator:
     def resolve(self, node: Any, path: str, at: str) -> Any:
         """`node` with every intrinsic evaluated; NO_VALUE if it is `Ref: AWS::NoValue`."""
         if isinstance(node, dict):
-            fn = _function(node)
+            fn = intrinsic_name(node)
             if fn is not None and fn != "Condition":
                 return self._call(
                     fn, node[fn], path, where(node, fn) if isinstance(node, Located) else at
                 )
             for key in node:
-                if _is_function(key) and len(node) > 1:
+                if _isintrinsic_name(key) and len(node) > 1:
                     raise problem(
                         _at(node, key, at),
                         f"{path}.{key}",
@@ -350,7 +349,7 @@ class Evaluator:
                 )
             return text
 
-        return _SUB.sub(replace, text)
+        return SUB_PLACEHOLDER.sub(replace, text)
 
     def find_in_map(self, args: Any, path: str, at: str) -> Any:
         form = "[MapName, TopLevelKey, SecondLevelKey]"
@@ -460,117 +459,3 @@ _HANDLERS: dict[str, Callable[[Evaluator, Any, str, str], Any]] = {
     "Fn::Length": Evaluator.length,
     "Fn::ToJsonString": Evaluator.to_json_string,
 }
-
-
-# ------------------------------------------------------------------------------ references
-
-
-def references(node: Any) -> Iterator[tuple[str, str]]:
-    """(name, file:line) of every parameter, pseudo parameter or resource `node` refers to,
-    in any branch (CloudFormation's dependency graph ignores conditions too)."""
-    if isinstance(node, dict):
-        fn = _function(node)
-        at = where(node, fn) if fn is not None and isinstance(node, Located) else where(node)
-        if fn == "Ref" and isinstance(node[fn], str):
-            yield node[fn], at
-            return
-        if fn == "Fn::GetAtt":
-            args = node[fn]
-            if isinstance(args, str):
-                yield args.split(".", 1)[0], at
-            elif isinstance(args, list) and args and isinstance(args[0], str):
-                yield args[0], at
-                yield from references(args[1:])
-            return
-        if fn == "Fn::Sub":
-            args = node[fn]
-            text, variables = args, {}
-            if isinstance(args, list) and len(args) == 2:
-                text, variables = args
-                yield from references(variables)
-            if isinstance(text, str):
-                for match in _SUB.finditer(text):
-                    name = match.group(1).strip()
-                    if not name.startswith("!") and name not in (variables or {}):
-                        yield name.split(".", 1)[0], at
-            return
-        for value in node.values():
-            yield from references(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from references(item)
-
-
-def check_references(template: Template) -> dict[str, set[str]]:
-    """Each resource's dependencies (references and DependsOn) among the resources; an
-    unknown name is an error, as in CloudFormation's template validation."""
-    known = set(template.parameters) | PSEUDO_PARAMETERS | set(template.resources)
-    graph: dict[str, set[str]] = {}
-    for logical_id, resource in template.resources.items():
-        path = f"Resources.{logical_id}"
-        deps: set[str] = set()
-        for name, at in references(resource.properties):
-            if name not in known:
-                raise problem(
-                    at,
-                    f"{path}.Properties",
-                    f"refers to {name!r}: no parameter, pseudo parameter or resource of that name",
-                )
-            if name in template.resources:
-                deps.add(name)
-        for name in resource.depends_on:
-            if name not in template.resources:
-                raise problem(
-                    where(resource.node, "DependsOn"),
-                    f"{path}.DependsOn",
-                    f"{name!r} is not a resource of this template",
-                )
-            deps.add(name)
-        if logical_id in deps:
-            raise problem(resource.at, path, "the resource refers to itself")
-        graph[logical_id] = deps
-    for name, output in template.outputs.items():
-        for ref, at in references(output.get("Value")):
-            if ref not in known:
-                raise problem(
-                    at,
-                    f"Outputs.{name}.Value",
-                    f"refers to {ref!r}: no parameter, pseudo parameter or resource of that name",
-                )
-    return graph
-
-
-def order(template: Template, graph: dict[str, set[str]], rank: Callable[[str], int]) -> list[str]:
-    """The resources in an order that creates each after what it depends on; ties broken by
-    `rank`, then template order. A cycle is an error naming its members."""
-    position = {name: i for i, name in enumerate(template.resources)}
-    done: list[str] = []
-    waiting = {name: set(deps) for name, deps in graph.items()}
-    while waiting:
-        ready = [n for n, deps in waiting.items() if not deps]
-        if not ready:
-            cycle = sorted(_in_cycles(waiting), key=position.__getitem__)
-            first = template.resources[cycle[0]]
-            raise TemplateError(
-                f"{first.at}: Resources: circular dependency between resources [{', '.join(cycle)}]"
-            )
-        ready.sort(key=lambda n: (rank(n), position[n]))
-        chosen = ready[0]
-        done.append(chosen)
-        del waiting[chosen]
-        for deps in waiting.values():
-            deps.discard(chosen)
-    return done
-
-
-def _in_cycles(waiting: dict[str, set[str]]) -> set[str]:
-    """Of resources that all wait, those on a cycle (and between cycles): the ones nothing
-    else waits for are dropped until none is left to drop."""
-    left = {name: set(deps) for name, deps in waiting.items()}
-    while True:
-        needed = set().union(*left.values())
-        leaves = [name for name in left if name not in needed]
-        if not leaves:
-            return set(left)
-        for name in leaves:
-            del left[name]

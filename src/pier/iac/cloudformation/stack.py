@@ -21,12 +21,8 @@ from typing import Any
 
 from pier.contract.sagemaker import validate_input
 from pier.errors import AwsError
-from pier.iac.cloudformation.intrinsics import (
-    Evaluator,
-    Pseudo,
-    check_references,
-    order,
-)
+from pier.iac.cloudformation.dependencies import check_references, order
+from pier.iac.cloudformation.intrinsics import Evaluator, Pseudo
 from pier.iac.cloudformation.mapping import LocationMap
 from pier.iac.cloudformation.resources import (
     ENDPOINT,

@@ -1,0 +1,130 @@
+"""The dependency graph: what each resource refers to, and an order that respects it.
+
+References are found without evaluating anything (`Ref`, `Fn::GetAtt`, `Fn::Sub`'s `${...}`,
+in every branch of an `Fn::If`, as CloudFormation's own graph does) plus `DependsOn`. A name
+that is neither a parameter, a pseudo parameter nor a resource, and a cycle, are errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pier.iac.cloudformation.intrinsics import (
+    PSEUDO_PARAMETERS,
+    SUB_PLACEHOLDER,
+    intrinsic_name,
+)
+from pier.iac.cloudformation.template import Template, TemplateError, problem
+from pier.iac.source import Located, where
+
+
+def references(node: Any) -> Iterator[tuple[str, str]]:
+    """(name, file:line) of every parameter, pseudo parameter or resource `node` refers to,
+    in any branch (CloudFormation's dependency graph ignores conditions too)."""
+    if isinstance(node, dict):
+        fn = intrinsic_name(node)
+        at = where(node, fn) if fn is not None and isinstance(node, Located) else where(node)
+        if fn == "Ref" and isinstance(node[fn], str):
+            yield node[fn], at
+            return
+        if fn == "Fn::GetAtt":
+            args = node[fn]
+            if isinstance(args, str):
+                yield args.split(".", 1)[0], at
+            elif isinstance(args, list) and args and isinstance(args[0], str):
+                yield args[0], at
+                yield from references(args[1:])
+            return
+        if fn == "Fn::Sub":
+            args = node[fn]
+            text, variables = args, {}
+            if isinstance(args, list) and len(args) == 2:
+                text, variables = args
+                yield from references(variables)
+            if isinstance(text, str):
+                for match in SUB_PLACEHOLDER.finditer(text):
+                    name = match.group(1).strip()
+                    if not name.startswith("!") and name not in (variables or {}):
+                        yield name.split(".", 1)[0], at
+            return
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)
+
+
+def check_references(template: Template) -> dict[str, set[str]]:
+    """Each resource's dependencies (references and DependsOn) among the resources; an
+    unknown name is an error, as in CloudFormation's template validation."""
+    known = set(template.parameters) | PSEUDO_PARAMETERS | set(template.resources)
+    graph: dict[str, set[str]] = {}
+    for logical_id, resource in template.resources.items():
+        path = f"Resources.{logical_id}"
+        deps: set[str] = set()
+        for name, at in references(resource.properties):
+            if name not in known:
+                raise problem(
+                    at,
+                    f"{path}.Properties",
+                    f"refers to {name!r}: no parameter, pseudo parameter or resource of that name",
+                )
+            if name in template.resources:
+                deps.add(name)
+        for name in resource.depends_on:
+            if name not in template.resources:
+                raise problem(
+                    where(resource.node, "DependsOn"),
+                    f"{path}.DependsOn",
+                    f"{name!r} is not a resource of this template",
+                )
+            deps.add(name)
+        if logical_id in deps:
+            raise problem(resource.at, path, "the resource refers to itself")
+        graph[logical_id] = deps
+    for name, output in template.outputs.items():
+        for ref, at in references(output.get("Value")):
+            if ref not in known:
+                raise problem(
+                    at,
+                    f"Outputs.{name}.Value",
+                    f"refers to {ref!r}: no parameter, pseudo parameter or resource of that name",
+                )
+    return graph
+
+
+def order(template: Template, graph: dict[str, set[str]], rank: Callable[[str], int]) -> list[str]:
+    """The resources in an order that creates each after what it depends on; ties broken by
+    `rank`, then template order. A cycle is an error naming its members."""
+    position = {name: i for i, name in enumerate(template.resources)}
+    done: list[str] = []
+    waiting = {name: set(deps) for name, deps in graph.items()}
+    while waiting:
+        ready = [n for n, deps in waiting.items() if not deps]
+        if not ready:
+            cycle = sorted(_in_cycles(waiting), key=position.__getitem__)
+            first = template.resources[cycle[0]]
+            raise TemplateError(
+                f"{first.at}: Resources: circular dependency between resources [{', '.join(cycle)}]"
+            )
+        ready.sort(key=lambda n: (rank(n), position[n]))
+        chosen = ready[0]
+        done.append(chosen)
+        del waiting[chosen]
+        for deps in waiting.values():
+            deps.discard(chosen)
+    return done
+
+
+def _in_cycles(waiting: dict[str, set[str]]) -> set[str]:
+    """Of resources that all wait, those on a cycle (and between cycles): the ones nothing
+    else waits for are dropped until none is left to drop."""
+    left = {name: set(deps) for name, deps in waiting.items()}
+    while True:
+        needed = set().union(*left.values())
+        leaves = [name for name in left if name not in needed]
+        if not leaves:
+            return set(left)
+        for name in leaves:
+            del left[name]
