@@ -3,6 +3,7 @@
 POST /                                  control API (JSON 1.1, X-Amz-Target: SageMaker.<Op>)
 POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
 GET  /ping                              the platform is up
+GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
 
 Both APIs verify AWS Signature Version 4. A plain ASGI app, like the model server's: the
 invoke path is hot, and these are three fixed routes.
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pier.contract import sagemaker as api_shapes
 from pier.contract.asgi import Receive, Scope, Send, read_body, respond
@@ -60,7 +64,9 @@ class PlatformApp:
         router: Router,
         lookup: Callable[[str], Credentials | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        self.registry = registry
         self.service = service
         self.router = router
         self.lookup = lookup
@@ -90,6 +96,9 @@ class PlatformApp:
                 await self._invoke(scope, receive, send)
             elif method == "GET" and path == "/ping":
                 await respond(send, 200, b"{}", [(b"content-type", b"application/json")])
+            elif method == "GET" and path == "/metrics" and self.registry is not None:
+                text = await asyncio.to_thread(generate_latest, self.registry)
+                await respond(send, 200, text, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
             else:
                 err = UnknownOperationException(f"No such route: {method} {path}")
                 err.status = 404
@@ -135,6 +144,7 @@ class PlatformApp:
 
     # ----------------------------------------------------------------------------- runtime
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received_ns = time.perf_counter_ns()
         headers = _headers(scope)
         raw_path: str = scope["path"]
         name = unquote(raw_path[len("/endpoints/") : -len(_INVOCATIONS_SUFFIX)])
@@ -173,6 +183,7 @@ class PlatformApp:
         if result.custom_attributes is not None:
             out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
         await respond(send, 200, result.body, out)
+        self.router.answered(name, result, received_ns)
 
     # -------------------------------------------------------------------------------- auth
     def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> None:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from pier.contract.sigv4 import Credentials
 from pier.control.arns import ArnFactory
 from pier.control.reconcile import Reconciler
@@ -25,6 +27,7 @@ from pier.platform.home import Home
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.router.invoke import Router
+from pier.router.metrics import EndpointMetrics, InstanceProcess
 from pier.router.table import RoutingTable
 from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
@@ -86,6 +89,14 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def instance_processes(backend: Backend) -> list[InstanceProcess]:
+    return [
+        InstanceProcess(i.spec.endpoint, i.spec.variant, i.spec.instance_id, i.pid)
+        for i in backend.list()
+        if i.pid is not None
+    ]
 
 
 def run(settings: PlatformSettings) -> int:
@@ -164,12 +175,14 @@ async def _serve(
         live=reconciler,
         notify=reconciler.notify,
     )
-    router = Router(table, settings.account, on_unreachable=reconciler.suspect)
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = EndpointMetrics(registry, table, lambda: instance_processes(backend))
+    router = Router(table, settings.account, on_unreachable=reconciler.suspect, metrics=metrics)
 
     def lookup(key_id: str) -> Credentials | None:
         return credentials if key_id == credentials.access_key_id else None
 
-    app = PlatformApp(service, router, lookup)
+    app = PlatformApp(service, router, lookup, registry=registry)
     await reconciler.start()
     config = uvicorn.Config(
         app,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
+from pier.router.metrics import EndpointMetrics
 from pier.router.table import RoutingTable, Target, least_outstanding
 from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
 
@@ -38,8 +39,10 @@ class Router:
         account: str,
         timeout_s: float = 60.0,
         on_unreachable: Callable[[str], None] | None = None,
+        metrics: EndpointMetrics | None = None,
     ) -> None:
         self.table = table
+        self.metrics = metrics
         self.account = account
         # Told the instance id of an instance that refused a connection (the reconciler then
         # checks it at once instead of at its next health round).
@@ -48,11 +51,25 @@ class Router:
         self._timeout_s = timeout_s
         self._pool = UpstreamPool()
 
+    def answered(self, endpoint: str, result: Invocation, received_ns: int) -> None:
+        """The answer went out: OverheadLatency is the time since `received_ns`
+        (perf_counter_ns when the request arrived) less the model's time."""
+        if self.metrics:
+            total_us = (time.perf_counter_ns() - received_ns) // 1000
+            overhead_us = max(0, total_us - result.model_latency_us)
+            self.metrics.variant(endpoint, result.variant).overhead_latency.observe(
+                overhead_us / 1e6
+            )
+
     async def aclose(self) -> None:
         self._pool.close()
 
     async def invoke(
-        self, endpoint: str, body: bytes, headers: Mapping[str, str], target_variant: str | None
+        self,
+        endpoint: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        target_variant: str | None,
     ) -> Invocation:
         route = self.table.get(endpoint)
         if route is None:
@@ -74,6 +91,7 @@ class Router:
             if picked is None:
                 raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
             variant = picked
+        measured = self.metrics.variant(endpoint, variant.name) if self.metrics else None
         forward = [(k, v) for k, v in headers.items() if k in FORWARDED]
         tried: set[Target] = set()
         while True:
@@ -96,6 +114,8 @@ class Router:
                 self._on_unreachable(target.instance_id)
                 continue
             except TimeoutError:
+                if measured:
+                    measured.lost()
                 raise ModelError(
                     "Received server error (504) from primary with message "
                     '"The model did not answer within the invocation timeout.".',
@@ -103,6 +123,8 @@ class Router:
                     "timeout",
                 ) from None
             except UpstreamLost as exc:
+                if measured:
+                    measured.lost()
                 raise ModelError(
                     "Received server error (502) from primary with message "
                     f'"The connection to the model container was lost: {exc}".',
@@ -112,6 +134,8 @@ class Router:
             finally:
                 target.outstanding -= 1
             latency_us = (time.perf_counter_ns() - started) // 1000
+            if measured:
+                measured.answered(response.status, latency_us)
             if response.status >= 400:
                 text = response.body[:_MAX_ORIGINAL_MESSAGE].decode("utf-8", "replace")
                 kind = "client" if response.status < 500 else "server"

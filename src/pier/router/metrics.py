@@ -1,0 +1,193 @@
+"""SageMaker's endpoint metrics, counted where requests are seen, exposed for Prometheus.
+
+SageMaker (AWS/SageMaker, by EndpointName, VariantName) → Prometheus (GET /metrics):
+- Invocations → pier_endpoint_invocations_total{endpoint,variant}
+- Invocation4XXErrors → pier_endpoint_invocation_4xx_errors_total{endpoint,variant}
+- Invocation5XXErrors → pier_endpoint_invocation_5xx_errors_total{endpoint,variant}
+- InvocationModelErrors → pier_endpoint_invocation_model_errors_total{endpoint,variant}
+- ModelLatency (µs) → pier_endpoint_model_latency_seconds{endpoint,variant} (histogram)
+- OverheadLatency (µs) → pier_endpoint_overhead_latency_seconds{endpoint,variant} (histogram)
+- InvocationsPerInstance → rate(pier_endpoint_invocations_total)
+  / pier_endpoint_variant_instances
+- CPUUtilization (%, per instance) → rate(pier_instance_cpu_seconds_total) × 100
+- MemoryUtilization → pier_instance_memory_bytes{endpoint,variant,instance}
+
+Invocation errors are the model container's non-2xx answers (and a lost or timed-out
+container), as on SageMaker; requests refused before a variant is chosen (signature, unknown
+endpoint) are not counted against a variant.
+
+The router holds one `VariantMetrics` per (endpoint, variant): Prometheus' labelled children
+are looked up once, so a request costs a few counter increments and two histogram observations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from pier.router.table import RoutingTable
+
+# Model latency spans sub-millisecond sklearn models to minute-long ones; overhead should stay
+# well under a millisecond, so its buckets start lower.
+_MODEL_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+)
+_OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class InstanceProcess:
+    endpoint: str
+    variant: str
+    instance_id: str
+    pid: int
+
+
+class VariantMetrics:
+    """The labelled children of one endpoint variant."""
+
+    def __init__(self, metrics: EndpointMetrics, endpoint: str, variant: str) -> None:
+        labels = (endpoint, variant)
+        self.invocations = metrics.invocations.labels(*labels)
+        self.errors_4xx = metrics.errors_4xx.labels(*labels)
+        self.errors_5xx = metrics.errors_5xx.labels(*labels)
+        self.model_errors = metrics.model_errors.labels(*labels)
+        self.model_latency = metrics.model_latency.labels(*labels)
+        self.overhead_latency = metrics.overhead_latency.labels(*labels)
+
+    def answered(self, status: int, model_latency_us: int) -> None:
+        """The container answered with `status` after `model_latency_us`."""
+        self.invocations.inc()
+        self.model_latency.observe(model_latency_us / 1e6)
+        if status >= 400:
+            self.model_errors.inc()
+            (self.errors_4xx if status < 500 else self.errors_5xx).inc()
+
+    def lost(self) -> None:
+        """The container timed out or the connection broke: a 5xx model error."""
+        self.invocations.inc()
+        self.model_errors.inc()
+        self.errors_5xx.inc()
+
+
+class EndpointMetrics:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        table: RoutingTable,
+        instances: Callable[[], list[InstanceProcess]],
+    ) -> None:
+        names = ["endpoint", "variant"]
+        self.registry = registry
+        self.invocations = Counter(
+            "pier_endpoint_invocations", "Requests sent to a variant (SageMaker Invocations)",
+            names, registry=registry,
+        )  # fmt: skip
+        self.errors_4xx = Counter(
+            "pier_endpoint_invocation_4xx_errors",
+            "Requests the model answered with a 4xx (Invocation4XXErrors)", names,
+            registry=registry,
+        )  # fmt: skip
+        self.errors_5xx = Counter(
+            "pier_endpoint_invocation_5xx_errors",
+            "Requests the model answered with a 5xx, timed out or lost (Invocation5XXErrors)",
+            names, registry=registry,
+        )  # fmt: skip
+        self.model_errors = Counter(
+            "pier_endpoint_invocation_model_errors",
+            "Requests that ended in a model error (InvocationModelErrors)", names,
+            registry=registry,
+        )  # fmt: skip
+        self.model_latency = Histogram(
+            "pier_endpoint_model_latency_seconds",
+            "Time the model container took, as the router sees it (ModelLatency)", names,
+            buckets=_MODEL_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.overhead_latency = Histogram(
+            "pier_endpoint_overhead_latency_seconds",
+            "Time pier added: request received to answer ready, less ModelLatency "
+            "(OverheadLatency)", names, buckets=_OVERHEAD_BUCKETS, registry=registry,
+        )  # fmt: skip
+        registry.register(_LiveCollector(table, instances))
+        self._variants: dict[tuple[str, str], VariantMetrics] = {}
+
+    def variant(self, endpoint: str, variant: str) -> VariantMetrics:
+        key = (endpoint, variant)
+        found = self._variants.get(key)
+        if found is None:
+            found = self._variants[key] = VariantMetrics(self, endpoint, variant)
+        return found
+
+
+class _LiveCollector(Collector):
+    """Read at scrape time: instances per variant, and each instance's CPU and memory."""
+
+    def __init__(self, table: RoutingTable, instances: Callable[[], list[InstanceProcess]]):
+        self._table = table
+        self._instances = instances
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        count = GaugeMetricFamily(
+            "pier_endpoint_variant_instances", "Healthy instances serving a variant",
+            labels=["endpoint", "variant"],
+        )  # fmt: skip
+        for name in self._table.names():
+            route = self._table.get(name)
+            for variant in route.variants.values() if route else ():
+                count.add_metric([name, variant.name], len(variant.targets))
+        yield count
+        labels = ["endpoint", "variant", "instance"]
+        cpu = CounterMetricFamily(
+            "pier_instance_cpu_seconds", "CPU time of an instance's server process",
+            labels=labels,
+        )  # fmt: skip
+        memory = GaugeMetricFamily(
+            "pier_instance_memory_bytes", "Resident memory of an instance's server process",
+            labels=labels,
+        )  # fmt: skip
+        for p in self._instances():
+            usage = _proc_usage(p.pid)
+            if usage is not None:
+                key = [p.endpoint, p.variant, p.instance_id]
+                cpu.add_metric(key, usage[0])
+                memory.add_metric(key, usage[1])
+        yield cpu
+        yield memory
+
+
+def _proc_usage(pid: int) -> tuple[float, int] | None:
+    """(CPU seconds, resident bytes) of a process from /proc; None if it is gone.
+
+    psutil would do it too; two small reads of /proc are all this needs on Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            statm = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # the name may hold spaces: skip past it
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _CLOCK_TICKS, int(statm.split()[1]) * _PAGE
