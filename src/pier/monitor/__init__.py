@@ -1,0 +1,1 @@
+"""Monitoring: data capture, statistics and drift."""
