@@ -83,7 +83,9 @@ def test_tags_with_sequences_and_mappings() -> None:
 
 
 def test_getatt_short_form_needs_a_dot() -> None:
-    with pytest.raises(SourceError, match=r"t\.yaml:2: !GetAtt 'Model' must be Resource\.Attribute"):
+    with pytest.raises(
+        SourceError, match=r"t\.yaml:2: !GetAtt 'Model' must be Resource\.Attribute"
+    ):
         load("a: 1\nb: !GetAtt Model\n", "t.yaml", cfn_tags=True)
 
 

@@ -19,40 +19,50 @@ from pier.iac.cloudformation.template import Template, TemplateError, problem
 from pier.iac.source import Located, where
 
 
-def references(node: Any) -> Iterator[tuple[str, str]]:
-    """(name, file:line) of every parameter, pseudo parameter or resource `node` refers to,
-    in any branch (CloudFormation's dependency graph ignores conditions too)."""
+def references(node: Any, path: str, at: str) -> Iterator[tuple[str, str, str]]:
+    """(name, file:line, path) of every parameter, pseudo parameter or resource `node` refers
+    to, in any branch (CloudFormation's dependency graph ignores conditions too). Malformed
+    intrinsics are left to the evaluator, which says what is wrong with them."""
     if isinstance(node, dict):
         fn = intrinsic_name(node)
-        at = where(node, fn) if fn is not None and isinstance(node, Located) else where(node)
-        if fn == "Ref" and isinstance(node[fn], str):
-            yield node[fn], at
-            return
-        if fn == "Fn::GetAtt":
-            args = node[fn]
-            if isinstance(args, str):
-                yield args.split(".", 1)[0], at
-            elif isinstance(args, list) and args and isinstance(args[0], str):
-                yield args[0], at
-                yield from references(args[1:])
-            return
-        if fn == "Fn::Sub":
-            args = node[fn]
+        if fn is not None and isinstance(node, Located):
+            at = where(node, fn)
+        args = node[fn] if fn is not None else None
+        here = f"{path}.{fn}"
+        if fn == "Ref" and isinstance(args, str):
+            yield args, at, here
+        elif fn == "Fn::GetAtt" and isinstance(args, str):
+            yield args.split(".", 1)[0], at, here
+        elif fn == "Fn::GetAtt" and isinstance(args, list) and len(args) == 2:
+            if isinstance(args[0], str):
+                yield args[0], at, here
+            yield from references(args[1], f"{here}[1]", at)
+        elif fn == "Fn::Sub":
             text, variables = args, {}
-            if isinstance(args, list) and len(args) == 2:
+            if isinstance(args, list) and len(args) == 2 and isinstance(args[1], dict):
                 text, variables = args
-                yield from references(variables)
+                yield from references(variables, f"{here}[1]", at)
             if isinstance(text, str):
                 for match in SUB_PLACEHOLDER.finditer(text):
                     name = match.group(1).strip()
-                    if not name.startswith("!") and name not in (variables or {}):
-                        yield name.split(".", 1)[0], at
-            return
-        for value in node.values():
-            yield from references(value)
+                    if not name.startswith("!") and name not in variables:
+                        yield name.split(".", 1)[0], at, here
+        elif fn is None or fn not in ("Ref", "Fn::GetAtt"):
+            for key, value in node.items():
+                yield from references(value, f"{path}.{key}", _at(node, key, at))
     elif isinstance(node, list):
-        for item in node:
-            yield from references(item)
+        for i, item in enumerate(node):
+            yield from references(item, f"{path}[{i}]", _at(node, i, at))
+
+
+def _at(container: Any, key: str | int, fallback: str) -> str:
+    return where(container, key) if getattr(container, "line", 0) else fallback
+
+
+def _unknown(name: str) -> str:
+    if name.startswith("AWS::"):
+        return f"unknown pseudo parameter {name} (known: {', '.join(sorted(PSEUDO_PARAMETERS))})"
+    return f"refers to {name!r}: no parameter, pseudo parameter or resource of that name"
 
 
 def check_references(template: Template) -> dict[str, set[str]]:
@@ -63,13 +73,10 @@ def check_references(template: Template) -> dict[str, set[str]]:
     for logical_id, resource in template.resources.items():
         path = f"Resources.{logical_id}"
         deps: set[str] = set()
-        for name, at in references(resource.properties):
+        props_at = where(resource.node, "Properties") if resource.properties else resource.at
+        for name, at, where_ in references(resource.properties, f"{path}.Properties", props_at):
             if name not in known:
-                raise problem(
-                    at,
-                    f"{path}.Properties",
-                    f"refers to {name!r}: no parameter, pseudo parameter or resource of that name",
-                )
+                raise problem(at, where_, _unknown(name))
             if name in template.resources:
                 deps.add(name)
         for name in resource.depends_on:
@@ -84,13 +91,10 @@ def check_references(template: Template) -> dict[str, set[str]]:
             raise problem(resource.at, path, "the resource refers to itself")
         graph[logical_id] = deps
     for name, output in template.outputs.items():
-        for ref, at in references(output.get("Value")):
+        value_at = where(output, "Value")
+        for ref, at, where_ in references(output.get("Value"), f"Outputs.{name}.Value", value_at):
             if ref not in known:
-                raise problem(
-                    at,
-                    f"Outputs.{name}.Value",
-                    f"refers to {ref!r}: no parameter, pseudo parameter or resource of that name",
-                )
+                raise problem(at, where_, _unknown(ref))
     return graph
 
 

@@ -226,7 +226,7 @@ def _check_references(platform: Platform, result: Plan) -> None:
     }
     removed = {(c.kind.short, c.name.lower()) for c in result.changes if c.action is Action.DELETE}
 
-    def check(planned: Planned, kind: Kind, name: str, path: str) -> None:
+    def check(planned: Planned, kind: Kind, name: str, *keys: str | int) -> None:
         key = (kind.short, name.lower())
         if key in planned_names or (platform.named(kind, name) and key not in removed):
             return
@@ -234,9 +234,10 @@ def _check_references(platform: Platform, result: Plan) -> None:
             why = "is deleted by this apply"
         else:
             why = "does not exist (neither in the template nor on the platform)"
+        path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)
         raise problem(
-            planned.at,
-            f"Resources.{planned.logical_id}.Properties.{path}",
+            planned.where(*keys),
+            f"Resources.{planned.logical_id}.Properties{path}",
             f"the {kind.noun} {name!r} {why}",
         )
 
@@ -245,17 +246,13 @@ def _check_references(platform: Platform, result: Plan) -> None:
         if planned is None or change.action is Action.DELETE:
             continue
         if planned.kind is ENDPOINT_CONFIG:
-            variants = planned.body.get("ProductionVariants", [])
-            variants += planned.body.get("ShadowProductionVariants", [])
-            for i, variant in enumerate(variants):
-                if "ModelName" in variant:
-                    check(
-                        planned, MODEL, variant["ModelName"], f"ProductionVariants[{i}].ModelName"
-                    )
+            for member in ("ProductionVariants", "ShadowProductionVariants"):
+                for i, variant in enumerate(planned.body.get(member, [])):
+                    if "ModelName" in variant:
+                        check(planned, MODEL, variant["ModelName"], member, i, "ModelName")
         elif planned.kind is ENDPOINT:
-            check(
-                planned, ENDPOINT_CONFIG, planned.body["EndpointConfigName"], "EndpointConfigName"
-            )
+            name = planned.body["EndpointConfigName"]
+            check(planned, ENDPOINT_CONFIG, name, "EndpointConfigName")
 
 
 def _differences(old: Any, new: Any, kind: Kind, path: str = "") -> list[str]:
@@ -265,6 +262,8 @@ def _differences(old: Any, new: Any, kind: Kind, path: str = "") -> list[str]:
             if not path and key in _DESCRIBED_ONLY:
                 continue
             here = f"{path}{key}"
+            if _empty(old.get(key)) and _empty(new.get(key)):
+                continue  # an empty list or mapping is the same as none
             if key not in old:
                 out.append(f"{here}: (none) -> {_short(new[key])}")
             elif key not in new:
@@ -280,6 +279,10 @@ def _differences(old: Any, new: Any, kind: Kind, path: str = "") -> list[str]:
     if _same(old, new):
         return []
     return [f"{path.rstrip('.')}: {_short(old)} -> {_short(new)}"]
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
 
 
 def _same(a: Any, b: Any) -> bool:

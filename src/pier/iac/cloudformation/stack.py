@@ -40,7 +40,7 @@ from pier.iac.cloudformation.template import (
     problem,
     scalar_text,
 )
-from pier.iac.source import where
+from pier.iac.source import Located, where
 
 STACK_TAG = "pier:stack"
 LOGICAL_ID_TAG = "pier:logical-id"
@@ -74,6 +74,22 @@ class Planned:
     digest: str
     arn: str
     at: str
+    source: Located = field(default_factory=Located, compare=False, repr=False)
+
+    def where(self, *keys: str | int) -> str:
+        """`file:line` of a resolved property (`"ProductionVariants", 0, "ModelName"`), as
+        close as the template tells; the resource's own line otherwise."""
+        found: str = self.at
+        node: Any = self.source
+        for key in keys:
+            if not getattr(node, "line", 0):
+                break
+            found = where(node, key)
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                break
+        return found
 
     def create_request(self, stack: str) -> dict[str, Any]:
         return {
@@ -261,10 +277,14 @@ def compile_stack(
             digest=key,
             arn=kind.arn(pseudo, name),
             at=resource.at,
+            source=props,
         )
         _validate(planned, pseudo.stack_name, path, at)
         table.planned[logical_id] = planned
         stack.resources.append(planned)
+    position = {logical_id: i for i, logical_id in enumerate(template.resources)}
+    stack.skipped.sort(key=lambda s: position[s.logical_id])
+    stack.inactive.sort(key=lambda item: position[item[0]])
     _check_names(stack)
     stack.outputs = _outputs(template, evaluator)
     return stack

@@ -58,6 +58,7 @@ class Parameter:
     name: str
     type: str
     node: Located
+    at: str  # file:line of its name
     default: str | None = None
     allowed_values: tuple[str, ...] = ()
     allowed_pattern: str | None = None
@@ -83,12 +84,9 @@ class Resource:
     type: str
     node: Located
     properties: Located
+    at: str  # file:line of its logical ID
     depends_on: tuple[str, ...] = ()
     condition: str | None = None
-
-    @property
-    def at(self) -> str:
-        return where(self.node)
 
 
 @dataclass
@@ -275,6 +273,7 @@ def _parameter(section: Located, name: str, node: Any) -> Parameter:
         name=name,
         type=kind,
         node=node,
+        at=at,
         default=default,
         allowed_values=tuple(values),
         allowed_pattern=pattern,
@@ -346,7 +345,7 @@ def _resource(section: Located, logical_id: str, node: Any, template: Template) 
             f"{path}.Condition",
             f"no condition named {condition!r} in Conditions",
         )
-    return Resource(logical_id, kind, node, properties, tuple(names or ()), condition)
+    return Resource(logical_id, kind, node, properties, at, tuple(names or ()), condition)
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -369,7 +368,7 @@ def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, 
     if missing:
         first = template.parameters[missing[0]]
         raise TemplateError(
-            f"{where(first.node)}: Parameters: {', '.join(missing)} must have "
+            f"{first.at}: Parameters: {', '.join(missing)} must have "
             "values (no Default; pass --parameter NAME=VALUE)"
         )
     values: dict[str, str | list[str]] = {}
@@ -381,7 +380,7 @@ def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, 
 
 
 def _checked(p: Parameter, text: str) -> str | list[str]:
-    at, path = where(p.node), f"Parameters.{p.name}"
+    at, path = p.at, f"Parameters.{p.name}"
     shown = MASK if p.no_echo else repr(text)
     items = text.split(",") if p.is_list else [text]
     if p.is_list and text == "":
