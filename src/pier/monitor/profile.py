@@ -274,7 +274,9 @@ def merge_profiles(profiles: Iterable[DatasetProfile]) -> DatasetProfile:
         raise MonitorError("nothing to merge: no profiles given")
     settings = {(p.kll_k, p.string_cap) for p in parts}
     if len(settings) > 1:
-        raise MonitorError(f"cannot merge profiles built with different (kll_k, string_cap): {sorted(settings)}")
+        raise MonitorError(
+            f"cannot merge profiles built with different (kll_k, string_cap): {sorted(settings)}"
+        )
     merged = DatasetProfile(parts[0].kll_k, parts[0].string_cap)
     for part in parts:
         for name in part.features:
@@ -297,11 +299,8 @@ def profile_frame(
 ) -> DatasetProfile:
     """Profile a DataFrame, an Arrow table, or an iterator of batches of either."""
     profile = DatasetProfile(kll_k, string_cap)
-    batches: Iterator[Any] | list[Any]
-    if isinstance(data, pd.DataFrame | pa.Table | pa.RecordBatch):
-        batches = [data]
-    else:
-        batches = iter(data)
+    single = isinstance(data, pd.DataFrame | pa.Table | pa.RecordBatch)
+    batches: Iterator[Any] | list[Any] = [data] if single else iter(data)  # type: ignore[arg-type]
     for batch in batches:
         profile.update(batch)
     return profile

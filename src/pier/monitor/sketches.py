@@ -129,7 +129,9 @@ class WeightedSample:
         index = np.searchsorted(cumulative, np.asarray(ranks, dtype=np.float64), side="left")
         return self.values[np.minimum(index, len(self.values) - 1)]
 
-    def buckets(self, lower: float, upper: float, count: int = 10) -> list[tuple[float, float, float]]:
+    def buckets(
+        self, lower: float, upper: float, count: int = 10
+    ) -> list[tuple[float, float, float]]:
         """``count`` equal-width buckets over [lower, upper] with the weight in each.
 
         Buckets are (lower, upper] except the first, which also holds ``lower``; the counts add
@@ -141,6 +143,5 @@ class WeightedSample:
         inner = self.cdf(edges[1:-1]) * self.total
         counts = np.diff(np.concatenate([[0.0], inner, [self.total]]))
         return [
-            (float(edges[i]), float(edges[i + 1]), float(round(counts[i], 6)))
-            for i in range(count)
+            (float(edges[i]), float(edges[i + 1]), float(round(counts[i], 6))) for i in range(count)
         ]

@@ -179,7 +179,7 @@ class StringSummary:
     def distinct_count(self) -> int:
         if self.counts is not None:
             return len(self.counts)
-        return round(self.distinct.get_estimate())
+        return round(float(self.distinct.get_estimate()))
 
     def top(self, limit: int | None = None) -> list[tuple[str, int]]:
         """The most frequent values with their (estimated, once sketched) counts."""
