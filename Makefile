@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(PY) examples/diabetes_demo.py
+	$(VENV)/bin/pier quickstart
 
 LINTED := $(wildcard src tests benchmarks examples)
 

@@ -124,6 +124,9 @@ app.command()(iac_commands.delete)
 from pier.cli.export_command import export  # noqa: E402
 
 app.command()(export)
+from pier.cli.quickstart_command import quickstart  # noqa: E402
+
+app.command()(quickstart)
 
 from pier.cli import delete_command, endpoint_commands, logs_command  # noqa: E402
 
