@@ -237,6 +237,10 @@ def _one_of(allowed: frozenset[str]) -> Callable[[Any], bool]:
 #: https:// and s3://; pier also runs MLflow URIs (models:/, runs:/), local paths and file://,
 #: so these shapes skip their pattern (a deliberate difference, docs/hosting.md).
 MODEL_LOCATION_SHAPES = frozenset({"Url", "S3ModelUri"})
+#: Where data capture writes (DataCaptureConfig.DestinationS3Uri): AWS allows https:// and
+#: s3://; pier also writes to a local directory (file://), so the service checks the scheme
+#: instead of this pattern (pier.monitor.capture.destination_problem).
+CAPTURE_DESTINATION_SHAPES = frozenset({"DestinationS3Uri"})
 
 
 @functools.cache
@@ -254,7 +258,7 @@ def _rules(name: str) -> tuple[Rule, ...]:
         if "min" in shape and (not length or shape["min"] > 0):  # botocore's model adds min 0
             text = f"Member must have {unit} greater than or equal to {shape['min']}"
             rules.append((text, _bound(shape["min"], length, upper=False)))
-    relaxed = name in MODEL_LOCATION_SHAPES
+    relaxed = name in MODEL_LOCATION_SHAPES or name in CAPTURE_DESTINATION_SHAPES
     compiled = java_pattern(shape["pattern"]) if "pattern" in shape and not relaxed else None
     if compiled is not None:
         text = f"Member must satisfy regular expression pattern: {shape['pattern']}"

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pier.control.service import VariantLive, containers
 from pier.control.status import EndpointStatus
 from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState
+from pier.monitor.capture import CaptureSettings
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
 from pier.store.tables import EndpointRow
 
@@ -280,7 +281,11 @@ class Reconciler:
         container = containers(snapshot["models"][variant["ModelName"]])[0]
         return await asyncio.to_thread(self._resolve_model, container)
 
-    def _publish(self, endpoint: str, fleet: str, desired: dict[str, Any]) -> None:
+    def _publish(
+        self, endpoint: str, fleet: str, desired: dict[str, Any], config: dict[str, Any]
+    ) -> None:
+        """Route traffic to the fleet's healthy instances, with the endpoint config's data
+        capture (`config`: the EndpointConfig request the fleet runs)."""
         variants = {}
         for name, want in desired.items():
             targets = [
@@ -289,7 +294,8 @@ class Reconciler:
                 if i.state == InstanceState.HEALTHY
             ]
             variants[name] = VariantRoute(name, float(want["DesiredWeight"]), targets)
-        self._table.set(EndpointRoute(endpoint, variants))
+        capture = CaptureSettings.from_config(config.get("DataCaptureConfig"))
+        self._table.set(EndpointRoute(endpoint, variants, capture))
 
     async def _stop_instance(self, instance: Instance) -> None:
         group = self._instances.get(instance.spec.endpoint, [])
@@ -330,7 +336,7 @@ class Reconciler:
             await self._stop_all(row.name)
             await self._save(row.name, status=EndpointStatus.FAILED, failure_reason=str(exc))
             return
-        self._publish(row.name, row.fleet, row.desired)
+        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
         await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
 
     async def _update_config(self, row: EndpointRow) -> None:
@@ -366,25 +372,25 @@ class Reconciler:
             pending=None,
             pending_config_name=None,
         )
-        self._publish(row.name, new_fleet, new_desired)  # traffic moves to the new fleet
+        self._publish(row.name, new_fleet, new_desired, snapshot["config"])  # traffic moves
         await self._stop_config(row.name, row.fleet)  # the old one drains and stops
 
     async def _update_capacity(self, row: EndpointRow) -> None:
         try:
             await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
         except Exception as exc:
-            self._publish(row.name, row.fleet, row.desired)
+            self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
             await self._save(
                 row.name, status=EndpointStatus.IN_SERVICE, failure_reason=f"Update failed: {exc}"
             )
             return
-        self._publish(row.name, row.fleet, row.desired)
+        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
         for name, want in row.desired.items():
             extra = self._of(row.name, row.fleet, name)[int(want["DesiredInstanceCount"]) :]
             for instance in extra:
                 instance.state = InstanceState.STOPPED
             if extra:
-                self._publish(row.name, row.fleet, row.desired)
+                self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
                 await asyncio.gather(*(self._stop_instance(i) for i in extra))
         await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
 
@@ -406,7 +412,7 @@ class Reconciler:
         except Exception as exc:
             log.warning("could not replace an instance of %s: %s", row.name, exc)
             await asyncio.sleep(5)  # do not hammer a model that keeps failing
-        self._publish(row.name, row.fleet, row.desired)
+        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
 
     async def _check_health(self, rows: list[EndpointRow]) -> None:
         serving = {r.name: r for r in rows if r.status == EndpointStatus.IN_SERVICE}
@@ -421,7 +427,7 @@ class Reconciler:
                     log.warning("instance %s of %s is unhealthy: replacing it",
                                 instance.spec.instance_id, endpoint)  # fmt: skip
                     instance.state = InstanceState.UNHEALTHY
-                    self._publish(endpoint, row.fleet, row.desired)
+                    self._publish(endpoint, row.fleet, row.desired, row.deployed["config"])
                     await self._stop_instance(instance)
         self._wakeup.set()
 
@@ -445,7 +451,7 @@ class Reconciler:
                 leftovers.append(instance)
         for row in rows:
             if row.name in self._instances:
-                self._publish(row.name, row.fleet, row.desired)
+                self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
         if leftovers:
             # Drained concurrently and in the background: the API serves meanwhile.
             log.info("stopping %d leftover instance(s)", len(leftovers))

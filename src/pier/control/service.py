@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pier.control.arns import ArnFactory
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
+from pier.monitor.capture import destination_problem
 from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
@@ -183,6 +184,11 @@ class HostingService:
                 f"The variant name(s) {', '.join(duplicates)} are not unique within the "
                 f'endpoint configuration "{arn}".'
             )
+        capture = req.get("DataCaptureConfig")
+        if capture is not None:
+            problem = destination_problem(capture["DestinationS3Uri"])
+            if problem:
+                raise ValidationException(problem)
         duplicate = f'Cannot create already existing endpoint configuration "{arn}".'
         with self._creating(duplicate) as s:
             if s.scalar(select(EndpointConfigRow.name).where(EndpointConfigRow.arn == arn)):
@@ -328,13 +334,18 @@ class HostingService:
             variants.append(summary)
         out["ProductionVariants"] = variants
         if "DataCaptureConfig" in config:
+            # What the deployed config captures (an UpdateEndpoint changes it once the new
+            # fleet takes the traffic, as the route does).
             dcc = config["DataCaptureConfig"]
+            enabled = bool(dcc.get("EnableCapture", True))
             out["DataCaptureConfig"] = {
-                "EnableCapture": dcc.get("EnableCapture", True),
-                "CaptureStatus": "Stopped",  # capture arrives with the monitoring work
+                "EnableCapture": enabled,
+                "CaptureStatus": "Started" if enabled else "Stopped",
                 "CurrentSamplingPercentage": dcc.get("InitialSamplingPercentage", 0),
                 "DestinationS3Uri": dcc.get("DestinationS3Uri", ""),
             }
+            if dcc.get("KmsKeyId"):
+                out["DataCaptureConfig"]["KmsKeyId"] = dcc["KmsKeyId"]
         if row.deployment_config:
             out["LastDeploymentConfig"] = row.deployment_config
         if row.pending is not None and row.pending_config_name:

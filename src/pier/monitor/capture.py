@@ -93,12 +93,13 @@ class CaptureSettings:
         if not config or not config.get("EnableCapture", True):
             return None
         percentage = int(config.get("InitialSamplingPercentage", 0))
-        if percentage <= 0:
+        destination = config.get("DestinationS3Uri")
+        if percentage <= 0 or not destination:
             return None
         modes = {o.get("CaptureMode") for o in config.get("CaptureOptions", [])}
         header = config.get("CaptureContentTypeHeader") or {}
         return cls(
-            destination=str(config["DestinationS3Uri"]),
+            destination=str(destination),
             percentage=min(percentage, 100),
             capture_input=bool(modes & {"Input", "InputAndOutput"}),
             capture_output=bool(modes & {"Output", "InputAndOutput"}),

@@ -4,6 +4,7 @@ POST /                                  control API (JSON 1.1, X-Amz-Target: Sag
 POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
+                                        and data capture's (monitor.capture)
 
 Both APIs verify AWS Signature Version 4. A plain ASGI app, like the model server's: the
 invoke path is hot, and these are three fixed routes.
@@ -36,6 +37,7 @@ from pier.errors import (
     SerializationException,
     UnknownOperationException,
 )
+from pier.monitor.capture import Capturer
 from pier.router.invoke import Router
 
 log = logging.getLogger("pier.platform")
@@ -65,8 +67,10 @@ class PlatformApp:
         lookup: Callable[[str], Credentials | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: CollectorRegistry | None = None,
+        capturer: Capturer | None = None,
     ) -> None:
         self.registry = registry
+        self.capturer = capturer
         self.service = service
         self.router = router
         self.lookup = lookup
@@ -184,6 +188,19 @@ class PlatformApp:
             out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
         await respond(send, 200, result.body, out)
         self.router.answered(name, result, received_ns)
+        route = self.router.table.get(name)
+        if route is not None and route.capture is not None and self.capturer is not None:
+            # Queued only (a random draw and an append): encoding and I/O happen elsewhere.
+            self.capturer.offer(
+                route.capture,
+                name,
+                result.variant,
+                headers.get("x-amzn-sagemaker-inference-id"),
+                body,
+                headers.get("content-type"),
+                result.body,
+                result.content_type,
+            )
 
     # -------------------------------------------------------------------------------- auth
     def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> None:

@@ -22,6 +22,7 @@ from pier.control.service import HostingService
 from pier.errors import PierError
 from pier.hosting.base import Backend
 from pier.hosting.process import ProcessBackend
+from pier.monitor.capture import Capturer, default_base
 from pier.platform.app import PlatformApp
 from pier.platform.home import Home
 from pier.platform.mlflow_server import MlflowServer, default_options
@@ -182,7 +183,9 @@ async def _serve(
     def lookup(key_id: str) -> Credentials | None:
         return credentials if key_id == credentials.access_key_id else None
 
-    app = PlatformApp(service, router, lookup, registry=registry)
+    capturer = Capturer(default_base(home.root), registry)
+    app = PlatformApp(service, router, lookup, registry=registry, capturer=capturer)
+    await capturer.start()
     await reconciler.start()
     config = uvicorn.Config(
         app,
@@ -197,6 +200,8 @@ async def _serve(
     try:
         await server.serve(sockets=[sock])
     finally:
+        # Requests have drained: write every captured record before anything else stops.
+        await capturer.aclose()
         log.info("stopping instances")
         await reconciler.stop(stop_instances=True)
         await router.aclose()

@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from pier.monitor.capture import CaptureSettings
+
 
 @dataclass(eq=False)
 class Target:
@@ -39,6 +41,9 @@ class VariantRoute:
 class EndpointRoute:
     name: str
     variants: dict[str, VariantRoute]
+    # The deployed config's DataCaptureConfig; None when nothing is captured (one attribute
+    # read per request decides).
+    capture: CaptureSettings | None = None
 
     def pick_variant(self, rng: random.Random) -> VariantRoute | None:
         """A variant by weight among those with a healthy instance (None if there is none)."""
