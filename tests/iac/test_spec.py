@@ -608,3 +608,38 @@ def test_local_template_compiles_as_a_cloudformation_stack(example: Path) -> Non
         Pseudo("us-east-1", "000000000000", spec.endpoint),
     )
     assert [r.name for r in again.resources] == [r.name for r in stack.resources]
+
+
+# ------------------------------------------------------------------------------ docs/spec.md
+
+DOCS = ROOT / "docs" / "spec.md"
+
+
+def fenced(kind: str) -> list[str]:
+    """The ```kind blocks of docs/spec.md."""
+    parts = DOCS.read_text().split(f"```{kind}\n")[1:]
+    return [part.split("```", 1)[0] for part in parts]
+
+
+def without_comments(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+
+
+def test_the_docs_show_the_example_files() -> None:
+    blocks = fenced("yaml")
+    assert without_comments(EXAMPLE.read_text()) in blocks
+    assert without_comments(SHADOW_EXAMPLE.read_text()) in blocks
+
+
+def test_the_docs_error_example_is_what_pier_says(tmp_path: Path) -> None:
+    [shown] = [b for b in fenced("text") if b.startswith("$ pier apply -f diabetes.yaml\n")]
+    bad = EXAMPLE.read_text()
+    for old, new in [
+        ("    weight: 90\n", "    wieght: 90\n"),
+        ("    weight: 10\n", "    weight: -10\n"),
+        ("  sampling_percentage: 100\n", "  sampling_percentage: 101\n"),
+    ]:
+        bad = bad.replace(old, new)
+    with pytest.raises(SourceError) as excinfo:
+        load_spec(load(bad, "diabetes.yaml"))
+    assert shown.splitlines()[1:] == ("error: " + excinfo.value.message).splitlines()

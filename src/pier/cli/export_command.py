@@ -23,8 +23,7 @@ class ExportFormat(enum.StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    for line in message.splitlines() or [message]:
-        err.print(f"[red]error:[/red] {escape(line)}")
+    err.print(f"[red]error:[/red] {escape(message)}")  # a spec's errors: one per line
     return typer.Exit(code)
 
 
