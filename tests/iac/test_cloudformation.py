@@ -376,15 +376,19 @@ def test_tags() -> None:
 def test_sagemaker_validation_runs_before_anything_is_sent() -> None:
     text = with_resources(MODEL, CONFIG.replace("ml.m5.large", "ml.bogus"))
     assert error(text) == (
-        "t.yaml:9: Resources.Config.Properties: SageMaker would refuse this endpoint "
+        f"{at(text, 'ml.bogus')}: Resources.Config.Properties.ProductionVariants[0].InstanceType:"
+        " SageMaker would refuse this endpoint "
         "configuration: 1 validation error detected: Value 'ml.bogus' at "
         "'productionVariants.1.member.instanceType' failed to satisfy constraint: Member must "
         "satisfy enum value set: [" + error(text).split("enum value set: [", 1)[1]
     )
     assert "ml.m5.large" in error(text)
     bad_name = MODEL.replace("Properties:", "Properties:\n      ModelName: no_underscores")
-    assert "Value 'no_underscores' at 'modelName' failed to satisfy constraint" in error(
-        with_resources(bad_name)
+    message = error(with_resources(bad_name))
+    assert message.startswith(
+        "t.yaml:5: Resources.Model.Properties.ModelName: SageMaker would refuse this model: 1 "
+        "validation error detected: Value 'no_underscores' at 'modelName' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: "
     )
 
 

@@ -272,9 +272,9 @@ def apply(
 ) -> None:
     """Create or update what a CloudFormation template or pier spec describes.
 
-    Applying the same file twice changes nothing; a changed Model or EndpointConfig is
-    replaced and its endpoint updated blue/green; what left the file is deleted. If a call
-    fails, what this apply changed is rolled back.
+    Applying the same file twice changes nothing.
+    A changed Model or EndpointConfig is replaced, its endpoint updated blue/green.
+    What left the file is deleted; a failed apply is rolled back.
     """
     stack = _compile(file, parameter, stack_name, map_image, map_model, mapping, home)
     client = _connect(home)

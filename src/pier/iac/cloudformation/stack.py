@@ -304,9 +304,31 @@ def _validate(planned: Planned, stack: str, path: str, at: str) -> None:
                 },
             )
     except AwsError as exc:
+        keys = _member_keys(exc.message)
+        if keys:  # point at the first property AWS names, as closely as the template tells
+            at = planned.where(*keys)
+            path += "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)
         raise problem(
             at, path, f"SageMaker would refuse this {planned.kind.noun}: {exc.message}"
         ) from None
+
+
+_MEMBER = re.compile(r" at '([A-Za-z0-9.]+)' ")
+
+
+def _member_keys(message: str) -> list[str | int]:
+    """AWS's `productionVariants.1.member.instanceType` as the template's keys
+    `["ProductionVariants", 0, "InstanceType"]`; [] if the message names no member."""
+    found = _MEMBER.search(message)
+    if found is None:
+        return []
+    keys: list[str | int] = []
+    for part in found.group(1).split("."):
+        if part.isdigit():
+            keys.append(int(part) - 1)  # AWS counts list members from 1
+        elif part not in ("member", "entry", "key", "value"):
+            keys.append(part[:1].upper() + part[1:])
+    return keys
 
 
 def _check_names(stack: Stack) -> None:
