@@ -47,8 +47,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -190,6 +192,28 @@ def _payload(
     }
 
 
+def event_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs as text: one urandom call for all, about five times
+    cheaper than str(uuid.uuid4()) each, which was half the cost of a record."""
+    raw = bytearray(os.urandom(16 * count))
+    for i in range(6, 16 * count, 16):
+        raw[i] = raw[i] & 0x0F | 0x40  # version 4
+        raw[i + 2] = raw[i + 2] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-"
+        f"{h[j + 20 : j + 32]}"
+        for j in range(0, 32 * count, 32)
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _second(t: int) -> tuple[str, str]:
+    """(inferenceTime, hour directory) of an epoch second: the records of a batch share a few."""
+    gm = time.gmtime(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", gm), time.strftime("%Y/%m/%d/%H", gm)
+
+
 def build_record(event: Event, event_id: str | None = None) -> bytes:
     """One line of a capture file (with its newline)."""
     s = event.settings
@@ -198,17 +222,17 @@ def build_record(event: Event, event_id: str | None = None) -> bytes:
         capture["endpointInput"] = _payload(event.request, event.request_type, "INPUT", s)
     if s.capture_output:
         capture["endpointOutput"] = _payload(event.response, event.response_type, "OUTPUT", s)
-    metadata = {"eventId": event_id or str(uuid.uuid4())}
+    metadata = {"eventId": event_id or event_ids(1)[0]}
     if event.inference_id is not None:
         metadata["inferenceId"] = event.inference_id
-    metadata["inferenceTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.time))
+    metadata["inferenceTime"] = _second(int(event.time))[0]
     record = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def hour_path(t: float) -> str:
     """`yyyy/mm/dd/hh` of an epoch time, in UTC."""
-    return time.strftime("%Y/%m/%d/%H", time.gmtime(t))
+    return _second(int(t))[1]
 
 
 def file_name(t: float) -> str:
@@ -354,7 +378,8 @@ class Writer:
         self.tick()
 
     def _append(self, key: _FileKey, hour: str, events: list[Event]) -> None:
-        lines = b"".join(build_record(e) for e in events)
+        ids = event_ids(len(events))
+        lines = b"".join([build_record(e, i) for e, i in zip(events, ids, strict=True)])
         current = self._files.get(key)
         now = self.clock()
         if current is not None and (
@@ -645,6 +670,7 @@ __all__ = [
     "build_record",
     "default_base",
     "destination_problem",
+    "event_ids",
     "file_name",
     "hour_path",
     "make_s3_client_factory",
