@@ -90,7 +90,8 @@ def test_statistics_has_sagemakers_keys_and_types(baseline: Baseline) -> None:
 def test_numbers_are_exact_moments(baseline: Baseline) -> None:
     frame = tabular(np.random.default_rng(7), 5000)
     stats = baseline.statistics.feature("x0")
-    assert stats is not None and stats.numerical_statistics is not None
+    assert stats is not None
+    assert stats.numerical_statistics is not None
     numerical = stats.numerical_statistics
     assert numerical.mean == pytest.approx(frame["x0"].mean(), rel=1e-12)
     assert numerical.sum == pytest.approx(frame["x0"].sum(), rel=1e-12)
@@ -140,9 +141,7 @@ def test_baseline_round_trips_through_files(baseline: Baseline, tmp_path: Path) 
     assert json.loads(statistics.read_text()) == to_dict(baseline.statistics)
 
 
-def test_violations_have_sagemakers_keys_and_round_trip(
-    baseline: Baseline, tmp_path: Path
-) -> None:
+def test_violations_have_sagemakers_keys_and_round_trip(baseline: Baseline, tmp_path: Path) -> None:
     window = tabular(np.random.default_rng(8), 5000, shift=1.0).drop(columns=["x3"])
     window["extra"] = 1
     violations = check(baseline, profile_frame(window))
@@ -200,7 +199,10 @@ SAGEMAKER_STATISTICS: dict[str, Any] = {
                 "distinct_count": 2.0,
                 "distribution": {
                     "categorical": {
-                        "buckets": [{"value": "gold", "count": 2.0}, {"value": "basic", "count": 4.0}]
+                        "buckets": [
+                            {"value": "gold", "count": 2.0},
+                            {"value": "basic", "count": 4.0},
+                        ]
                     }
                 },
                 "custom": {"kept": True},
@@ -262,7 +264,9 @@ def test_unreadable_files_name_the_file_and_field(tmp_path: Path) -> None:
     del broken["features"][0]["numerical_statistics"]["mean"]
     path = tmp_path / "statistics.json"
     path.write_text(json.dumps(broken))
-    with pytest.raises(MonitorError, match=r"statistics\.json.*features\.0\.numerical_statistics\.mean"):
+    with pytest.raises(
+        MonitorError, match=r"statistics\.json.*features\.0\.numerical_statistics\.mean"
+    ):
         read_statistics(path)
     path.write_text("{not json")
     with pytest.raises(MonitorError, match="is not JSON"):

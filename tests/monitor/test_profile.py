@@ -3,6 +3,7 @@ profile(A ∪ B) == merge(profile(A), profile(B))."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -70,9 +71,11 @@ def assert_same(merged: DatasetProfile, whole: DatasetProfile) -> None:
 def test_merge_equals_profile_of_the_union(seed: int) -> None:
     rng = np.random.default_rng(seed)
     frame = mixed(rng, int(rng.integers(2_000, 30_000)))
-    cuts = np.sort(rng.choice(np.arange(1, len(frame)), size=int(rng.integers(1, 5)), replace=False))
+    cuts = np.sort(
+        rng.choice(np.arange(1, len(frame)), size=int(rng.integers(1, 5)), replace=False)
+    )
     bounds = [0, *cuts.tolist(), len(frame)]
-    parts = [frame.iloc[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    parts = [frame.iloc[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     merged = merge_profiles(profile_frame(part, string_cap=1000) for part in parts)
     assert_same(merged, profile_frame(frame, string_cap=1000))
 
@@ -150,9 +153,11 @@ def test_types_are_inferred_as_sagemaker_does() -> None:
     }
     words = profile.features["words"]
     assert (words.integral, words.string, words.num_missing) == (1, 1, 1)
-    assert words.strings is not None and words.strings.counts == {"a": 1, "1": 1}
+    assert words.strings is not None
+    assert words.strings.counts == {"a": 1, "1": 1}
     text = profile.features["text_floats"].numeric
-    assert text is not None and text.total == pytest.approx(3.501)
+    assert text is not None
+    assert text.total == pytest.approx(3.501)
     assert profile.features["blank"].num_missing == 3
 
 
@@ -179,7 +184,8 @@ def test_profiles_serialize_and_come_back() -> None:
 def test_string_counts_switch_to_sketches_beyond_the_cap() -> None:
     summary = StringSummary(cap=10)
     summary.update({f"v{i}": i + 1 for i in range(10)})
-    assert summary.exact and summary.distinct_count() == 10
+    assert summary.exact
+    assert summary.distinct_count() == 10
     summary.update({"v99": 1000})
     assert not summary.exact
     assert summary.distinct_count() == 11
@@ -188,7 +194,8 @@ def test_string_counts_switch_to_sketches_beyond_the_cap() -> None:
     exact = StringSummary(cap=10)
     exact.update({"v0": 5})
     exact.merge(summary)
-    assert not exact.exact and exact.count_of("v0") == 6
+    assert not exact.exact
+    assert exact.count_of("v0") == 6
 
 
 def test_unusable_input_is_refused_clearly() -> None:

@@ -62,7 +62,8 @@ def test_levels_weigh_exactly_what_the_sketch_saw(samples: dict[str, np.ndarray]
     assert len(levels) > 1  # estimation mode: items stand for 2**level values
     assert sum(len(level) << h for h, level in enumerate(levels)) == ROWS
     retained = np.concatenate(levels)
-    assert sketch.get_min_value() <= retained.min() and retained.max() <= sketch.get_max_value()
+    assert sketch.get_min_value() <= retained.min()
+    assert retained.max() <= sketch.get_max_value()
     sample = WeightedSample.from_levels(levels)
     assert sample.total == ROWS
     median = sample.quantiles([0.5])[0]
@@ -95,7 +96,8 @@ def test_buckets_split_the_weight_between_min_and_max() -> None:
     buckets = sample.buckets(0.0, 99.0, 10)
     assert len(buckets) == 10
     assert sum(count for _, _, count in buckets) == 100
-    assert buckets[0][0] == 0.0 and buckets[-1][1] == 99.0
+    assert buckets[0][0] == 0.0
+    assert buckets[-1][1] == 99.0
     assert sample.buckets(5.0, 5.0) == [(5.0, 5.0, 100.0)]
 
 

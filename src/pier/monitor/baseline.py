@@ -43,7 +43,7 @@ from pier.monitor.formats import (
     load,
 )
 from pier.monitor.profile import DatasetProfile, FeatureProfile, InferredType, profile_frame
-from pier.monitor.sketches import DEFAULT_KLL_K, KLL_C, kll_levels
+from pier.monitor.sketches import DEFAULT_KLL_K, KLL_C, WeightedSample, kll_levels
 from pier.monitor.summaries import DEFAULT_STRING_CAP
 
 KLL_BUCKETS = 10  # SageMaker's statistics.json: 10 equal-width buckets between min and max
@@ -167,8 +167,9 @@ def _feature_statistics(feature: FeatureProfile, categorical_limit: int) -> Feat
     common = CommonStatistics(num_present=feature.num_present, num_missing=feature.num_missing)
     numeric = feature.numeric
     if kind in (InferredType.INTEGRAL, InferredType.FRACTIONAL) and numeric and numeric.count:
-        sample = numeric.sample()
-        levels = [sorted(level.tolist()) for level in kll_levels(numeric.sketch)]
+        retained = kll_levels(numeric.sketch)
+        sample = WeightedSample.from_levels(retained)
+        levels = [np.sort(level).tolist() for level in retained]
         return FeatureStatistics(
             name=feature.name,
             inferred_type=kind,

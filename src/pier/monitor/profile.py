@@ -16,6 +16,7 @@ columns an empty (or blank) string counts as missing, as an empty CSV field does
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,8 +31,9 @@ from pier.monitor.sketches import DEFAULT_KLL_K, new_kll
 from pier.monitor.summaries import DEFAULT_STRING_CAP, NumericSummary, StringSummary
 
 FORMAT = "pier.monitor.profile/1"
-_INTEGRAL = r"[+-]? ?\d+"
-_FRACTIONAL = r"[+-]? ?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?"
+# Deequ's patterns for numbers written as text (an optional sign, then one optional space).
+_INTEGRAL = re.compile(r"[+-]? ?\d+")
+_FRACTIONAL = re.compile(r"[+-]? ?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
 
 
 class InferredType(StrEnum):
@@ -122,23 +124,28 @@ class FeatureProfile:
         if present.dtype == object:
             present = present.map(_as_text)
         counts = present.value_counts(sort=False)
-        keys = pd.Series(counts.index.astype(str), dtype="string")
-        weights = counts.to_numpy(dtype=np.int64)
-        keep = (keys.str.strip() != "").to_numpy(dtype=bool)
-        keys, weights = keys[keep].reset_index(drop=True), weights[keep]
-        self.num_missing += len(column) - int(weights.sum())
-        integral = keys.str.fullmatch(_INTEGRAL).to_numpy(dtype=bool)
-        fractional = ~integral & keys.str.fullmatch(_FRACTIONAL).to_numpy(dtype=bool)
-        numeric = integral | fractional
-        self.integral += int(weights[integral].sum())
-        self.fractional += int(weights[fractional].sum())
-        self.string += int(weights[~numeric].sum())
-        if numeric.any():
-            parsed = pd.to_numeric(keys[numeric].str.replace(" ", "", regex=False))
-            values = np.repeat(parsed.to_numpy(dtype=np.float64), weights[numeric])
+        kept: dict[str, int] = {}
+        numbers: list[float] = []
+        repeats: list[int] = []
+        for key, count in zip(counts.index.astype(str).tolist(), counts.tolist(), strict=True):
+            if not key.strip():
+                continue  # an empty field: missing, as in a CSV
+            kept[key] = kept.get(key, 0) + count
+            if _INTEGRAL.fullmatch(key):
+                self.integral += count
+            elif _FRACTIONAL.fullmatch(key):
+                self.fractional += count
+            else:
+                self.string += count
+                continue
+            numbers.append(float(key.replace(" ", "")))
+            repeats.append(count)
+        self.num_missing += len(column) - sum(kept.values())
+        if numbers:
+            values = np.repeat(np.array(numbers, dtype=np.float64), repeats)
             self._numeric().update(values[np.isfinite(values)])
-        if len(keys):
-            self._strings().update(dict(zip(keys.tolist(), weights.tolist(), strict=True)))
+        if kept:
+            self._strings().update(kept)
 
     def merge_into(self, target: FeatureProfile) -> None:
         """Add this profile's counts and summaries to ``target`` (this one is left as is)."""
@@ -300,7 +307,7 @@ def profile_frame(
     """Profile a DataFrame, an Arrow table, or an iterator of batches of either."""
     profile = DatasetProfile(kll_k, string_cap)
     single = isinstance(data, pd.DataFrame | pa.Table | pa.RecordBatch)
-    batches: Iterator[Any] | list[Any] = [data] if single else iter(data)  # type: ignore[arg-type]
+    batches: Iterator[Any] | list[Any] = [data] if single else iter(data)
     for batch in batches:
         profile.update(batch)
     return profile

@@ -103,11 +103,12 @@ class WeightedSample:
 
     @classmethod
     def _collapse(cls, values: FloatArray, weights: FloatArray) -> WeightedSample:
-        order = np.argsort(values, kind="stable")
+        order = np.argsort(values)
         values, weights = values[order], weights[order]
-        unique, first = np.unique(values, return_index=True)
-        summed = np.add.reduceat(weights, first) if len(values) else weights
-        return cls(unique, summed.astype(np.float64))
+        if not len(values):
+            return cls(values, weights)
+        first = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+        return cls(values[first], np.add.reduceat(weights, first).astype(np.float64))
 
     @property
     def total(self) -> float:
