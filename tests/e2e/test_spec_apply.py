@@ -26,6 +26,7 @@ from tests.contract.platform_fixtures import (
     free_port,
     kill_leftovers,
     platform_env,
+    wait_for,
 )
 from tests.e2e.test_mlflow_stack import train_and_register
 
@@ -136,7 +137,7 @@ def test_an_invalid_spec_is_refused_and_creates_nothing(
         done = pier(platform, command, "-f", str(bad))
         assert done.returncode == 2, done.stdout + done.stderr
         assert (
-            f"error: {bad}:22: variants[1].weight: must be greater than or equal to 0, not -10"
+            f"error: {bad}:24: variants[1].weight: must be greater than or equal to 0, not -10"
             in done.stderr
         )
         assert "Traceback" not in done.stderr
@@ -167,9 +168,13 @@ def test_apply_creates_the_endpoint(
         "champion": 90.0,
         "challenger": 10.0,
     }
-    assert described["DataCaptureConfig"]["DestinationS3Uri"] == "s3://my-bucket/capture"
+    assert described["DataCaptureConfig"]["DestinationS3Uri"] == "file:diabetes"
     assert answer(runtime, "champion") == (ANSWER["1"], "champion")
     assert answer(runtime, "challenger") == (ANSWER["2"], "challenger")
+    # the spec's data capture: SageMaker's JSONL under $PIER_HOME/capture/<destination>/
+    captured = platform.home / "capture" / "diabetes" / ENDPOINT
+    for variant in ("champion", "challenger"):
+        wait_for(lambda v=variant: list((captured / v).rglob("*.jsonl")), 30, what=variant)
     tags = sm.list_tags(ResourceArn=described["EndpointArn"])["Tags"]
     assert {"Key": "team", "Value": "ml"} in tags
     assert len(endpoint_processes(platform.home, ENDPOINT)) == 3

@@ -58,7 +58,7 @@ def test_the_example_spec() -> None:
     ]
     assert spec.variants[0].environment == {"LOG_LEVEL": "info"}
     assert spec.data_capture is not None
-    assert spec.data_capture.destination == "s3://my-bucket/capture"
+    assert spec.data_capture.destination == "file:diabetes"
     assert spec.tags == {"team": "ml", "project": "diabetes"}
     assert spec.shadow is None
 
@@ -289,9 +289,14 @@ def test_is_spec() -> None:
         ),
         pytest.param(
             MINIMAL + "data_capture: {destination: /tmp/capture}\n",
-            "spec.yaml:5: data_capture.destination: '/tmp/capture' is not an s3:// (or https://) "
-            "location",
+            "spec.yaml:5: data_capture.destination: '/tmp/capture' is not a capture destination: "
+            "s3://bucket/prefix, or a local directory file:///absolute/dir or file:dir",
             id="capture-destination",
+        ),
+        pytest.param(
+            MINIMAL + "data_capture: {destination: 'file:../up'}\n",
+            "spec.yaml:5: data_capture.destination: 'file:../up' is not a capture destination",
+            id="capture-destination-dots",
         ),
         pytest.param(
             MINIMAL + "data_capture:\n  destination: s3://b/c\n  capture: [input, inputs]\n",
@@ -456,7 +461,7 @@ def test_local_template_of_the_example() -> None:
         "DataCaptureConfig": {
             "EnableCapture": True,
             "InitialSamplingPercentage": 100,
-            "DestinationS3Uri": "s3://my-bucket/capture",
+            "DestinationS3Uri": "file:diabetes",
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {
                 "CsvContentTypes": ["text/csv"],
@@ -577,7 +582,7 @@ def test_local_template_lines_are_the_specs() -> None:
     environment = resources["ModelChampion"]["Properties"]["PrimaryContainer"]["Environment"]
     assert line_of(environment, "LOG_LEVEL") == "LOG_LEVEL: info"
     capture = resources["EndpointConfig"]["Properties"]["DataCaptureConfig"]
-    assert line_of(capture, "DestinationS3Uri") == "destination: s3://my-bucket/capture"
+    assert line_of(capture, "DestinationS3Uri") == "destination: file:diabetes"
     assert line_of(resources["Endpoint"]["Properties"]["Tags"], 1) == "project: diabetes"
     assert line_of(resources["Endpoint"]["Properties"], "EndpointName") == "endpoint: diabetes"
 

@@ -115,6 +115,11 @@ def _inputs(
         destination = capture_destination
     elif spec.data_capture is not None:
         destination = spec.data_capture.destination
+        if not re.match(S3_LOCATION, destination):
+            raise ExportError(
+                f"data_capture.destination {destination!r} is a directory on pier's machine: "
+                "give --capture-destination s3://BUCKET/PREFIX for AWS"
+            )
     return _Inputs(resolve_model_data(spec, model_data), image, execution_role_arn, destination)
 
 

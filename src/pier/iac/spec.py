@@ -63,7 +63,8 @@ _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _ENV_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _CONTENT_TYPE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*/[a-zA-Z0-9](-*[a-zA-Z0-9.])*")
 _KMS_KEY = re.compile(r"[a-zA-Z0-9:/_-]*")
-_DESTINATION = re.compile(r"(https|s3)://([^/])/?(.*)", re.DOTALL)
+_S3_DESTINATION = re.compile(r"s3://[^/]+(/.*)?", re.DOTALL)
+_FILE_DESTINATION = re.compile(r"file:(///|(?!/))(.+)", re.DOTALL)
 _TAG_PATTERN = r"([\p{L}\p{Z}\p{N}_.:/=+\-@]*)"
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]+:")  # two letters at least: C:\ is a path
 
@@ -120,9 +121,14 @@ def _content_type(value: str) -> str:
 
 
 def _destination(value: str) -> str:
-    # SageMaker's DestinationS3Uri, which pier's API enforces as well
-    if not _DESTINATION.fullmatch(value):
-        raise ValueError(f"{value!r} is not an s3:// (or https://) location")
+    # What pier captures to (pier.monitor.capture): s3://bucket/prefix, or a local directory,
+    # absolute (file:///dir) or under the platform's capture directory (file:dir)
+    local = _FILE_DESTINATION.fullmatch(value)
+    if not (_S3_DESTINATION.fullmatch(value) or local) or (local and ".." in local[2].split("/")):
+        raise ValueError(
+            f"{value!r} is not a capture destination: s3://bucket/prefix, or a local "
+            "directory file:///absolute/dir or file:dir (under pier's capture directory)"
+        )
     return value
 
 
