@@ -203,6 +203,8 @@ def _print_plan(the_plan: Plan, source: Path) -> None:
                 f"  [dim]·[/dim] {escape(skipped.logical_id):<20} {escape(skipped.type):<45}"
                 f" {escape(skipped.reason)}"
             )
+    if stack.inactive and not stack.skipped:
+        out.print("Not created:")
     for logical_id, condition in stack.inactive:
         out.print(
             f"  [dim]·[/dim] {escape(logical_id)}: not created (Condition {condition} is false)"
