@@ -391,6 +391,40 @@ def test_terraform_is_formatted_as_terraform_fmt_wants(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.skipif(TERRAFORM is None, reason="the terraform binary is not installed")
+def test_terraform_checks_the_variables(tmp_path: Path) -> None:
+    """The variables (with their validation rules) and locals, checked by Terraform itself: the
+    resources need the AWS provider, which cannot be installed offline, so they are left out."""
+    text = to_terraform(
+        spec_of(EXAMPLE), model_data=MODEL_DATA, image=IMAGE, capture_destination=CAPTURE
+    )
+    blocks = text.split("\n\n")  # the writer puts blank lines between top-level blocks only
+    kept = [b for b in blocks if b.startswith(("variable ", "locals "))]
+    assert len(kept) == 6
+    (tmp_path / "main.tf").write_text("\n\n".join(kept) + "\n")
+    env = {"TF_CLI_CONFIG_FILE": "/dev/null", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+
+    def terraform(*args: str) -> subprocess.CompletedProcess[str]:
+        assert TERRAFORM is not None
+        return subprocess.run(
+            [TERRAFORM, *args, "-no-color"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert terraform("init", "-input=false", "-backend=false").returncode == 0
+    validated = terraform("validate")
+    assert validated.returncode == 0, validated.stderr
+    planned = terraform(
+        "plan", "-input=false", "-var", "execution_role_arn=arn:aws:iam::123:user/x",
+        "-var", "model_data_champion=/tmp/model",
+    )  # fmt: skip
+    assert planned.returncode == 1
+    assert "execution_role_arn must match" in planned.stderr
+    assert "model_data_champion must match" in planned.stderr
+    good = terraform("plan", "-input=false", "-var", f"execution_role_arn={ROLE}")
+    assert good.returncode == 0, good.stderr
+
+
 # ----------------------------------------------------------------------------------- errors
 
 
