@@ -109,32 +109,31 @@ def serve(
     raise typer.Exit(code)
 
 
-from pier.cli import platform_commands  # noqa: E402  # registers after `serve`
+# The other commands, each module light at import: heavy libraries load inside the command.
+from pier.cli import (  # noqa: E402
+    delete_command,
+    endpoint_commands,
+    export_command,
+    iac_commands,
+    logs_command,
+    platform_commands,
+    quickstart_command,
+)
 
+app.command()(quickstart_command.quickstart)
 app.command()(platform_commands.up)
 app.command()(platform_commands.down)
 app.command()(platform_commands.status)
 app.command()(platform_commands.env)
-
-from pier.cli import iac_commands  # noqa: E402
-
-app.command()(iac_commands.apply)
-app.command()(iac_commands.plan)
-app.command()(iac_commands.delete)
-from pier.cli.export_command import export  # noqa: E402
-
-app.command()(export)
-from pier.cli.quickstart_command import quickstart  # noqa: E402
-
-app.command()(quickstart)
-
-from pier.cli import delete_command, endpoint_commands, logs_command  # noqa: E402
-
 app.command()(endpoint_commands.endpoints)
 app.command()(endpoint_commands.describe)
 app.command()(endpoint_commands.invoke)
 app.command()(logs_command.logs)
 app.command("delete-endpoint")(delete_command.delete_endpoint)
+app.command()(iac_commands.apply)
+app.command()(iac_commands.plan)
+app.command()(iac_commands.delete)
+app.command()(export_command.export)
 
 
 def main() -> None:

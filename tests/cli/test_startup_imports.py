@@ -1,0 +1,30 @@
+"""`pier` starts light: every instance runs `pier serve`, so what `import pier.cli.main` pulls
+in is paid on each instance's cold start and each CLI call. The heavy parts (the CloudFormation
+engine and botocore's service model, boto3, MLflow, SQLAlchemy) load only in the command that
+needs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pier.cli import iac_commands
+from pier.iac.cloudformation import execute
+
+HEAVY = ("pier.iac", "pier.quickstart", "botocore", "boto3", "mlflow", "sqlalchemy", "yaml")
+
+
+def test_cli_import_leaves_heavy_modules_alone() -> None:
+    code = (
+        "import sys, pier.cli.main\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+        f"or m.startswith({HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_apply_timeout_default_matches_the_engine() -> None:
+    assert iac_commands.DEFAULT_TIMEOUT == execute.DEFAULT_TIMEOUT
