@@ -222,3 +222,32 @@ def test_feature_completeness() -> None:
     assert feature.completeness == 1.0
     feature.update(pd.Series([1.0, np.nan, 3.0, np.nan]))
     assert feature.completeness == 0.5
+
+
+def test_pandas_extension_dtypes() -> None:
+    frame = pd.DataFrame(
+        {
+            "category": pd.Categorical(["a", "b", None], categories=["a", "b", "unused"]),
+            "boolean": pd.array([True, None, False], dtype="boolean"),
+            "dates": pd.to_datetime(["2024-01-01", None, "2024-01-02"]),
+            "uint8": np.array([1, 2, 3], dtype="uint8"),
+            "float32": np.array([1.5, np.nan, 2], dtype="float32"),
+            "Float64": pd.array([1.5, None, 2.0], dtype="Float64"),
+        }
+    )
+    profile = profile_frame(frame)
+    summary = {
+        name: (str(f.inferred_type), f.num_present, f.num_missing)
+        for name, f in profile.features.items()
+    }
+    assert summary == {
+        "category": ("String", 2, 1),
+        "boolean": ("String", 2, 1),
+        "dates": ("String", 2, 1),
+        "uint8": ("Integral", 3, 0),
+        "float32": ("Fractional", 2, 1),
+        "Float64": ("Fractional", 2, 1),
+    }
+    category = profile.features["category"].strings
+    assert category is not None
+    assert category.counts == {"a": 1, "b": 1}  # an unused category is no value

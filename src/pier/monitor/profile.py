@@ -128,8 +128,8 @@ class FeatureProfile:
         numbers: list[float] = []
         repeats: list[int] = []
         for key, count in zip(counts.index.astype(str).tolist(), counts.tolist(), strict=True):
-            if not key.strip():
-                continue  # an empty field: missing, as in a CSV
+            if count == 0 or not key.strip():
+                continue  # an unused category; an empty field is missing, as in a CSV
             kept[key] = kept.get(key, 0) + count
             if _INTEGRAL.fullmatch(key):
                 self.integral += count
