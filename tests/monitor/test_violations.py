@@ -189,3 +189,14 @@ def test_empty_baseline_is_an_error() -> None:
         suggest_baseline(window().iloc[:0])
     with pytest.raises(MonitorError, match="no columns"):
         suggest_baseline(pd.DataFrame(index=range(3)))
+
+
+def test_high_cardinality_strings_are_not_compared_as_categories() -> None:
+    rng = np.random.default_rng(30)
+    ids = pd.DataFrame({"id": [f"u{i}" for i in rng.integers(0, 50_000, 20_000)]})
+    baseline = suggest_baseline(ids)
+    assert baseline.constraints.features[0].string_constraints is None  # no domain
+    report = compare(baseline, profile_frame(ids))
+    assert report.features == ()
+    assert "too many to compare as categories" in report.skipped[0].reason
+    assert check(baseline, profile_frame(ids)).violations == []

@@ -276,11 +276,22 @@ def _categorical(
     strings = stats.string_statistics
     if strings is None:
         raise _Skip("the baseline has no string statistics")
-    reference = {b.value: float(b.count) for b in strings.distribution.categorical.buckets}
+    buckets = strings.distribution.categorical.buckets
+    reference = {b.value: float(b.count) for b in buckets}
     if not reference or sum(reference.values()) <= 0:
         raise _Skip("the baseline lists no categories")
+    if strings.distinct_count > len(buckets):
+        raise _Skip(
+            f"the baseline has {strings.distinct_count:g} distinct values and lists "
+            f"{len(buckets)}: too many to compare as categories"
+        )
     if current.strings is None or current.strings.total == 0:
         raise _Skip("no text values in the window")
+    if not current.strings.exact:
+        raise _Skip(
+            f"more than {current.strings.cap} distinct values in the window: "
+            "too many to compare as categories"
+        )
     window = {v: float(c) for v, c in current.strings.top()}
     n, m = int(sum(reference.values())), int(sum(window.values()))
     linf = categorical_linf(reference, window)

@@ -127,10 +127,10 @@ def _check_feature(
     domains = constraint.string_constraints.domains if constraint.string_constraints else None
     if domains is not None and feature.strings is not None and feature.strings.total:
         allowed = set(domains)
-        counts = feature.strings.top()
         total = feature.strings.total
-        unknown = [(v, c) for v, c in counts if v not in allowed]
-        inside = total - sum(c for _, c in unknown)
+        # Beyond the exact cap, counts are the frequent-items sketch's estimates.
+        inside = min(total, sum(feature.strings.count_of(v) for v in allowed))
+        unknown = [(v, c) for v, c in feature.strings.top() if v not in allowed]
         if inside / total < config.domain_content_threshold:
             shown = ", ".join(f"{v!r} ({c})" for v, c in unknown[:_SHOWN_VALUES])
             more = len(unknown) - _SHOWN_VALUES
