@@ -1383,6 +1383,9 @@ def test_update_endpoint_blue_green_keeps_serving(
             sm.update_endpoint(EndpointName=ROLLING, EndpointConfigName="cfg-a")
         assert error_of(excinfo)[0] == "ValidationException"
         sm.get_waiter("endpoint_in_service").wait(EndpointName=ROLLING, WaiterConfig=SHORT)
+        # InService at once, while the old fleet may still drain: no variant says Updating.
+        in_service = sm.describe_endpoint(EndpointName=ROLLING)["ProductionVariants"][0]
+        assert "VariantStatus" not in in_service, in_service
         wait_for(lambda: load.answers[0][-5:] == ["B"] * 5, 20, what="answers from model B")
     assert load.errors == []
     runs = [label for label, _ in groupby(load.answers[0])]

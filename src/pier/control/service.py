@@ -329,7 +329,9 @@ class HostingService:
                 "CurrentInstanceCount": now.current_instance_count if now else 0,
                 "DesiredInstanceCount": desired.get("DesiredInstanceCount", 0),
             }
-            if now and now.statuses:
+            # The reconciler's task may still be draining the old fleet after the endpoint is
+            # InService again: the variant's own change is over by then.
+            if now and now.statuses and row.status != EndpointStatus.IN_SERVICE:
                 summary["VariantStatus"] = now.statuses
             variants.append(summary)
         out["ProductionVariants"] = variants
