@@ -237,6 +237,18 @@ def test_is_spec() -> None:
             id="tag-aws-prefix",
         ),
         pytest.param(
+            MINIMAL + "tags:\n  pier:stack: other\n",
+            "spec.yaml:6: tags.pier:stack: the pier: prefix is reserved for the tags pier keeps "
+            "its stacks in",
+            id="tag-pier-prefix",
+        ),
+        pytest.param(
+            MINIMAL + "tags:\n" + "".join(f"  t{i}: v\n" for i in range(48)),
+            "spec.yaml:5: tags: at most 47 tags, not 48 (SageMaker allows 50 per resource and "
+            "pier keeps 3 of its own)",
+            id="too-many-tags",
+        ),
+        pytest.param(
             MINIMAL + "tags:\n  team: ml#1\n",
             "spec.yaml:6: tags.team: 'ml#1': tags hold only letters, digits, spaces",
             id="tag-character",

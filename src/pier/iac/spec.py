@@ -57,6 +57,9 @@ __all__ = [
 
 KIND: Literal["pier/Endpoint"] = "pier/Endpoint"
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+# SageMaker allows 50 tags per resource; `pier apply` adds 3 of its own (pier:stack,
+# pier:logical-id, pier:hash: see pier.iac.cloudformation.stack)
+MAX_TAGS = 47
 
 # SageMaker's patterns (botocore's service model), matched whole.
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -148,6 +151,8 @@ def _tag_text(value: str) -> str:
 def _tag_key(value: str) -> str:
     if value.lower().startswith("aws:"):
         raise ValueError("the aws: prefix is reserved for AWS's own tags")
+    if value.lower().startswith("pier:"):
+        raise ValueError("the pier: prefix is reserved for the tags pier keeps its stacks in")
     return _tag_text(value)
 
 
@@ -270,6 +275,13 @@ def _cross_checks(doc: Any, spec: EndpointSpec) -> None:
             ("shadow",),
             "SageMaker runs a shadow variant beside exactly one production variant; "
             f"this spec has {len(spec.variants)}",
+        )
+    if len(spec.tags) > MAX_TAGS:
+        raise _error(
+            doc,
+            ("tags",),
+            f"at most {MAX_TAGS} tags, not {len(spec.tags)} (SageMaker allows 50 per resource "
+            "and pier keeps 3 of its own)",
         )
     capture = spec.data_capture
     if capture is not None and len(set(capture.capture)) != len(capture.capture):
