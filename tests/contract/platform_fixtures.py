@@ -283,6 +283,26 @@ class Platform:
         )
 
 
+@contextlib.contextmanager
+def running_platform(
+    home: Path, options: tuple[str, ...] = ("--no-mlflow",), stop_timeout: float = 180
+) -> Iterator[Platform]:
+    """A started `pier up` on a free port; on exit it must stop cleanly (exit 0) on SIGTERM,
+    and whatever a failure left running under `home` is killed."""
+    p = Platform(home, free_port(), None, "sqlite", options=options)
+    code: int | None = None
+    try:
+        p.start()
+        yield p
+        code = p.terminate(timeout=stop_timeout)
+    finally:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+        kill_leftovers(p.home)
+    assert code == 0, p.log_tail()
+
+
 def kill_leftovers(home: Path) -> list[int]:
     """SIGKILL what a failed test run left behind under `home` (by pid, one at a time)."""
     pids = [p.pid for p in serve_processes(home)]

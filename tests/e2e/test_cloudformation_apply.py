@@ -30,10 +30,9 @@ from tests.contract.platform_fixtures import (
     LinearModel,
     Platform,
     endpoint_processes,
-    free_port,
-    kill_leftovers,
     platform_env,
     predictions,
+    running_platform,
     save_linear_model,
     split_json,
 )
@@ -76,19 +75,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("pier-cfn") / "home"
-    p = Platform(home, free_port(), None, "sqlite")
-    code: int | None = None
-    try:
-        p.start()
+    with running_platform(tmp_path_factory.mktemp("pier-cfn") / "home") as p:
         yield p
-        code = p.terminate(timeout=180)
-    finally:
-        if p.proc is not None and p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-        kill_leftovers(p.home)
-    assert code == 0, p.log_tail()
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,9 @@ from botocore.exceptions import ClientError
 from tests.contract.platform_fixtures import (
     BIN,
     Platform,
-    free_port,
-    kill_leftovers,
     platform_env,
     predictions,
+    running_platform,
     save_linear_model,
     serve_processes,
     split_json,
@@ -46,18 +45,8 @@ GREETING = "hello from the container definition"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("pier-cli") / "home", free_port(), None, "sqlite")
-    code: int | None = None
-    try:
-        p.start()
+    with running_platform(tmp_path_factory.mktemp("pier-cli") / "home") as p:
         yield p
-        code = p.terminate()
-    finally:
-        if p.proc is not None and p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-        kill_leftovers(p.home)
-    assert code == 0, p.log_tail()
 
 
 @pytest.fixture(scope="module")

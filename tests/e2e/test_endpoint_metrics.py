@@ -18,8 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.platform_fixtures import (
     Platform,
-    free_port,
-    kill_leftovers,
+    running_platform,
     save_linear_model,
     split_json,
 )
@@ -33,9 +32,7 @@ BAD = json.dumps({"dataframe_split": {"columns": ["a"], "data": [["not a number"
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("metrics")
-    p = Platform(root / "home", free_port(), None, "sqlite")
-    try:
-        p.start()
+    with running_platform(root / "home") as p:
         save_linear_model(root / "a", 1.0, 2.0, 10.0)
         save_linear_model(root / "b", -3.0, 0.5, 100.0)
         sm = p.client("sagemaker")
@@ -48,12 +45,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
         sm.get_waiter("endpoint_in_service").wait(EndpointName="e", WaiterConfig=SHORT)
         yield p
-        assert p.terminate() == 0, p.log_tail()
-    finally:
-        if p.proc is not None and p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-        kill_leftovers(p.home)
 
 
 def scrape(p: Platform) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

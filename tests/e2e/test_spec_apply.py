@@ -23,9 +23,8 @@ from tests.contract.platform_fixtures import (
     BIN,
     Platform,
     endpoint_processes,
-    free_port,
-    kill_leftovers,
     platform_env,
+    running_platform,
     wait_for,
 )
 from tests.e2e.test_mlflow_stack import train_and_register
@@ -43,18 +42,8 @@ ANSWER = {version: slope * 2.0 + 1.0 for version, slope in SLOPES.items()}
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("pier-spec") / "home"
-    p = Platform(home, free_port(), None, "sqlite", options=("--mlflow-port", "0"))
-    code: int | None = None
-    try:
-        p.start()
+    with running_platform(home, options=("--mlflow-port", "0")) as p:
         yield p
-        code = p.terminate(timeout=180)
-    finally:
-        if p.proc is not None and p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-        kill_leftovers(p.home)
-    assert code == 0, p.log_tail()
 
 
 def pier(platform: Platform, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
