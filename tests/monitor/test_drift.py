@@ -70,6 +70,7 @@ def test_detects_a_half_sigma_shift_at_ten_thousand_rows() -> None:
         # L∞ of N(0,1) vs N(0.5,1) is 2Φ(0.25) − 1 ≈ 0.197, less 0.025 of noise.
         assert shifted.value == pytest.approx(0.197 - 1.8 * math.sqrt(2 / N), abs=0.03)
         assert shifted.metrics["psi"] >= 0.1  # PSI of a 0.5σ shift is about 0.25
+        assert shifted.psi_warning
         assert shifted.metrics["wasserstein_normalized"] == pytest.approx(0.5, abs=0.05)
 
 

@@ -90,6 +90,7 @@ class FeatureDrift:
     n_baseline: int
     n_window: int
     metrics: Mapping[str, float] = field(default_factory=dict)
+    psi_warning: bool = False  # PSI at or past ``psi_warn``: worth a look, not yet an alarm
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,18 @@ def _numerical(
         value = robust if t.comparison_method == "Robust" else linf
         method = f"linf_{t.comparison_method.lower()}"
         threshold, drifted = t.comparison_threshold, value > t.comparison_threshold
-    return FeatureDrift(stats.name, "numerical", method, value, threshold, drifted, n, m, metrics)
+    return FeatureDrift(
+        stats.name,
+        "numerical",
+        method,
+        value,
+        threshold,
+        drifted,
+        n,
+        m,
+        metrics,
+        psi_warning=index >= t.psi_warn,
+    )
 
 
 def _categorical(
