@@ -107,6 +107,10 @@ class MlflowServer:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
         env.update(self.options.environment())
+        # MLflow 3's job runner (GenAI scorers, trace archival) starts seven huey consumer
+        # processes beside the server; nothing pier does needs them, and on a small machine
+        # they cost seconds of start-up and hundreds of MB. Set the variable to turn them on.
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         with self.home.mlflow_log_file.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.options.command(),
