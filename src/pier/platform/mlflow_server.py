@@ -26,6 +26,7 @@ import httpx
 
 from pier.errors import PierError
 from pier.platform.home import Home
+from pier.store import db
 
 log = logging.getLogger("pier.mlflow")
 
@@ -95,6 +96,10 @@ class MlflowServer:
     def start(self) -> None:
         """Launch the server (returns at once; `wait_ready` waits for /health)."""
         stop_leftover(self.home)
+        backend = self.options.backend_store_uri
+        if "://" in backend and not backend.startswith(("sqlite:", "file:")):
+            # MLflow retries an unreachable database for minutes before it gives up: ask once.
+            db.create(backend, what="MLflow's backend store").dispose()
         (self.home.root / "mlflow").mkdir(exist_ok=True)
         if "://" not in self.options.artifacts_destination:
             Path(self.options.artifacts_destination).mkdir(parents=True, exist_ok=True)

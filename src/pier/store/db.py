@@ -30,12 +30,13 @@ def _normalise(url: str) -> str:
     return url
 
 
-def create(url: str) -> Engine:
-    """An engine for `url` (sqlite:///path or postgresql://...), checked by connecting once."""
+def create(url: str, what: str = "the state database") -> Engine:
+    """An engine for `url` (sqlite:///path or postgresql://...), checked by connecting once;
+    StoreUnavailable names `what` it was for."""
     try:
         parsed = make_url(_normalise(url))
     except ArgumentError as exc:
-        raise StoreUnavailable(f"invalid state database URL: {exc}") from None
+        raise StoreUnavailable(f"invalid URL for {what}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -51,8 +52,8 @@ def create(url: str) -> Engine:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        safe = parsed.render_as_string(hide_password=True)
-        raise StoreUnavailable(f"cannot reach the state database {safe}: {exc.orig}") from None
+        safe = make_url(url).render_as_string(hide_password=True)  # as the user wrote it
+        raise StoreUnavailable(f"cannot reach {what} {safe}: {exc.orig}") from None
     return engine
 
 
