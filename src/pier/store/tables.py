@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -74,3 +84,27 @@ class TagRow(Base):
     arn: Mapped[str] = mapped_column(String(256), index=True)
     key: Mapped[str] = mapped_column(String(128))
     value: Mapped[str] = mapped_column(String(256))
+
+
+class MetricPointRow(Base):
+    """One minute of one metric (CloudWatch's 1-minute resolution), written by pier.store.metrics.
+
+    `series` is a hash of (namespace, metric_name, dimensions): dimensions may be long (30 of
+    up to 1 KiB), too long for a database index. `timestamp` is the minute's start, in epoch
+    seconds (UTC). Points arriving for a stored minute are merged into it (counts and sums add,
+    extremes widen), so the row is always the minute's statistic set."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (Index("ix_metric_points_name", "namespace", "metric_name"),)
+
+    series: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    metric_name: Mapped[str] = mapped_column(String(255))
+    # Canonical JSON: [[name, value], ...] sorted by name.
+    dimensions: Mapped[str] = mapped_column(Text)
+    sample_count: Mapped[float] = mapped_column(Float)
+    sum: Mapped[float] = mapped_column(Float)
+    minimum: Mapped[float] = mapped_column(Float)
+    maximum: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
