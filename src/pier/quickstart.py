@@ -143,6 +143,7 @@ def train(
     with mlflow.start_run(run_name=f"{candidate.alias}-{candidate.estimator}") as run:
         mlflow.log_params({"estimator": candidate.estimator, **candidate.params})
         mlflow.log_metrics(metrics)
+        log_training_data(data, tracking_uri, run.info.artifact_uri)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -151,6 +152,29 @@ def train(
             serialization_format="cloudpickle",
         )
     return TrainedModel(run.info.run_id, run.info.experiment_id, str(info.model_uri), metrics)
+
+
+def log_training_data(data: Dataset, tracking_uri: str, artifact_uri: str) -> None:
+    """The training rows as an artefact of the run (data/train.parquet) and as the run's
+    training dataset input pointing at it: `pier monitor baseline` builds the drift baseline
+    from it, and the MLflow UI shows what the model learnt from. MLflow resolves no
+    `mlflow-artifacts:` dataset source, so a proxied artefact is named by its HTTP URL."""
+    import tempfile
+
+    import mlflow
+    import mlflow.data
+
+    frame = data.X_train.assign(target=data.y_train)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.parquet"
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="data")
+    source = f"{artifact_uri}/data/train.parquet"
+    if source.startswith("mlflow-artifacts:/") and tracking_uri.startswith("http"):
+        path = source.removeprefix("mlflow-artifacts:").lstrip("/")
+        source = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}"
+    dataset = mlflow.data.from_pandas(frame, source=source, name="diabetes-train", targets="target")
+    mlflow.log_input(dataset, context="training")
 
 
 def register(tracking_uri: str, model_uri: str, alias: str, name: str = MODEL_NAME) -> str:

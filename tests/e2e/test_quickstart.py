@@ -7,6 +7,8 @@ platform, then stops it with `pier down`.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import socket
@@ -16,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pandas as pd
 import pytest
 
 from pier.cli.platform_commands import sagemaker_client
@@ -163,6 +167,16 @@ def test_first_run_trains_registers_deploys_and_invokes(first_run: str, home: Pa
         run = client.get_run(client.get_model_version("diabetes", version).run_id)
         assert set(run.data.metrics) >= {"rmse", "r2", "mae"}
         assert "estimator" in run.data.params
+        # The training data: an artefact, and the run's training dataset pointing at it.
+        [training] = [d for d in run.inputs.dataset_inputs if d.tags[0].value == "training"]
+        assert training.dataset.source_type == "http"
+        url = json.loads(training.dataset.source)["url"]
+        rows = pd.read_parquet(io.BytesIO(httpx.get(url, timeout=30).content))
+        assert len(rows) == 353  # 80 % of diabetes' 442 rows
+        assert "target" in rows.columns
+        assert [f.path for f in client.list_artifacts(run.info.run_id, "data")] == [
+            "data/train.parquet"
+        ]
     now = deployed(home)
     assert now["status"] == "InService"
     assert now["variants"] == {
