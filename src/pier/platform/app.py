@@ -1,6 +1,9 @@
 """The platform's HTTP surface: SageMaker's control API and runtime API on one port.
 
 POST /                                  control API (JSON 1.1, X-Amz-Target: SageMaker.<Op>)
+POST /service/GraniteServiceVersion20100801/operation/<Op>
+                                        CloudWatch API (RPC v2 CBOR; also JSON 1.0 on POST /
+                                        with X-Amz-Target: GraniteServiceVersion20100801.<Op>)
 POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
@@ -24,9 +27,11 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pier.contract import cloudwatch as cw_wire
 from pier.contract import sagemaker as api_shapes
 from pier.contract.asgi import Receive, Scope, Send, read_body, respond
 from pier.contract.sigv4 import Credentials, verify
+from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.service import HostingService
 from pier.errors import (
     AwsError,
@@ -68,7 +73,9 @@ class PlatformApp:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: CollectorRegistry | None = None,
         capturer: Capturer | None = None,
+        cloudwatch: CloudWatchApi | None = None,
     ) -> None:
+        self.cloudwatch = cloudwatch
         self.registry = registry
         self.capturer = capturer
         self.service = service
@@ -90,7 +97,11 @@ class PlatformApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
-            if method == "POST" and path == "/":
+            if method == "POST" and path.startswith(cw_wire.RPC_PATH_PREFIX):
+                await self._cloudwatch(scope, receive, send, cw_wire.Protocol.CBOR)
+            elif method == "POST" and path == "/" and _is_cloudwatch_json(scope):
+                await self._cloudwatch(scope, receive, send, cw_wire.Protocol.JSON)
+            elif method == "POST" and path == "/":
                 await self._control(scope, receive, send)
             elif (
                 method == "POST"
@@ -145,6 +156,47 @@ class PlatformApp:
             (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
         ]
         await respond(send, err.status, body, headers)
+
+    # -------------------------------------------------------------------------- cloudwatch
+    async def _cloudwatch(
+        self, scope: Scope, receive: Receive, send: Send, protocol: cw_wire.Protocol
+    ) -> None:
+        headers = _headers(scope)
+        try:
+            body = await read_body(receive, MAX_CONTROL_BYTES)
+            if body is None:
+                raise SerializationException("The request body is too large.")
+            self._authenticate(scope, headers, body, _CLOUDWATCH_SIGNING)
+            if protocol is cw_wire.Protocol.CBOR:
+                operation = cw_wire.operation_from_path(scope["path"])
+            else:
+                operation = cw_wire.operation_from_target(headers.get("x-amz-target"))
+            if self.cloudwatch is None:
+                raise UnknownOperationException("pier's CloudWatch API is not enabled here.")
+            handler = self.cloudwatch.handler(operation)
+            params = cw_wire.validate_input(operation, cw_wire.decode_body(body, protocol))
+            result = await asyncio.to_thread(handler, params)
+            body_out = cw_wire.encode_output(operation, result, protocol)
+        except AwsError as err:
+            await self._cloudwatch_error(send, err, protocol)
+            return
+        except PierError as err:
+            await self._cloudwatch_error(send, _as_aws(err), protocol)
+            return
+        except Exception:
+            log.exception("CloudWatch API failure")
+            failure = cw_wire.InternalServiceError("Internal error; see the platform log.")
+            await self._cloudwatch_error(send, failure, protocol)
+            return
+        out = [(b"content-type", protocol.content_type), *_cloudwatch_headers(protocol)]
+        await respond(send, 200, body_out, out)
+
+    async def _cloudwatch_error(
+        self, send: Send, err: AwsError, protocol: cw_wire.Protocol
+    ) -> None:
+        body, extra = cw_wire.encode_error(err, protocol)
+        headers = [(b"content-type", protocol.content_type), *_cloudwatch_headers(protocol)]
+        await respond(send, err.status, body, headers + extra)
 
     # ----------------------------------------------------------------------------- runtime
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -203,7 +255,13 @@ class PlatformApp:
             )
 
     # -------------------------------------------------------------------------------- auth
-    def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> None:
+    def _authenticate(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        body: bytes,
+        services: frozenset[str] = frozenset({"sagemaker"}),
+    ) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         verify(
             scope["method"],
@@ -213,6 +271,7 @@ class PlatformApp:
             body,
             self.lookup,
             self.clock(),
+            services=services,
         )
 
 
@@ -222,6 +281,25 @@ def _headers(scope: Scope) -> dict[str, str]:
         name = key.decode("latin-1").lower()
         text = value.decode("latin-1")
         out[name] = f"{out[name]},{text}" if name in out else text
+    return out
+
+
+_CLOUDWATCH_SIGNING = frozenset({"monitoring"})  # CloudWatch's SigV4 signing name
+_CLOUDWATCH_TARGET = (cw_wire.TARGET_PREFIX + ".").encode()
+
+
+def _is_cloudwatch_json(scope: Scope) -> bool:
+    """POST / carrying X-Amz-Target: GraniteServiceVersion20100801.<Op> (CloudWatch, JSON 1.0)."""
+    return any(
+        k.lower() == b"x-amz-target" and v.startswith(_CLOUDWATCH_TARGET)
+        for k, v in scope["headers"]
+    )
+
+
+def _cloudwatch_headers(protocol: cw_wire.Protocol) -> list[tuple[bytes, bytes]]:
+    out = [(b"x-amzn-requestid", str(uuid.uuid4()).encode())]
+    if protocol is cw_wire.Protocol.CBOR:
+        out.append((b"smithy-protocol", b"rpc-v2-cbor"))
     return out
 
 

@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from pier.contract.sigv4 import Credentials
 from pier.control.arns import ArnFactory
+from pier.control.cloudwatch_api import CloudWatchApi
+from pier.control.metrics_service import CloudWatchMetricsService
 from pier.control.reconcile import Reconciler
 from pier.control.service import HostingService
 from pier.errors import PierError
@@ -33,6 +35,7 @@ from pier.router.table import RoutingTable
 from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
+from pier.store.metrics import MetricStore
 
 log = logging.getLogger("pier.platform")
 
@@ -184,7 +187,12 @@ async def _serve(
         return credentials if key_id == credentials.access_key_id else None
 
     capturer = Capturer(default_base(home.root), registry)
-    app = PlatformApp(service, router, lookup, registry=registry, capturer=capturer)
+    metric_store = MetricStore(sessions)
+    # CloudWatch's API: one service object per group of operations (metrics; alarms add theirs).
+    cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store)])
+    app = PlatformApp(
+        service, router, lookup, registry=registry, capturer=capturer, cloudwatch=cloudwatch
+    )
     await capturer.start()
     await reconciler.start()
     config = uvicorn.Config(
