@@ -52,6 +52,7 @@ __all__ = [
     "Statistic",
     "condition_in_words",
     "evaluate",
+    "iso_millis",
     "period_starts",
     "rule_from_request",
 ]
@@ -391,9 +392,9 @@ def _reason_data(
 ) -> dict[str, Any]:
     """CloudWatch's StateReasonData: version 1.0, the query, the datapoints evaluated."""
     evaluated = sorted([*real, *filled], key=lambda s: s.timestamp, reverse=True)
-    data: dict[str, Any] = {"version": "1.0", "queryDate": _iso_millis(query_date)}
+    data: dict[str, Any] = {"version": "1.0", "queryDate": iso_millis(query_date)}
     if evaluated:
-        data["startDate"] = _iso_millis(evaluated[-1].timestamp)
+        data["startDate"] = iso_millis(evaluated[-1].timestamp)
     if rule.unit:
         data["unit"] = rule.unit
     data["statistic"] = rule.statistic.value
@@ -402,7 +403,7 @@ def _reason_data(
     data["threshold"] = rule.threshold
     points: list[dict[str, Any]] = []
     for s in evaluated:
-        point: dict[str, Any] = {"timestamp": _iso_millis(s.timestamp)}
+        point: dict[str, Any] = {"timestamp": iso_millis(s.timestamp)}
         if s.value is not None:
             if s.sample_count is not None:
                 point["sampleCount"] = s.sample_count
@@ -472,7 +473,7 @@ def _reason_time(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%d/%m/%y %H:%M:%S")
 
 
-def _iso_millis(ts: datetime) -> str:
+def iso_millis(ts: datetime) -> str:
     """2021-05-19T14:51:00.000+0000, CloudWatch's format in reason data and notifications."""
     ts = ts.astimezone(UTC)
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}+0000"

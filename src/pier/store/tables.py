@@ -108,3 +108,32 @@ class MetricPointRow(Base):
     minimum: Mapped[float] = mapped_column(Float)
     maximum: Mapped[float] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(32))
+
+
+class AlarmRow(Base):
+    """A CloudWatch metric alarm: the PutMetricAlarm request (as validated) and its
+    current state. pier.store.alarms reads and writes it; the alarm runner evaluates it."""
+
+    __tablename__ = "alarms"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(512), unique=True)
+    request: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reason_data: Mapped[str | None] = mapped_column(Text, default=None)  # a JSON string
+    state_updated_at: Mapped[datetime]
+    configuration_updated_at: Mapped[datetime]
+
+
+class AlarmHistoryRow(Base):
+    """DescribeAlarmHistory's items: StateUpdate, ConfigurationUpdate and Action."""
+
+    __tablename__ = "alarm_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alarm_name: Mapped[str] = mapped_column(String(255), index=True)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Text)  # HistoryData: a JSON string, as CloudWatch's
