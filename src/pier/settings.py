@@ -107,6 +107,9 @@ class PlatformSettings(BaseSettings):
         default=None, description="MLflow artefact store (default: home/mlflow/artifacts)"
     )
     stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # Ground truth uploaded to POST /endpoints/{name}/ground-truth: s3://bucket/prefix or
+    # file:///dir; `pier quality` reads it back (default: home/ground-truth).
+    ground_truth_uri: str | None = None
     log_level: str = "info"
 
     def resolved_state_url(self) -> str:

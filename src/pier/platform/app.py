@@ -5,6 +5,8 @@ POST /service/GraniteServiceVersion20100801/operation/<Op>
                                         CloudWatch API (RPC v2 CBOR; also JSON 1.0 on POST /
                                         with X-Amz-Target: GraniteServiceVersion20100801.<Op>)
 POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
+POST /endpoints/{name}/ground-truth     labels for captured inferences (pier's own, SigV4;
+                                        platform.ground_truth_api)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
                                         and data capture's (monitor.capture)
@@ -43,6 +45,7 @@ from pier.errors import (
     UnknownOperationException,
 )
 from pier.monitor.capture import Capturer
+from pier.platform.ground_truth_api import GroundTruthApi, is_ground_truth
 from pier.router.invoke import Router
 
 log = logging.getLogger("pier.platform")
@@ -73,11 +76,13 @@ class PlatformApp:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: CollectorRegistry | None = None,
         capturer: Capturer | None = None,
+        ground_truth: GroundTruthApi | None = None,
         cloudwatch: CloudWatchApi | None = None,
     ) -> None:
         self.cloudwatch = cloudwatch
         self.registry = registry
         self.capturer = capturer
+        self.ground_truth = ground_truth
         self.service = service
         self.router = router
         self.lookup = lookup
@@ -109,6 +114,8 @@ class PlatformApp:
                 and path.endswith(_INVOCATIONS_SUFFIX)
             ):
                 await self._invoke(scope, receive, send)
+            elif self.ground_truth is not None and is_ground_truth(method, path):
+                await self.ground_truth(scope, receive, send, self._authenticate)
             elif method == "GET" and path == "/ping":
                 await respond(send, 200, b"{}", [(b"content-type", b"application/json")])
             elif method == "GET" and path == "/metrics" and self.registry is not None:

@@ -25,7 +25,9 @@ from pier.errors import PierError
 from pier.hosting.base import Backend
 from pier.hosting.process import ProcessBackend
 from pier.monitor.capture import Capturer, default_base
+from pier.monitor.ground_truth import GroundTruthStore, announce, store_uri
 from pier.platform.app import PlatformApp
+from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import Home
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
@@ -187,12 +189,15 @@ async def _serve(
         return credentials if key_id == credentials.access_key_id else None
 
     capturer = Capturer(default_base(home.root), registry)
+    labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
+    announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
     # CloudWatch's API: one service object per group of operations (metrics; alarms add theirs).
     cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store)])
     app = PlatformApp(
         service, router, lookup, registry=registry, capturer=capturer, cloudwatch=cloudwatch
     )
+    app.ground_truth = GroundTruthApi(labels, service, settings.account)
     await capturer.start()
     await reconciler.start()
     config = uvicorn.Config(
