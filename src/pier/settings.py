@@ -110,6 +110,10 @@ class PlatformSettings(BaseSettings):
     # Ground truth uploaded to POST /endpoints/{name}/ground-truth: s3://bucket/prefix or
     # file:///dir; `pier quality` reads it back (default: home/ground-truth).
     ground_truth_uri: str | None = None
+    # Alarms: every alarm is evaluated every alarm_evaluation_seconds (CloudWatch: each
+    # minute), over the periods that ended alarm_evaluation_delay_seconds before (late points).
+    alarm_evaluation_seconds: float = Field(default=60.0, gt=0)
+    alarm_evaluation_delay_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "info"
 
     def resolved_state_url(self) -> str:

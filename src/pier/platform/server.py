@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from pier.contract.sigv4 import Credentials
+from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
 from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.metrics_service import CloudWatchMetricsService
@@ -24,6 +25,7 @@ from pier.control.service import HostingService
 from pier.errors import PierError
 from pier.hosting.base import Backend
 from pier.hosting.process import ProcessBackend
+from pier.monitor.alarm_runner import AlarmRunner
 from pier.monitor.capture import Capturer, default_base
 from pier.monitor.ground_truth import GroundTruthStore, announce, store_uri
 from pier.platform.app import PlatformApp
@@ -37,6 +39,7 @@ from pier.router.table import RoutingTable
 from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
+from pier.store.alarms import AlarmStore
 from pier.store.metrics import MetricStore
 
 log = logging.getLogger("pier.platform")
@@ -193,13 +196,26 @@ async def _serve(
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
     # CloudWatch's API: one service object per group of operations (metrics; alarms add theirs).
-    cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store)])
+    alarm_store = AlarmStore(sessions)
+    alarms = AlarmRunner(  # other parts of pier get transitions with alarms.subscribe(callback)
+        alarm_store,
+        metric_store,
+        account=settings.account,
+        region=settings.region,
+        interval_s=settings.alarm_evaluation_seconds,
+        delay_s=settings.alarm_evaluation_delay_seconds,
+    )
+    alarm_service = CloudWatchAlarmService(
+        alarm_store, alarms, region=settings.region, account=settings.account
+    )
+    cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store), alarm_service])
     app = PlatformApp(
         service, router, lookup, registry=registry, capturer=capturer, cloudwatch=cloudwatch
     )
     app.ground_truth = GroundTruthApi(labels, service, settings.account)
     await capturer.start()
     await reconciler.start()
+    await alarms.start()
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -215,6 +231,7 @@ async def _serve(
     finally:
         # Requests have drained: write every captured record before anything else stops.
         await capturer.aclose()
+        await alarms.aclose()  # webhooks in flight get a few seconds
         log.info("stopping instances")
         await reconciler.stop(stop_instances=True)
         await router.aclose()
