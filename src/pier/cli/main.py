@@ -114,6 +114,7 @@ from pier.cli import (  # noqa: E402
     delete_command,
     endpoint_commands,
     export_command,
+    ground_truth_command,
     iac_commands,
     logs_command,
     platform_commands,
@@ -134,6 +135,8 @@ app.command()(iac_commands.apply)
 app.command()(iac_commands.plan)
 app.command()(iac_commands.delete)
 app.command()(export_command.export)
+app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
+app.command()(ground_truth_command.quality)
 
 
 def main() -> None:
