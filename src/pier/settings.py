@@ -94,6 +94,11 @@ class PlatformSettings(BaseSettings):
     )
     account: str = Field(default="000000000000", pattern=r"^[0-9]{12}$")
     health_interval_seconds: float = Field(default=5.0, gt=0)
+    # CloudWatch-style metrics in the state store (docs/monitoring.md): how long 1-minute
+    # points are kept (CloudWatch keeps them 15 days) and how often the router's counts are
+    # written.
+    metrics_retention_days: float = Field(default=15.0, gt=0)
+    metrics_flush_seconds: float = Field(default=10.0, gt=0)
     # The MLflow tracking server: pier's own (default), an existing one, or none.
     mlflow: bool = True
     mlflow_uri: str | None = Field(

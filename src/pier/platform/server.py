@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -31,6 +32,7 @@ from pier.monitor.ground_truth import GroundTruthStore, announce, store_uri
 from pier.platform.app import PlatformApp
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import Home
+from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.router.invoke import Router
@@ -195,6 +197,14 @@ async def _serve(
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
+    recorder = MetricsRecorder(
+        metrics,
+        table,
+        lambda: instance_processes(backend),
+        metric_store,
+        flush_s=settings.metrics_flush_seconds,
+        retention=timedelta(days=settings.metrics_retention_days),
+    )
     # CloudWatch's API: one service object per group of operations (metrics; alarms add theirs).
     alarm_store = AlarmStore(sessions)
     alarms = AlarmRunner(  # other parts of pier get transitions with alarms.subscribe(callback)
@@ -214,6 +224,7 @@ async def _serve(
     )
     app.ground_truth = GroundTruthApi(labels, service, settings.account)
     await capturer.start()
+    await recorder.start()
     await reconciler.start()
     await alarms.start()
     config = uvicorn.Config(
@@ -231,6 +242,7 @@ async def _serve(
     finally:
         # Requests have drained: write every captured record before anything else stops.
         await capturer.aclose()
+        await recorder.aclose()  # every counted request, and the instances' last CPU sample
         await alarms.aclose()  # webhooks in flight get a few seconds
         log.info("stopping instances")
         await reconciler.stop(stop_instances=True)

@@ -18,11 +18,18 @@ endpoint) are not counted against a variant.
 
 The router holds one `VariantMetrics` per (endpoint, variant): Prometheus' labelled children
 are looked up once, so a request costs a few counter increments and two histogram observations.
+
+Beside them, each `VariantMetrics` adds the request to the current minute's `MinuteStats`
+(counts; SampleCount/Sum/Min/Max of both latencies in µs): a few integer operations, no
+allocation but one object per variant and minute, no lock (the platform runs one event loop).
+The platform's recorder (pier.platform.metrics_recorder) drains them every few seconds into
+the state store as CloudWatch's 1-minute series.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -65,31 +72,142 @@ class InstanceProcess:
     pid: int
 
 
-class VariantMetrics:
-    """The labelled children of one endpoint variant."""
+_NO_MIN = 1 << 62  # above any latency in µs: the first sample of a minute replaces it
 
-    def __init__(self, metrics: EndpointMetrics, endpoint: str, variant: str) -> None:
+
+class MinuteStats:
+    """What one variant counted in one minute (or in the part of it since the last drain).
+    `minute` is epoch seconds // 60; latencies are µs."""
+
+    __slots__ = (
+        "errors_4xx",
+        "errors_5xx",
+        "invocations",
+        "minute",
+        "model_errors",
+        "model_max",
+        "model_min",
+        "model_n",
+        "model_sum",
+        "overhead_max",
+        "overhead_min",
+        "overhead_n",
+        "overhead_sum",
+    )
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.invocations = self.errors_4xx = self.errors_5xx = self.model_errors = 0
+        self.model_n = self.model_sum = self.model_max = 0
+        self.overhead_n = self.overhead_sum = self.overhead_max = 0
+        self.model_min = self.overhead_min = _NO_MIN
+
+    @property
+    def empty(self) -> bool:
+        return not (self.invocations or self.overhead_n)
+
+
+class VariantMetrics:
+    """The labelled children of one endpoint variant, and its per-minute statistics."""
+
+    def __init__(
+        self,
+        metrics: EndpointMetrics,
+        endpoint: str,
+        variant: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         labels = (endpoint, variant)
+        self.endpoint = endpoint
+        self.variant = variant
         self.invocations = metrics.invocations.labels(*labels)
         self.errors_4xx = metrics.errors_4xx.labels(*labels)
         self.errors_5xx = metrics.errors_5xx.labels(*labels)
         self.model_errors = metrics.model_errors.labels(*labels)
         self.model_latency = metrics.model_latency.labels(*labels)
-        self.overhead_latency = metrics.overhead_latency.labels(*labels)
+        # Router.answered observes overhead here (in seconds); the wrapper also counts it in
+        # the minute, in µs.
+        self.overhead_latency = _Overhead(metrics.overhead_latency.labels(*labels), self)
+        self._clock = clock
+        self._open = MinuteStats(int(clock()) // 60)
+        self._closed: list[MinuteStats] = []
+
+    def _minute(self) -> MinuteStats:
+        """The current minute's stats; a new minute closes the previous one."""
+        minute = int(self._clock()) // 60
+        current = self._open
+        if current.minute != minute:
+            if not current.empty:
+                self._closed.append(current)
+            current = self._open = MinuteStats(minute)
+        return current
 
     def answered(self, status: int, model_latency_us: int) -> None:
         """The container answered with `status` after `model_latency_us`."""
         self.invocations.inc()
         self.model_latency.observe(model_latency_us / 1e6)
+        m = self._minute()
+        m.invocations += 1
+        m.model_n += 1
+        m.model_sum += model_latency_us
+        if model_latency_us < m.model_min:
+            m.model_min = model_latency_us
+        if model_latency_us > m.model_max:
+            m.model_max = model_latency_us
         if status >= 400:
             self.model_errors.inc()
-            (self.errors_4xx if status < 500 else self.errors_5xx).inc()
+            m.model_errors += 1
+            if status < 500:
+                self.errors_4xx.inc()
+                m.errors_4xx += 1
+            else:
+                self.errors_5xx.inc()
+                m.errors_5xx += 1
 
     def lost(self) -> None:
         """The container timed out or the connection broke: a 5xx model error."""
         self.invocations.inc()
         self.model_errors.inc()
         self.errors_5xx.inc()
+        m = self._minute()
+        m.invocations += 1
+        m.model_errors += 1
+        m.errors_5xx += 1
+
+    def overhead(self, overhead_us: int) -> None:
+        """OverheadLatency of an answered request, in the minute's statistics."""
+        m = self._minute()
+        m.overhead_n += 1
+        m.overhead_sum += overhead_us
+        if overhead_us < m.overhead_min:
+            m.overhead_min = overhead_us
+        if overhead_us > m.overhead_max:
+            m.overhead_max = overhead_us
+
+    def drain(self) -> list[MinuteStats]:
+        """What was counted since the last drain, oldest minute first; the current minute
+        starts again from zero. Called on the event loop, like the counting."""
+        self._minute()  # an idle variant's finished minute is closed too
+        out, self._closed = self._closed, []
+        current = self._open
+        if not current.empty:
+            out.append(current)
+            self._open = MinuteStats(current.minute)
+        return out
+
+
+class _Overhead:
+    """The OverheadLatency histogram child, also counted in the variant's minute."""
+
+    __slots__ = ("_child", "_variant")
+
+    def __init__(self, child: Histogram, variant: VariantMetrics) -> None:
+        self._child = child
+        self._variant = variant
+
+    def observe(self, seconds: float) -> None:
+        self._child.observe(seconds)
+        self._variant.overhead(round(seconds * 1e6))
 
 
 class EndpointMetrics:
@@ -98,9 +216,11 @@ class EndpointMetrics:
         registry: CollectorRegistry,
         table: RoutingTable,
         instances: Callable[[], list[InstanceProcess]],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         names = ["endpoint", "variant"]
         self.registry = registry
+        self.clock = clock  # epoch seconds: which minute a request is counted in
         self.invocations = Counter(
             "pier_endpoint_invocations", "Requests sent to a variant (SageMaker Invocations)",
             names, registry=registry,
@@ -137,8 +257,12 @@ class EndpointMetrics:
         key = (endpoint, variant)
         found = self._variants.get(key)
         if found is None:
-            found = self._variants[key] = VariantMetrics(self, endpoint, variant)
+            found = self._variants[key] = VariantMetrics(self, endpoint, variant, self.clock)
         return found
+
+    def variants(self) -> list[VariantMetrics]:
+        """Every variant that has been counted (for the recorder's drain)."""
+        return list(self._variants.values())
 
 
 class _LiveCollector(Collector):
@@ -168,7 +292,7 @@ class _LiveCollector(Collector):
             labels=labels,
         )  # fmt: skip
         for p in self._instances():
-            usage = _proc_usage(p.pid)
+            usage = proc_usage(p.pid)
             if usage is not None:
                 key = [p.endpoint, p.variant, p.instance_id]
                 cpu.add_metric(key, usage[0])
@@ -177,7 +301,7 @@ class _LiveCollector(Collector):
         yield memory
 
 
-def _proc_usage(pid: int) -> tuple[float, int] | None:
+def proc_usage(pid: int) -> tuple[float, int] | None:
     """(CPU seconds, resident bytes) of a process from /proc; None if it is gone.
 
     psutil would do it too; two small reads of /proc are all this needs on Linux."""
