@@ -117,6 +117,7 @@ from pier.cli import (  # noqa: E402
     ground_truth_command,
     iac_commands,
     logs_command,
+    metrics_command,
     platform_commands,
     quickstart_command,
 )
@@ -130,6 +131,7 @@ app.command()(endpoint_commands.endpoints)
 app.command()(endpoint_commands.describe)
 app.command()(endpoint_commands.invoke)
 app.command()(logs_command.logs)
+app.command()(metrics_command.metrics)
 app.command("delete-endpoint")(delete_command.delete_endpoint)
 app.command()(iac_commands.apply)
 app.command()(iac_commands.plan)

@@ -36,6 +36,7 @@ from pier.contract.aws_patterns import java_pattern
 from pier.errors import SerializationException, UnknownOperationException, ValidationException
 
 __all__ = [
+    "MONITORING_OPERATIONS",
     "SUPPORTED_OPERATIONS",
     "TARGET_PREFIX",
     "operation_from_target",
@@ -55,6 +56,15 @@ SUPPORTED_OPERATIONS = frozenset(
         "DeleteTags",
     }
 )
+#: Monitoring schedules (pier.control.monitoring_service), beside the hosting operations.
+MONITORING_OPERATIONS = frozenset(
+    {
+        *("CreateMonitoringSchedule", "DescribeMonitoringSchedule", "ListMonitoringSchedules"),
+        *("DeleteMonitoringSchedule", "StopMonitoringSchedule", "StartMonitoringSchedule"),
+        "ListMonitoringExecutions",
+    }
+)
+_OPERATIONS = SUPPORTED_OPERATIONS | MONITORING_OPERATIONS
 MAX_REPORTED_ERRORS = 10  # Coral stops collecting after ten
 
 _NOT_RECOGNIZED = "The requested operation is not recognized by the service."
@@ -98,7 +108,7 @@ def _io_shape(operation: str, io: str) -> str:
 def operation_from_target(x_amz_target: str | None) -> str:
     """`SageMaker.CreateModel` -> `CreateModel`, for the operations pier implements."""
     prefix, _, operation = (x_amz_target or "").partition(".")
-    if prefix + "." == TARGET_PREFIX and operation in SUPPORTED_OPERATIONS:
+    if prefix + "." == TARGET_PREFIX and operation in _OPERATIONS:
         return operation
     if prefix + "." == TARGET_PREFIX and operation in _model()["operations"]:
         raise UnknownOperationException(
@@ -241,6 +251,10 @@ MODEL_LOCATION_SHAPES = frozenset({"Url", "S3ModelUri"})
 #: s3://; pier also writes to a local directory (file://), so the service checks the scheme
 #: instead of this pattern (pier.monitor.capture.destination_problem).
 CAPTURE_DESTINATION_SHAPES = frozenset({"DestinationS3Uri"})
+#: Baselines and monitoring reports (BaselineConfig.*.S3Uri, S3Output.S3Uri): AWS allows
+#: https:// and s3://; pier also reads file: and models:/name/version (a baseline stored with a
+#: model version), so the monitoring service checks the scheme instead of these patterns.
+MONITORING_LOCATION_SHAPES = frozenset({"S3Uri", "MonitoringS3Uri"})
 
 
 @functools.cache
@@ -258,7 +272,11 @@ def _rules(name: str) -> tuple[Rule, ...]:
         if "min" in shape and (not length or shape["min"] > 0):  # botocore's model adds min 0
             text = f"Member must have {unit} greater than or equal to {shape['min']}"
             rules.append((text, _bound(shape["min"], length, upper=False)))
-    relaxed = name in MODEL_LOCATION_SHAPES or name in CAPTURE_DESTINATION_SHAPES
+    relaxed = (
+        name in MODEL_LOCATION_SHAPES
+        or name in CAPTURE_DESTINATION_SHAPES
+        or name in MONITORING_LOCATION_SHAPES
+    )
     compiled = java_pattern(shape["pattern"]) if "pattern" in shape and not relaxed else None
     if compiled is not None:
         text = f"Member must satisfy regular expression pattern: {shape['pattern']}"
@@ -401,7 +419,7 @@ def validate_input(operation: str, params: dict[str, Any]) -> dict[str, Any]:
     The result drops unknown and null members, truncates fractional integers and turns
     "true"/"false" into booleans and base64 blobs into bytes, as AWS reads them.
     """
-    if operation not in SUPPORTED_OPERATIONS:
+    if operation not in _OPERATIONS:
         raise UnknownOperationException(_NOT_RECOGNIZED)
     return _validate(_io_shape(operation, "input"), params)
 

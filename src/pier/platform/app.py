@@ -7,6 +7,9 @@ POST /service/GraniteServiceVersion20100801/operation/<Op>
 POST /endpoints/{name}/invocations      runtime API (InvokeEndpoint)
 POST /endpoints/{name}/ground-truth     labels for captured inferences (pier's own, SigV4;
                                         platform.ground_truth_api)
+POST /pier/monitoring-schedules/{name}/executions, GET .../{name}/report
+                                        run a monitoring schedule now, its latest results
+                                        (pier's own, SigV4; platform.monitoring_api)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
                                         and data capture's (monitor.capture)
@@ -23,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -34,6 +38,7 @@ from pier.contract import sagemaker as api_shapes
 from pier.contract.asgi import Receive, Scope, Send, read_body, respond
 from pier.contract.sigv4 import Credentials, verify
 from pier.control.cloudwatch_api import CloudWatchApi
+from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
 from pier.errors import (
     AwsError,
@@ -46,6 +51,7 @@ from pier.errors import (
 )
 from pier.monitor.capture import Capturer
 from pier.platform.ground_truth_api import GroundTruthApi, is_ground_truth
+from pier.platform.monitoring_api import is_monitoring, monitoring_route
 from pier.router.invoke import Router
 
 log = logging.getLogger("pier.platform")
@@ -87,6 +93,8 @@ class PlatformApp:
         self.router = router
         self.lookup = lookup
         self.clock = clock
+        # SageMaker's monitoring-schedule operations, and pier's monitoring routes.
+        self.monitoring: MonitoringService | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,6 +124,8 @@ class PlatformApp:
                 await self._invoke(scope, receive, send)
             elif self.ground_truth is not None and is_ground_truth(method, path):
                 await self.ground_truth(scope, receive, send, self._authenticate)
+            elif self.monitoring is not None and is_monitoring(path):
+                await monitoring_route(self.monitoring, scope, receive, send, self._authenticate)
             elif method == "GET" and path == "/ping":
                 await respond(send, 200, b"{}", [(b"content-type", b"application/json")])
             elif method == "GET" and path == "/metrics" and self.registry is not None:
@@ -138,7 +148,7 @@ class PlatformApp:
             self._authenticate(scope, headers, body)
             operation = api_shapes.operation_from_target(headers.get("x-amz-target"))
             params = api_shapes.validate_input(operation, api_shapes.parse_body(body))
-            handler = getattr(self.service, _operation_method(operation))
+            handler = self._handler(operation)
             result = await asyncio.to_thread(handler, params)
             body_out = orjson.dumps(api_shapes.serialize_output(operation, result))
         except AwsError as err:
@@ -154,6 +164,16 @@ class PlatformApp:
             )
             return
         await respond(send, 200, body_out, [(b"content-type", _AMZ_JSON)])
+
+    def _handler(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The method serving a SageMaker operation, looked up on each service in turn."""
+        name = _operation_method(operation)
+        for service in (self.service, self.monitoring):
+            found = getattr(service, name, None) if service is not None else None
+            if callable(found):
+                handler: Callable[[dict[str, Any]], dict[str, Any]] = found
+                return handler
+        raise UnknownOperationException(f"pier's SageMaker API does not serve {operation} here.")
 
     async def _control_error(self, send: Send, err: AwsError) -> None:
         body = orjson.dumps({"__type": err.code, "message": err.message})

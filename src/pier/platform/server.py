@@ -21,6 +21,7 @@ from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
 from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.metrics_service import CloudWatchMetricsService
+from pier.control.monitoring_service import MonitoringService
 from pier.control.reconcile import Reconciler
 from pier.control.service import HostingService
 from pier.errors import PierError
@@ -29,6 +30,8 @@ from pier.hosting.process import ProcessBackend
 from pier.monitor.alarm_runner import AlarmRunner
 from pier.monitor.capture import Capturer, default_base
 from pier.monitor.ground_truth import GroundTruthStore, announce, store_uri
+from pier.monitor.model_baselines import fetch_baseline
+from pier.monitor.scheduler import Scheduler, publish_to
 from pier.platform.app import PlatformApp
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import Home
@@ -223,9 +226,25 @@ async def _serve(
         service, router, lookup, registry=registry, capturer=capturer, cloudwatch=cloudwatch
     )
     app.ground_truth = GroundTruthApi(labels, service, settings.account)
+    # Monitoring schedules: SageMaker's API on the control port; the scheduler runs them and
+    # publishes drift metrics (aws/sagemaker/Endpoints/data-metrics) to the metric store.
+    scheduler = Scheduler(
+        sessions,
+        capture_base=default_base(home.root),
+        output_base=home.root / "monitoring",
+        publish=publish_to(metric_store),
+        from_model=fetch_baseline,
+    )
+    app.monitoring = MonitoringService(
+        sessions,
+        ArnFactory(settings.region, settings.account),
+        run_now=scheduler.run_now,
+        notify=scheduler.notify,
+    )
     await capturer.start()
     await recorder.start()
     await reconciler.start()
+    await scheduler.start()
     await alarms.start()
     config = uvicorn.Config(
         app,
@@ -242,6 +261,7 @@ async def _serve(
     finally:
         # Requests have drained: write every captured record before anything else stops.
         await capturer.aclose()
+        await scheduler.aclose()  # an execution in progress finishes
         await recorder.aclose()  # every counted request, and the instances' last CPU sample
         await alarms.aclose()  # webhooks in flight get a few seconds
         log.info("stopping instances")

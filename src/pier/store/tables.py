@@ -86,6 +86,47 @@ class TagRow(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+class MonitoringScheduleRow(Base):
+    """A monitoring schedule (CreateMonitoringSchedule): its request and where it stands."""
+
+    __tablename__ = "monitoring_schedules"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    monitoring_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    last_modified_at: Mapped[datetime]
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # MonitoringScheduleConfig (and Tags) as received; Describe echoes it.
+    request: Mapped[dict[str, Any]]
+    # The last tick handed to an execution: the scheduler runs the ticks after it (only the
+    # latest of those missed while the platform was down, as SageMaker does not backfill).
+    last_tick_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MonitoringExecutionRow(Base):
+    """One execution of a schedule; kept after DeleteMonitoringSchedule, as SageMaker does."""
+
+    __tablename__ = "monitoring_executions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_name: Mapped[str] = mapped_column(String(63), index=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    monitoring_type: Mapped[str] = mapped_column(String(32))
+    scheduled_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    last_modified_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    window_start: Mapped[datetime | None] = mapped_column(default=None)
+    window_end: Mapped[datetime | None] = mapped_column(default=None)
+    output_uri: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # What `pier monitor report` shows: input counts, per-feature drift, violations.
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
 class MetricPointRow(Base):
     """One minute of one metric (CloudWatch's 1-minute resolution), written by pier.store.metrics.
 

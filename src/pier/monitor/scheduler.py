@@ -1,0 +1,366 @@
+"""The platform's monitoring scheduler: runs due schedules, one execution per thread.
+
+Every ``poll_interval_s`` (and when the control API changes a schedule) the scheduler looks
+for schedules in status ``Scheduled`` whose cron expression ticked since the tick they last
+ran; it records a ``Pending`` execution for the latest such tick and hands it to its thread
+pool. A platform that was down for hours runs the latest missed tick only, as SageMaker does
+not backfill either. ``run_now`` starts an execution at once (``pier monitor run``), covering
+one interval of the schedule before now.
+
+An execution (:meth:`Scheduler.execute`) reads the schedule and the endpoint's current
+DataCaptureConfig from the state store, loads the baseline (``file:``, ``s3://`` or
+``models:/name/version``), runs :func:`pier.monitor.analysis.analyse` on the window, records
+the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` with its reason) and
+hands the drift metrics to ``publish``. Executions left ``Pending`` or ``InProgress`` by a
+platform that stopped are marked ``Failed`` at the next start.
+
+One platform per state store: two platforms sharing a database would both run every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pier.monitor import cron
+from pier.monitor.analysis import (
+    FAILED,
+    DataMetric,
+    analyse,
+    load_baseline,
+    output_location,
+    resolve_location,
+)
+from pier.monitor.capture import resolve_destination
+from pier.monitor.errors import MonitorError
+from pier.monitor.hourly import S3ClientFactory, default_s3_client
+from pier.store.metrics import MetricPoint, MetricStore
+from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
+
+log = logging.getLogger("pier.monitor.scheduler")
+
+SCHEDULED = "Scheduled"
+STOPPED = "Stopped"
+PENDING = "Pending"
+IN_PROGRESS = "InProgress"
+DEFAULT_POLL_INTERVAL_S = 15.0
+
+Publish = Callable[[list[DataMetric]], None]
+FromModel = Callable[[str, Path], Path]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def schedule_expression(config: dict[str, Any]) -> str:
+    """The schedule's expression (hourly when the request gave none)."""
+    return str((config.get("ScheduleConfig") or {}).get("ScheduleExpression") or cron.HOURLY)
+
+
+def parse_expression(config: dict[str, Any]) -> cron.Cron | None:
+    """The schedule's cron (None for NOW, SageMaker's one-time schedule)."""
+    expression = schedule_expression(config)
+    return None if expression.strip().upper() == cron.NOW else cron.parse(expression)
+
+
+def analysis_window(
+    config: dict[str, Any], scheduled: datetime, *, on_demand: bool
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` of an execution of the schedule ``config`` at ``scheduled``."""
+    schedule = config.get("ScheduleConfig") or {}
+    endpoint_input = _endpoint_input(config)
+    start = schedule.get("DataAnalysisStartTime") or endpoint_input.get("StartTimeOffset")
+    end = schedule.get("DataAnalysisEndTime") or endpoint_input.get("EndTimeOffset")
+    return cron.window(parse_expression(config), scheduled, start, end, on_demand=on_demand)
+
+
+def _config(row: MonitoringScheduleRow) -> dict[str, Any]:
+    """The MonitoringScheduleConfig of a schedule's stored request."""
+    config: dict[str, Any] = row.request["MonitoringScheduleConfig"]
+    return config
+
+
+def _job(config: dict[str, Any]) -> dict[str, Any]:
+    job: dict[str, Any] = config.get("MonitoringJobDefinition") or {}
+    return job
+
+
+def _endpoint_input(config: dict[str, Any]) -> dict[str, Any]:
+    inputs = _job(config).get("MonitoringInputs") or [{}]
+    endpoint_input: dict[str, Any] = inputs[0].get("EndpointInput") or {}
+    return endpoint_input
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        capture_base: Path,
+        output_base: Path,
+        publish: Publish | None = None,
+        s3: S3ClientFactory = default_s3_client,
+        from_model: FromModel | None = None,
+        clock: Callable[[], datetime] = _now,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        workers: int = 1,
+    ) -> None:
+        self._sessions = sessions
+        self.capture_base = capture_base  # relative file: capture destinations
+        self.output_base = output_base  # relative file: outputs and baselines
+        self._publish = publish
+        self._s3 = s3
+        self._from_model = from_model
+        self._clock = clock
+        self._interval = poll_interval_s
+        # Executions profile whole windows: on a small machine one at a time is plenty.
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pier-monitor")
+        self._running: set[Future[str]] = set()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await asyncio.to_thread(self.recover)
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="pier-monitor-scheduler")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # Queued executions are dropped (the next start marks them Failed); a running one ends.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+
+    def notify(self) -> None:
+        """A schedule changed: look again now (thread-safe)."""
+        wake, task = self._wake, self._task
+        if wake is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                task.get_loop().call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:
+                log.exception("monitoring scheduler: looking for due schedules failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+
+    def recover(self) -> int:
+        """Mark executions a stopped platform left unfinished as Failed; how many."""
+        now = self._clock()
+        with self._sessions.begin() as s:
+            rows = list(
+                s.scalars(
+                    select(MonitoringExecutionRow).where(
+                        MonitoringExecutionRow.status.in_((PENDING, IN_PROGRESS))
+                    )
+                )
+            )
+            for row in rows:
+                row.status = FAILED
+                row.failure_reason = "The platform stopped before the execution finished."
+                row.last_modified_at = now
+        return len(rows)
+
+    # ---------------------------------------------------------------- scheduling
+    def tick(self) -> list[int]:
+        """Record and start an execution for every schedule with a tick due; their ids."""
+        now = self._clock()
+        due: list[int] = []
+        with self._sessions.begin() as s:
+            for row in s.scalars(
+                select(MonitoringScheduleRow).where(MonitoringScheduleRow.status == SCHEDULED)
+            ):
+                try:
+                    parsed = parse_expression(_config(row))
+                except cron.CronError:
+                    continue  # refused at creation; an old row cannot stop the others
+                if parsed is None:
+                    continue
+                latest = parsed.latest_at_or_before(now)
+                last = _utc(row.last_tick_at or row.created_at)
+                if latest is None or latest <= last:
+                    continue
+                row.last_tick_at = latest
+                due.append(self._record(s, row, latest, on_demand=False))
+        for execution_id in due:
+            self._submit(execution_id)
+        return due
+
+    def run_now(self, name: str) -> int:
+        """Start an execution of schedule ``name`` now; its id (MonitorError: no schedule)."""
+        with self._sessions.begin() as s:
+            row = s.get(MonitoringScheduleRow, name)
+            if row is None:
+                raise MonitorError(f"no monitoring schedule {name!r}")
+            scheduled = self._clock().replace(microsecond=0)
+            execution_id = self._record(s, row, scheduled, on_demand=True)
+        self._submit(execution_id)
+        return execution_id
+
+    def _submit(self, execution_id: int) -> None:
+        try:
+            future = self._pool.submit(self.execute, execution_id)
+        except RuntimeError:  # shut down: the next start marks the execution Failed
+            raise MonitorError("the platform is stopping; run the schedule again later") from None
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for the executions started so far to end."""
+        wait(list(self._running), timeout)
+
+    def _record(
+        self, s: Session, row: MonitoringScheduleRow, scheduled: datetime, *, on_demand: bool
+    ) -> int:
+        now = self._clock()
+        execution = MonitoringExecutionRow(
+            schedule_name=row.name,
+            endpoint_name=row.endpoint_name,
+            monitoring_type=row.monitoring_type,
+            scheduled_at=scheduled,
+            created_at=now,
+            last_modified_at=now,
+            status=PENDING,
+        )
+        try:
+            execution.window_start, execution.window_end = analysis_window(
+                _config(row), scheduled, on_demand=on_demand
+            )
+        except cron.CronError as exc:
+            execution.status, execution.failure_reason = FAILED, str(exc)
+        s.add(execution)
+        s.flush()
+        return execution.id
+
+    # ---------------------------------------------------------------- one execution
+    def execute(self, execution_id: int) -> str:
+        """Run one recorded execution to its end (in a pool thread); its final status."""
+        with self._sessions.begin() as s:
+            execution = s.get(MonitoringExecutionRow, execution_id)
+            if execution is None or execution.status != PENDING:
+                return execution.status if execution is not None else FAILED
+            execution.status = IN_PROGRESS
+            execution.last_modified_at = self._clock()
+            schedule = s.get(MonitoringScheduleRow, execution.schedule_name)
+            config = _config(schedule) if schedule is not None else None
+            endpoint = s.get(EndpointRow, execution.endpoint_name)
+            capture_config = (
+                (endpoint.deployed.get("config") or {}).get("DataCaptureConfig")
+                if endpoint is not None
+                else None
+            )
+            scheduled = _utc(execution.scheduled_at)
+            assert execution.window_start is not None
+            assert execution.window_end is not None
+            start, end = _utc(execution.window_start), _utc(execution.window_end)
+            name, endpoint_name = execution.schedule_name, execution.endpoint_name
+        try:
+            status, reason, report, output = self._analyse(
+                config, name, endpoint_name, endpoint is not None, capture_config,
+                scheduled, start, end,
+            )  # fmt: skip
+        except Exception as exc:
+            log.exception("monitoring execution %s of %s failed", execution_id, name)
+            status, reason, report, output = FAILED, f"Internal error: {exc}", None, None
+        with self._sessions.begin() as s:
+            execution = s.get(MonitoringExecutionRow, execution_id)
+            if execution is not None:
+                execution.status = status
+                execution.failure_reason = reason[:1024] if reason else None
+                execution.report = report
+                execution.output_uri = output
+                execution.last_modified_at = self._clock()
+        log.info("monitoring execution of %s (%s): %s", name, endpoint_name, status)
+        return status
+
+    def _analyse(
+        self,
+        config: dict[str, Any] | None,
+        name: str,
+        endpoint: str,
+        endpoint_exists: bool,
+        capture_config: dict[str, Any] | None,
+        scheduled: datetime,
+        start: datetime,
+        end: datetime,
+    ) -> tuple[str, str | None, dict[str, Any] | None, str | None]:
+        if config is None:
+            return FAILED, f"The monitoring schedule {name} was deleted.", None, None
+        if not endpoint_exists:
+            return FAILED, f"Endpoint {endpoint} does not exist.", None, None
+        if not capture_config or not capture_config.get("EnableCapture", True):
+            return FAILED, f"Endpoint {endpoint} does not capture its requests.", None, None
+        capture = resolve_destination(capture_config["DestinationS3Uri"], self.capture_base)
+        job = _job(config)
+        resources = job.get("BaselineConfig") or {}
+        statistics = (resources.get("StatisticsResource") or {}).get("S3Uri")
+        constraints = (resources.get("ConstraintsResource") or {}).get("S3Uri")
+        baseline = None
+        if statistics or constraints:
+            try:
+                baseline = load_baseline(
+                    statistics or constraints or "", constraints or statistics or "",
+                    self.output_base, s3=self._s3, from_model=self._from_model,
+                )  # fmt: skip
+            except MonitorError as exc:
+                return FAILED, f"Could not read the baseline: {exc}", None, None
+        outputs = job["MonitoringOutputConfig"]["MonitoringOutputs"]
+        target = resolve_location(outputs[0]["S3Output"]["S3Uri"], self.output_base)
+        output = output_location(target, endpoint, name, scheduled)
+        outcome = analyse(baseline, capture, endpoint, start, end, output, s3=self._s3)
+        environment = job.get("Environment") or {}
+        if (
+            self._publish is not None
+            and environment.get("publish_cloudwatch_metrics") != "Disabled"
+        ):
+            try:
+                self._publish(outcome.data_metrics(endpoint, name))
+            except Exception:  # metrics are a side channel: the execution's result stands
+                log.exception("publishing the drift metrics of %s failed", name)
+        return outcome.status, outcome.failure_reason, outcome.report(), outcome.output
+
+
+def publish_to(store: MetricStore) -> Publish:
+    """``publish`` for the platform's metric store (CloudWatch's API and alarms read it)."""
+
+    def publish(metrics: list[DataMetric]) -> None:
+        store.write(
+            MetricPoint.single(m.namespace, m.name, dict(m.dimensions), m.timestamp, m.value)
+            for m in metrics
+        )
+
+    return publish
+
+
+__all__ = [
+    "IN_PROGRESS",
+    "PENDING",
+    "SCHEDULED",
+    "STOPPED",
+    "Scheduler",
+    "analysis_window",
+    "parse_expression",
+    "publish_to",
+    "schedule_expression",
+]
