@@ -69,8 +69,9 @@ def registered(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -
         "print(run.info.run_id, v)\n"
     )
     out = subprocess.run(
-        [sys.executable, str(script), tracking_server], capture_output=True, text=True, check=True
+        [sys.executable, str(script), tracking_server], capture_output=True, text=True, check=False
     )
+    assert out.returncode == 0, out.stderr[-3000:]
     run_id, version = out.stdout.split()[-2:]
     return {"run_id": run_id, "version": version}
 
