@@ -171,8 +171,8 @@ def log_training_data(data: Dataset, tracking_uri: str, artifact_uri: str) -> No
         mlflow.log_artifact(str(path), artifact_path="data")
     source = f"{artifact_uri}/data/train.parquet"
     if source.startswith("mlflow-artifacts:/") and tracking_uri.startswith("http"):
-        path = source.removeprefix("mlflow-artifacts:").lstrip("/")
-        source = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}"
+        proxied = source.removeprefix("mlflow-artifacts:").lstrip("/")
+        source = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{proxied}"
     dataset = mlflow.data.from_pandas(frame, source=source, name="diabetes-train", targets="target")
     mlflow.log_input(dataset, context="training")
 
