@@ -111,6 +111,7 @@ def serve(
 
 # The other commands, each module light at import: heavy libraries load inside the command.
 from pier.cli import (  # noqa: E402
+    alarms_command,
     delete_command,
     endpoint_commands,
     export_command,
@@ -137,6 +138,7 @@ app.command()(iac_commands.apply)
 app.command()(iac_commands.plan)
 app.command()(iac_commands.delete)
 app.command()(export_command.export)
+app.command()(alarms_command.alarms)
 app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
 

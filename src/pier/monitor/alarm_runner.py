@@ -258,17 +258,20 @@ class AlarmRunner:
             Slot(s, by_start[s].value, by_start[s].sample_count) if s in by_start else Slot(s)
             for s in starts
         ]
-        result = evaluate(rule, slots, AlarmState(alarm.state), now)
+        # Stamped when evaluated, not when the tick began: a SetAlarmState made in between
+        # must stay before the transition that undoes it in the history.
+        stamp = max(now, self.clock())
+        result = evaluate(rule, slots, AlarmState(alarm.state), stamp)
         if result.state.value == alarm.state:
             return None
         data = json.dumps(result.reason_data, separators=(",", ":"))
-        entry = state_update_entry(alarm, result.state.value, result.reason, data, now)
+        entry = state_update_entry(alarm, result.state.value, result.reason, data, stamp)
         changed = self.alarms.set_state(
             alarm.name,
             result.state.value,
             result.reason,
             data,
-            now,
+            stamp,
             entry,
             expect_state=alarm.state,
             expect_configuration=alarm.configuration_updated_at,
