@@ -116,9 +116,10 @@ class PlatformSettings(BaseSettings):
     # file:///dir; `pier quality` reads it back (default: home/ground-truth).
     ground_truth_uri: str | None = None
     # Alarms: every alarm is evaluated every alarm_evaluation_seconds (CloudWatch: each
-    # minute), over the periods that ended alarm_evaluation_delay_seconds before (late points).
+    # minute), over the periods that ended alarm_evaluation_delay_seconds before (late points:
+    # the endpoint metrics are flushed every metrics_flush_seconds).
     alarm_evaluation_seconds: float = Field(default=60.0, gt=0)
-    alarm_evaluation_delay_seconds: float = Field(default=10.0, ge=0)
+    alarm_evaluation_delay_seconds: float = Field(default=15.0, ge=0)
     log_level: str = "info"
 
     def resolved_state_url(self) -> str:

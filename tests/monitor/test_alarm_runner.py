@@ -1,5 +1,6 @@
-"""The alarm runner on a real (SQLite) store with an injected clock: evaluation windows,
-transitions and their history, webhooks (retries, timeout, failures recorded), subscribers."""
+"""The alarm runner on a real store (SQLite and PostgreSQL) with an injected clock: evaluation
+windows, transitions and their history, webhooks (retries, timeout, failures recorded),
+subscribers."""
 
 from __future__ import annotations
 
@@ -25,12 +26,23 @@ NS, METRIC = "Pier/Test", "Errors"
 DIMS = {"EndpointName": "e"}
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    e = db.create(f"sqlite:///{tmp_path_factory.mktemp('alarms')}/pier.db")
-    db.migrate(e)
-    yield e
-    e.dispose()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    if request.param == "sqlite":
+        e = db.create(f"sqlite:///{tmp_path_factory.mktemp('alarms')}/pier.db")
+        db.migrate(e)
+        yield e
+        e.dispose()
+        return
+    from tests.contract.platform_fixtures import postgres_database
+
+    with postgres_database() as url:
+        e = db.create(url)
+        db.migrate(e)
+        yield e
+        e.dispose()
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ class AlarmRunner:
         account: str,
         region: str,
         interval_s: float = 60.0,
-        delay_s: float = 10.0,
+        delay_s: float = 15.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         webhooks: WebhookSender | None = None,
     ) -> None:
