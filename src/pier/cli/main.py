@@ -119,6 +119,7 @@ from pier.cli import (  # noqa: E402
     iac_commands,
     logs_command,
     metrics_command,
+    monitor_commands,
     platform_commands,
     quickstart_command,
 )
@@ -141,6 +142,7 @@ app.command()(export_command.export)
 app.command()(alarms_command.alarms)
 app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
+app.add_typer(monitor_commands.monitor_app, name="monitor")
 
 
 def main() -> None:
