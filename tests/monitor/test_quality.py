@@ -308,6 +308,9 @@ def test_binary_without_scores_has_no_auc_and_checks_the_positive_label() -> Non
     labels = [gt("e1", "yes"), gt("e2", "yes")]
     with pytest.raises(QualityError, match="positive label '1' is neither a label nor"):
         compute(captures, labels, BIN)
+    # one class only (no positive this hour): not a wrong positive label
+    quiet = compute([cap("e1", ["0"])], [gt("e1", "0")], BIN).totals["a"].metrics
+    assert quiet == {"accuracy": 1.0, "precision": None, "recall": None, "f1": None, "auc": None}
     opts = QualityOptions(problem=Problem.BINARY, positive_label="yes")
     m = compute(captures, labels, opts).totals["a"].metrics
     assert m == {"accuracy": 0.5, "precision": 1.0, "recall": 0.5, "f1": 2 / 3, "auc": None}

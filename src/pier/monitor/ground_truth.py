@@ -156,8 +156,11 @@ class GroundTruthStore:
     def __init__(self, uri: str, home: Path, s3: S3ClientFactory = default_s3_client) -> None:
         try:
             self.location: Location = resolve_destination(uri, home / DEFAULT_DIR)
-        except ValueError as exc:
-            raise MonitorError(str(exc).replace("DestinationS3Uri", "ground-truth URI")) from None
+        except ValueError:
+            raise MonitorError(
+                f"ground-truth URI {uri}: pier stores ground truth under s3://bucket/prefix or "
+                "in a local directory (file:///path)"
+            ) from None
         self.uri = uri
         self._s3 = s3
         self._client: Any = None

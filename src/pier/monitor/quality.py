@@ -573,7 +573,9 @@ def _check_positive(totals: Iterable[_Group], options: QualityOptions) -> None:
         seen.update(g.labels)
         seen.update(p.label for p in g.predicted if p.label is not None)
     seen.discard(NOT_POSITIVE)
-    if seen and options.positive not in seen:
+    # Two classes or more, none of them the positive one: a wrong --positive-label, not a
+    # window that happens to hold one class (no fraud this hour).
+    if len(seen) >= 2 and options.positive not in seen:
         raise QualityError(
             f"the positive label {options.positive!r} is neither a label nor a prediction; "
             f"classes seen: {', '.join(sorted(seen)[:10])} (choose one with the positive label)"
