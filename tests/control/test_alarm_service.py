@@ -126,6 +126,7 @@ def test_put_describe_and_update_keep_the_state(
         ({"DatapointsToAlarm": 5}, "ValidationError", "less than or equal"),
         ({"Period": 90}, "ValidationError", "multiple of 60"),
         ({"AlarmActions": ["mailto:ops@example.com"]}, "ValidationError", "AlarmActions.member.1"),
+        ({"AlarmName": "tab\there"}, "InvalidParameterValue", "control characters"),
         (
             {"ComparisonOperator": "GreaterThanUpperThreshold"},
             "InvalidParameterValue",
@@ -167,6 +168,7 @@ def test_describe_filters_and_pages(env: tuple[CloudWatchAlarmService, FakeRunne
     assert names(AlarmNamePrefix="api-") == ["api-4xx", "api-5xx"]
     assert names(AlarmNamePrefix="drift_") == ["drift_%"]  # no LIKE wildcards
     assert names(AlarmNames=["latency", "nope"]) == ["latency"]
+    assert len(names(AlarmNames=[])) == 4
     assert names(StateValue="ALARM") == ["latency"]
     assert names(ActionPrefix="arn:aws:sns") == ["api-4xx", "api-5xx", "drift_%", "latency"]
     assert names(AlarmTypes=["CompositeAlarm"]) == []

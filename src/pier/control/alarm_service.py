@@ -127,6 +127,8 @@ class CloudWatchAlarmService:
                         "or an ARN (accepted, not executed by pier)."
                     )
         name: str = params["AlarmName"]
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise InvalidParameterValue("AlarmName must not contain ASCII control characters.")
         now = self.clock()
         existing = self.store.get(name)
         request = dict(params)
@@ -168,7 +170,7 @@ class CloudWatchAlarmService:
 
     # ------------------------------------------------------------------------ DescribeAlarms
     def describe_alarms(self, params: dict[str, Any]) -> dict[str, Any]:
-        names = params.get("AlarmNames")
+        names = params.get("AlarmNames") or None  # an empty list filters nothing
         prefix = params.get("AlarmNamePrefix")
         if names and prefix:
             raise InvalidParameterCombination(
