@@ -11,7 +11,9 @@ memory of the minute the platform stopped in).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,13 +44,15 @@ from tests.contract.test_hosting_boto3 import SHORT, variant
 pytestmark = pytest.mark.slow
 GOOD = split_json([[1.0, 2.0]])
 BAD = json.dumps({"dataframe_split": {"columns": ["a"], "data": [["not a number"]]}})
-SENT = {"va": (5, 2), "vb": (3, 0)}  # variant: (good requests, refused by the model)
-DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "pier-endpoints.json"
+SENT = {"champion": (5, 2), "challenger": (3, 0)}  # variant: (good requests, refused by the model)
+ROOT = Path(__file__).parents[2]
+DASHBOARD = ROOT / "deploy" / "grafana" / "pier-endpoints.json"
+DOC = ROOT / "docs" / "monitoring.md"
 NS = "AWS/SageMaker"
 
 
 def dims(v: str) -> list[dict[str, str]]:
-    return [{"Name": "EndpointName", "Value": "e"}, {"Name": "VariantName", "Value": v}]
+    return [{"Name": "EndpointName", "Value": "diabetes"}, {"Name": "VariantName", "Value": v}]
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +72,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 sm.create_model(ModelName=name, PrimaryContainer={"ModelDataUrl": str(root / name)})
             sm.create_endpoint_config(
                 EndpointConfigName="c",
-                ProductionVariants=[variant("va", "a", 0.5), variant("vb", "b", 0.5)],
+                ProductionVariants=[variant("champion", "a", 0.5), variant("challenger", "b", 0.5)],
             )
-            sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
-            sm.get_waiter("endpoint_in_service").wait(EndpointName="e", WaiterConfig=SHORT)
+            sm.create_endpoint(EndpointName="diabetes", EndpointConfigName="c")
+            sm.get_waiter("endpoint_in_service").wait(EndpointName="diabetes", WaiterConfig=SHORT)
             runtime = p.client("sagemaker-runtime")
             for name, (good, bad) in SENT.items():
                 call = {
-                    "EndpointName": "e",
+                    "EndpointName": "diabetes",
                     "TargetVariant": name,
                     "ContentType": "application/json",
                 }
@@ -144,12 +148,12 @@ def test_get_metric_data_per_minute(cw: Any) -> None:
          "Invocations", "Dimensions": dims(v)}, "Period": 60, "Stat": "Sum"}, "Label": v}
         for v in SENT
     ]  # fmt: skip
-    latency = {"Namespace": NS, "MetricName": "ModelLatency", "Dimensions": dims("va")}
+    latency = {"Namespace": NS, "MetricName": "ModelLatency", "Dimensions": dims("champion")}
     hidden = {"Metric": latency, "Period": 300, "Stat": "Maximum"}
     queries.append({"Id": "lat", "ReturnData": False, "MetricStat": hidden})
     results = cw.get_metric_data(MetricDataQueries=queries, **window())["MetricDataResults"]
     by_id = {r["Id"]: r for r in results}
-    assert set(by_id) == {"inv_va", "inv_vb"}
+    assert set(by_id) == {"inv_champion", "inv_challenger"}
     for v, (good, bad) in SENT.items():
         r = by_id[f"inv_{v}"]
         assert (r["Label"], r["StatusCode"]) == (v, "Complete")
@@ -161,19 +165,23 @@ def test_get_metric_data_per_minute(cw: Any) -> None:
 
 def test_list_metrics(cw: Any) -> None:
     wait_for(lambda: flushed(cw), timeout=30, interval=0.5, what="the metrics flush")
-    listed = cw.list_metrics(Namespace=NS, Dimensions=[{"Name": "EndpointName", "Value": "e"}])
+    listed = cw.list_metrics(
+        Namespace=NS, Dimensions=[{"Name": "EndpointName", "Value": "diabetes"}]
+    )
     found = {(m["MetricName"], m["Dimensions"][1]["Value"]) for m in listed["Metrics"]}
     names = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors",
              "InvocationsPerInstance", "ModelLatency", "OverheadLatency")  # fmt: skip
     assert found == {(n, v) for n in names for v in SENT}
-    vb = [{"Name": "VariantName", "Value": "vb"}]
-    only_vb = cw.list_metrics(MetricName="ModelLatency", Dimensions=vb)["Metrics"]
-    assert only_vb == [{"Namespace": NS, "MetricName": "ModelLatency", "Dimensions": dims("vb")}]
+    challenger = [{"Name": "VariantName", "Value": "challenger"}]
+    only = cw.list_metrics(MetricName="ModelLatency", Dimensions=challenger)["Metrics"]
+    assert only == [
+        {"Namespace": NS, "MetricName": "ModelLatency", "Dimensions": dims("challenger")}
+    ]
 
 
 def test_put_metric_data_round_trip(cw: Any) -> None:
     now = datetime.now(UTC)
-    feature = [{"Name": "Endpoint", "Value": "e"}, {"Name": "Feature", "Value": "income"}]
+    feature = [{"Name": "Endpoint", "Value": "diabetes"}, {"Name": "Feature", "Value": "income"}]
     cw.put_metric_data(Namespace="pier/drift", MetricData=[
         {"MetricName": "psi", "Dimensions": feature, "Value": 0.12, "Timestamp": now},
         {"MetricName": "psi", "Dimensions": feature, "Values": [0.3, 0.5], "Counts": [1, 2],
@@ -200,7 +208,12 @@ def error(call: Any, **params: Any) -> tuple[str, int, str]:
 
 
 def test_invalid_requests_get_cloudwatch_errors(cw: Any, platform: Platform) -> None:
-    base = {"Namespace": NS, "MetricName": "Invocations", "Dimensions": dims("va"), **window()}
+    base = {
+        "Namespace": NS,
+        "MetricName": "Invocations",
+        "Dimensions": dims("champion"),
+        **window(),
+    }
     code, status, message = error(cw.get_metric_statistics, Period=60, Statistics=["p99"], **base)
     assert (code, status) == ("ValidationError", 400)
     assert message.startswith("1 validation error detected: Value '[p99]' at 'statistics'")
@@ -234,10 +247,12 @@ def test_invalid_requests_get_cloudwatch_errors(cw: Any, platform: Platform) -> 
 def test_json_protocol(platform: Platform) -> None:
     """AWS JSON 1.0 (X-Amz-Target), which older SDKs speak, answers the same."""
     creds = platform.credentials()
-    body = json.dumps({"Namespace": NS, "MetricName": "Invocations", "Dimensions": dims("vb"),
-                       "StartTime": window()["StartTime"].timestamp(),
-                       "EndTime": window()["EndTime"].timestamp(), "Period": 3600,
-                       "Statistics": ["Sum"]})  # fmt: skip
+    span = window()
+    body = json.dumps({
+        "Namespace": NS, "MetricName": "Invocations", "Dimensions": dims("challenger"),
+        "StartTime": span["StartTime"].timestamp(), "EndTime": span["EndTime"].timestamp(),
+        "Period": 3600, "Statistics": ["Sum"],
+    })  # fmt: skip
     request = AWSRequest("POST", platform.url + "/", data=body, headers={
         "X-Amz-Target": "GraniteServiceVersion20100801.GetMetricStatistics",
         "Content-Type": "application/x-amz-json-1.0"})  # fmt: skip
@@ -249,25 +264,65 @@ def test_json_protocol(platform: Platform) -> None:
     assert [p["Sum"] for p in r.json()["Datapoints"]] == [3.0]
 
 
-def test_pier_metrics_cli(platform: Platform, cw: Any) -> None:
+def doc_section() -> str:
+    text = DOC.read_text()
+    start = text.index("\n## Endpoint metrics")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_documented_python_runs(platform: Platform, cw: Any,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """docs/monitoring.md's CloudWatch block, as written, with what `pier env` exports."""
     wait_for(lambda: flushed(cw), timeout=30, interval=0.5, what="the metrics flush")
-    args = [str(BIN / "pier"), "metrics", "e", "--home", str(platform.home), "--since", "30m"]
-    env = platform_fixtures.platform_env()
-    done = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+    creds = platform.credentials()
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", platform.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    [block] = re.findall(r"```python\n(.*?)```", doc_section(), flags=re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, str(DOC), "exec"), namespace)
+    good, bad = SENT["champion"]
+    assert namespace["requests"] == good + bad
+    model, errors = namespace["latency"]
+    assert len(model["Values"]) >= 1
+    assert sum(errors["Values"]) == bad
+    stats = cw.get_metric_statistics(Namespace="pier/drift", MetricName="psi",
+                                     Dimensions=[{"Name": "Feature", "Value": "bmi"}],
+                                     Period=60, Statistics=["Maximum"], **window())  # fmt: skip
+    assert [p["Maximum"] for p in stats["Datapoints"]] == [0.12]
+
+
+def test_the_documented_pier_metrics_commands(platform: Platform, cw: Any) -> None:
+    wait_for(lambda: flushed(cw), timeout=30, interval=0.5, what="the metrics flush")
+    section = doc_section()
+    block = section[section.index("### `pier metrics`") :]
+    [commands] = re.findall(r"```bash\n(.*?)```", block, flags=re.S)[:1]
+    lines = [shlex.split(line.split("#")[0]) for line in commands.splitlines() if line.strip()]
+    assert [line[:2] for line in lines] == [["pier", "metrics"]] * 3
+    env = {**platform_fixtures.platform_env(), "COLUMNS": "200"}
+    outputs = []
+    for line in lines:
+        args = [str(BIN / "pier"), *line[1:], "--home", str(platform.home)]
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    every, champion, as_json = outputs
+    assert "diabetes / champion (per 1 min)" in every
+    assert "diabetes / challenger (per 1 min)" in every
+    assert "diabetes / champion (per 5 min)" in champion
+    assert "challenger" not in champion
+    data = json.loads(as_json)
     assert set(data["Variants"]) == set(SENT)
     for v, (good, bad) in SENT.items():
         rows = data["Variants"][v]
         assert sum(r.get("invocations", 0) for r in rows) == good + bad
         assert sum(r.get("errors_4xx", 0) for r in rows) == bad
-    table = subprocess.run([*args, "--variant", "va", "--period", "5m"], capture_output=True,
-                           text=True, env={**env, "COLUMNS": "200"}, timeout=60)  # fmt: skip
-    assert table.returncode == 0, table.stderr
-    assert "e / va (per 5 min)" in table.stdout
-    assert "vb" not in table.stdout
-    missing = subprocess.run([str(BIN / "pier"), "metrics", "nope", "--home", str(platform.home)],
-                             capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert all(0 < r["model_latency_avg"] <= r["model_latency_max"] for r in rows)
+    args = [str(BIN / "pier"), "metrics", "nope", "--home", str(platform.home)]
+    missing = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1
     assert "no metrics for endpoint nope" in missing.stderr
 

@@ -203,6 +203,7 @@ def env(home: HomeOption = None) -> None:
         raise typer.Exit(1)
     typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER={url}")
     typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")
+    typer.echo(f"export AWS_ENDPOINT_URL_CLOUDWATCH={url}")  # metrics and alarms
     typer.echo(f"export AWS_ACCESS_KEY_ID={creds.access_key_id}")
     typer.echo(f"export AWS_SECRET_ACCESS_KEY={creds.secret_access_key}")
     typer.echo(f"export AWS_DEFAULT_REGION={settings.region}")
