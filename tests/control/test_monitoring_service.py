@@ -226,6 +226,7 @@ def test_ticks_run_executions_that_find_the_drift(scene: Scene, baseline_dir: Pa
     assert {m.name for m in scene.published} == {
         "feature_baseline_drift_a",
         "feature_baseline_drift_b",
+        "constraint_violations",
     }
     described = scene.call("DescribeMonitoringSchedule", MonitoringScheduleName="hourly")
     last = described["LastMonitoringExecutionSummary"]

@@ -92,7 +92,12 @@ def test_a_shifted_feature_is_a_baseline_drift_violation(
     assert statistics["dataset"]["item_count"] == 500
     assert [f["name"] for f in statistics["features"]] == ["a", "b"]
     metrics = {m.name: m for m in outcome.data_metrics("churn", "hourly")}
-    assert set(metrics) == {"feature_baseline_drift_a", "feature_baseline_drift_b"}
+    assert set(metrics) == {
+        "feature_baseline_drift_a",
+        "feature_baseline_drift_b",
+        "constraint_violations",
+    }
+    assert metrics["constraint_violations"].value == 1
     b = metrics["feature_baseline_drift_b"]
     assert b.namespace == DATA_METRICS_NAMESPACE == "aws/sagemaker/Endpoints/data-metrics"
     assert b.dimensions == {"Endpoint": "churn", "MonitoringSchedule": "hourly"}

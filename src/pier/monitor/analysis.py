@@ -42,6 +42,7 @@ from pier.monitor.violations import VIOLATIONS_FILE, check
 
 STATISTICS_FILE = "statistics.json"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+VIOLATIONS_METRIC = "constraint_violations"  # pier's: SageMaker publishes per feature only
 COMPLETED = "Completed"
 WITH_VIOLATIONS = "CompletedWithViolations"
 FAILED = "Failed"
@@ -108,11 +109,13 @@ class Outcome:
         return loaded
 
     def data_metrics(self, endpoint: str, schedule: str) -> list[DataMetric]:
-        """SageMaker's drift metrics: ``feature_baseline_drift_<feature>`` per compared feature."""
+        """SageMaker's drift metrics, ``feature_baseline_drift_<feature>`` per compared feature,
+        and pier's ``constraint_violations`` (how many the window had), for alarms."""
         if self.drift is None:
             return []
         dimensions = {"Endpoint": endpoint, "MonitoringSchedule": schedule}
-        return [
+        count = len(self.violations.violations) if self.violations is not None else 0
+        drift = [
             DataMetric(
                 DATA_METRICS_NAMESPACE,
                 f"feature_baseline_drift_{f.name}",
@@ -122,6 +125,10 @@ class Outcome:
             )
             for f in self.drift.features
         ]
+        total = DataMetric(
+            DATA_METRICS_NAMESPACE, VIOLATIONS_METRIC, dimensions, float(count), self.end
+        )
+        return [*drift, total]
 
 
 # ------------------------------------------------------------------------------ locations
@@ -265,6 +272,7 @@ __all__ = [
     "DATA_METRICS_NAMESPACE",
     "FAILED",
     "STATISTICS_FILE",
+    "VIOLATIONS_METRIC",
     "WITH_VIOLATIONS",
     "DataMetric",
     "Outcome",
