@@ -40,7 +40,8 @@ def test_requests_counted_in_their_minute() -> None:
     v.overhead_latency.observe(0.000020)
     [m] = v.drain()
     assert fields(m) == {
-        "minute": int(T0) // 60, "invocations": 5, "errors_4xx": 1, "errors_5xx": 2,
+        "minute": int(T0) // 60, "ends": int(T0) + 60, "invocations": 5, "errors_4xx": 1,
+        "errors_5xx": 2,
         "model_errors": 3, "model_n": 4, "model_sum": 1100, "model_min": 100,
         "model_max": 500, "overhead_n": 2, "overhead_sum": 60, "overhead_min": 20,
         "overhead_max": 40,

@@ -80,6 +80,7 @@ class MinuteStats:
     `minute` is epoch seconds // 60; latencies are µs."""
 
     __slots__ = (
+        "ends",
         "errors_4xx",
         "errors_5xx",
         "invocations",
@@ -97,6 +98,7 @@ class MinuteStats:
 
     def __init__(self, minute: int) -> None:
         self.minute = minute
+        self.ends = (minute + 1) * 60  # epoch seconds: the next minute starts here
         self.invocations = self.errors_4xx = self.errors_5xx = self.model_errors = 0
         self.model_n = self.model_sum = self.model_max = 0
         self.overhead_n = self.overhead_sum = self.overhead_max = 0
@@ -134,6 +136,10 @@ class VariantMetrics:
 
     def _minute(self) -> MinuteStats:
         """The current minute's stats; a new minute closes the previous one."""
+        current = self._open
+        return current if self._clock() < current.ends else self._roll()
+
+    def _roll(self) -> MinuteStats:
         minute = int(self._clock()) // 60
         current = self._open
         if current.minute != minute:
@@ -146,7 +152,9 @@ class VariantMetrics:
         """The container answered with `status` after `model_latency_us`."""
         self.invocations.inc()
         self.model_latency.observe(model_latency_us / 1e6)
-        m = self._minute()
+        m = self._open
+        if self._clock() >= m.ends:  # one float comparison per request
+            m = self._roll()
         m.invocations += 1
         m.model_n += 1
         m.model_sum += model_latency_us
@@ -176,7 +184,9 @@ class VariantMetrics:
 
     def overhead(self, overhead_us: int) -> None:
         """OverheadLatency of an answered request, in the minute's statistics."""
-        m = self._minute()
+        m = self._open
+        if self._clock() >= m.ends:
+            m = self._roll()
         m.overhead_n += 1
         m.overhead_sum += overhead_us
         if overhead_us < m.overhead_min:
