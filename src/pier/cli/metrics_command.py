@@ -121,7 +121,8 @@ def metrics(
     """Show an endpoint's metrics per variant: invocations, errors, latencies, CPU, memory.
 
     SageMaker's CloudWatch metrics as pier records them each minute (docs/monitoring.md);
-    latencies are the period's average (and maximum) per request.
+    latencies are the period's average (and maximum) per request. CPU and memory show once
+    their minute is over.
     """
     back = parse_duration(since, "--since")
     step = parse_duration(period, "--period")
@@ -157,11 +158,11 @@ def _print_variant(
     name: str, variant: str, rows: dict[datetime, dict[str, float]], step: int
 ) -> None:
     fmt = "%H:%M" if len({t.date() for t in rows}) <= 1 else "%m-%d %H:%M"
-    table = Table(
-        "time (UTC)", "invocations", "4xx", "5xx", "model errors", "model ms avg",
-        "model ms max", "overhead µs avg", "CPU %", "memory %",
-        title=f"{escape(name)} / {escape(variant)} (per {step // 60} min)", title_justify="left",
-    )  # fmt: skip
+    title = f"{escape(name)} / {escape(variant)} (per {step // 60} min)"
+    table = Table("time (UTC)", title=title, title_justify="left")
+    for column in ("invocations", "4xx", "5xx", "model errors", "model ms avg", "model ms max",
+                   "overhead µs avg", "CPU %", "memory %"):  # fmt: skip
+        table.add_column(column, justify="right")
     for t, r in rows.items():
         table.add_row(
             t.strftime(fmt), _count(r.get("invocations")), _count(r.get("errors_4xx")),
