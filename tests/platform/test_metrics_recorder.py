@@ -62,7 +62,7 @@ def test_request_metrics_with_sagemaker_semantics(store: MetricStore) -> None:
     v = metrics.variant("e", "a")
     for status, latency in [(200, 100), (200, 300), (400, 200), (500, 400)]:
         v.answered(status, latency)
-    v.overhead_latency.observe(0.00005)
+    v.overhead(50)
     asyncio.run(recorder.flush())
     v.answered(200, 1000)  # later in the same minute: merged into it by the next flush
     clock.now = T0 + 65

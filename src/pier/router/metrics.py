@@ -127,9 +127,7 @@ class VariantMetrics:
         self.errors_5xx = metrics.errors_5xx.labels(*labels)
         self.model_errors = metrics.model_errors.labels(*labels)
         self.model_latency = metrics.model_latency.labels(*labels)
-        # Router.answered observes overhead here (in seconds); the wrapper also counts it in
-        # the minute, in µs.
-        self.overhead_latency = _Overhead(metrics.overhead_latency.labels(*labels), self)
+        self.overhead_latency = metrics.overhead_latency.labels(*labels)
         self._clock = clock
         self._open = MinuteStats(int(clock()) // 60)
         self._closed: list[MinuteStats] = []
@@ -183,7 +181,8 @@ class VariantMetrics:
         m.errors_5xx += 1
 
     def overhead(self, overhead_us: int) -> None:
-        """OverheadLatency of an answered request, in the minute's statistics."""
+        """OverheadLatency of an answered request: the histogram and the minute's statistics."""
+        self.overhead_latency.observe(overhead_us / 1e6)
         m = self._open
         if self._clock() >= m.ends:
             m = self._roll()
@@ -204,20 +203,6 @@ class VariantMetrics:
             out.append(current)
             self._open = MinuteStats(current.minute)
         return out
-
-
-class _Overhead:
-    """The OverheadLatency histogram child, also counted in the variant's minute."""
-
-    __slots__ = ("_child", "_variant")
-
-    def __init__(self, child: Histogram, variant: VariantMetrics) -> None:
-        self._child = child
-        self._variant = variant
-
-    def observe(self, seconds: float) -> None:
-        self._child.observe(seconds)
-        self._variant.overhead(round(seconds * 1e6))
 
 
 class EndpointMetrics:
