@@ -203,7 +203,7 @@ def test_the_documented_example_runs(
     shown = re.findall(r"```text\n(.*?)```", body, flags=re.S)
     bash = re.findall(r"```bash\n(.*?)```", body, flags=re.S)
     creds = platform.credentials()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", platform.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", platform.url)  # as `pier env` exports
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["secret_access_key"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -295,6 +295,7 @@ def test_set_alarm_state_holds_until_the_next_evaluation(cw: Any, hooks: Hooks) 
     first = hooks.got("/good")[before]
     assert (first["NewStateValue"], first["NewStateReason"]) == ("ALARM", "drill")
     wait_state(cw, "e2e-errors", "OK")
+    wait_for(lambda: len(hooks.got("/bad")) == 6, 15, what="the failing webhook's retries")
     # Actions disabled: the state still changes and is recorded, nothing is called.
     cw.disable_alarm_actions(AlarmNames=["e2e-errors"])
     calls = len(hooks.received)

@@ -332,3 +332,24 @@ def test_the_loop_wakes_on_request_and_stops(
         return alarm.state if alarm else None
 
     assert asyncio.run(scenario()) == "ALARM"
+
+
+def test_an_evaluation_does_not_undo_a_state_set_meanwhile(
+    stores: tuple[AlarmStore, MetricStore],
+) -> None:
+    alarms = stores[0]
+    put_alarm(alarms, TreatMissingData="notBreaching")
+    stale = alarms.get("errors")
+    assert stale is not None
+    done = alarms.set_state("errors", "ALARM", "drill", None, T0, lambda before: None)
+    assert done is not None
+    assert (done[0].state, done[1].state, done[1].reason) == ("INSUFFICIENT_DATA", "ALARM", "drill")
+    runner, _ = make_runner(stores)
+    assert runner.evaluate_alarm(stale, T0 + timedelta(seconds=1)) is None  # read before
+    after = alarms.get("errors")
+    assert after is not None
+    assert (after.state, after.reason) == ("ALARM", "drill")
+    fresh = runner.evaluate_alarm(after, T0 + timedelta(seconds=2))  # the next evaluation
+    assert fresh is not None
+    assert (fresh.old_state, fresh.new_state) == ("ALARM", "OK")
+    assert alarms.set_state("ghost", "OK", "x", None, T0, lambda before: None) is None

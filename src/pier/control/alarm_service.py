@@ -335,13 +335,14 @@ class CloudWatchAlarmService:
                 json.loads(data)
             except ValueError as exc:
                 raise InvalidFormat(f"StateReasonData is not valid JSON: {exc}.") from None
-        alarm = self.store.get(name)
-        if alarm is None:
-            raise _not_found([name])
         now = self.clock()
-        # Setting the state it is in changes the reason only: no history item, no action.
-        same = alarm.state == state
-        entry = None if same else state_update_entry(alarm, state, reason, data, now)
+
+        def entry(before: StoredAlarm) -> HistoryEntry | None:
+            # Setting the state it is in changes the reason only: no history item, no action.
+            if before.state == state:
+                return None
+            return state_update_entry(before, state, reason, data, now)
+
         changed = self.store.set_state(name, state, reason, data, now, entry)
         if changed is None:
             raise _not_found([name])

@@ -265,14 +265,15 @@ class AlarmRunner:
         if result.state.value == alarm.state:
             return None
         data = json.dumps(result.reason_data, separators=(",", ":"))
-        entry = state_update_entry(alarm, result.state.value, result.reason, data, stamp)
         changed = self.alarms.set_state(
             alarm.name,
             result.state.value,
             result.reason,
             data,
             stamp,
-            entry,
+            lambda before: state_update_entry(
+                before, result.state.value, result.reason, data, stamp
+            ),
             expect_state=alarm.state,
             expect_configuration=alarm.configuration_updated_at,
         )

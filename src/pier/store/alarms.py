@@ -10,17 +10,19 @@ keeps them. Every method is one short transaction: call it from a thread on an e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.store.tables import AlarmHistoryRow, AlarmRow
 
 __all__ = ["AlarmStore", "HistoryEntry", "StoredAlarm", "as_utc", "history_json"]
+
+_RETRIES = 5
 
 
 def as_utc(ts: datetime) -> datetime:
@@ -180,33 +182,58 @@ class AlarmStore:
         reason: str,
         reason_data: str | None,
         now: datetime,
-        history: HistoryEntry | None,
+        history: Callable[[StoredAlarm], HistoryEntry | None],
         expect_state: str | None = None,
         expect_configuration: datetime | None = None,
     ) -> tuple[StoredAlarm, StoredAlarm] | None:
-        """Move the alarm to `state` and record `history` (if any); returns (before, after). With
+        """Move the alarm to `state`, recording `history(before)` (if not None) in the same
+        transaction; returns (before, after), or None when the alarm does not exist. With
         `expect_state` / `expect_configuration`, nothing happens (None) unless the alarm is
         still in that state with that configuration: an evaluation made on an alarm that
-        changed meanwhile is dropped. None too when the alarm does not exist."""
-        with self._sessions.begin() as session:
-            row = session.get(AlarmRow, name, with_for_update=True)
-            if row is None:
-                return None
-            before = _stored(row)
-            if expect_state is not None and before.state != expect_state:
-                return None
-            if expect_configuration is not None and before.configuration_updated_at != as_utc(
-                expect_configuration
-            ):
-                return None
-            row.state = state
-            row.reason = reason
-            row.reason_data = reason_data
-            row.state_updated_at = now
-            if history is not None:
-                session.add(_history_row(history))
-            session.flush()
-            return before, _stored(row)
+        changed meanwhile is dropped.
+
+        The write is a conditional UPDATE on the state and configuration just read, so a
+        concurrent change (SetAlarmState, PutMetricAlarm, an evaluation) is never overwritten
+        unseen, on SQLite (whose driver reads outside the write transaction) as on PostgreSQL;
+        without expectations, a lost race is read again and retried."""
+        t = AlarmRow
+        for _ in range(_RETRIES):
+            with self._sessions.begin() as session:
+                row = session.get(t, name)
+                if row is None:
+                    return None
+                before = _stored(row)
+                if expect_state is not None and before.state != expect_state:
+                    return None
+                if expect_configuration is not None and (
+                    before.configuration_updated_at != as_utc(expect_configuration)
+                ):
+                    return None
+                changed = session.execute(
+                    update(t)
+                    .where(
+                        t.name == name,
+                        t.state == row.state,
+                        t.configuration_updated_at == row.configuration_updated_at,
+                    )
+                    .values(
+                        state=state, reason=reason, reason_data=reason_data, state_updated_at=now
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(changed, "rowcount", 0) != 1:
+                    if expect_state is not None or expect_configuration is not None:
+                        return None
+                    continue  # changed between the read and the write: read it again
+                entry = history(before)
+                if entry is not None:
+                    session.add(_history_row(entry))
+                after = replace(
+                    before, state=state, reason=reason, reason_data=reason_data,
+                    state_updated_at=as_utc(now),
+                )  # fmt: skip
+                return before, after
+        return None
 
     # ----------------------------------------------------------------------------- history
     def add_history(self, entries: Iterable[HistoryEntry]) -> None:
