@@ -200,6 +200,7 @@ class Platform:
     # Most tests need no MLflow server: they save models to directories. Tests of the whole
     # stack pass their own MLflow options (e.g. ("--mlflow-port", "0")).
     options: tuple[str, ...] = ("--no-mlflow",)
+    env: dict[str, str] = field(default_factory=dict)  # added to platform_env(): PIER_*, ...
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -219,7 +220,7 @@ class Platform:
         if self.state_url:
             args += ["--state-url", self.state_url]
         args += self.options
-        env = platform_env()
+        env = {**platform_env(), **self.env}
         log = self.home.parent / f"pier-up-{self.backend}-{self.starts}.log"
         self.logs.append(log)
         with log.open("wb") as out:
@@ -285,11 +286,14 @@ class Platform:
 
 @contextlib.contextmanager
 def running_platform(
-    home: Path, options: tuple[str, ...] = ("--no-mlflow",), stop_timeout: float = 180
+    home: Path,
+    options: tuple[str, ...] = ("--no-mlflow",),
+    stop_timeout: float = 180,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
-    """A started `pier up` on a free port; on exit it must stop cleanly (exit 0) on SIGTERM,
-    and whatever a failure left running under `home` is killed."""
-    p = Platform(home, free_port(), None, "sqlite", options=options)
+    """A started `pier up` on a free port (with `env` added to its environment); on exit it
+    must stop cleanly (exit 0) on SIGTERM, and whatever a failure left running is killed."""
+    p = Platform(home, free_port(), None, "sqlite", options=options, env=env or {})
     code: int | None = None
     try:
         p.start()

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -31,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "monitoring.md"
 NS, METRIC = "Pier/E2E", "Errors"
 DIMS = [{"Name": "EndpointName", "Value": "e2e"}]
-CLEAN_ENV = platform_fixtures.platform_env  # before the fixture below patches it
 
 
 class Hooks:
@@ -74,13 +74,8 @@ def hooks() -> Iterator[Hooks]:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     fast = {"PIER_ALARM_EVALUATION_SECONDS": "1", "PIER_ALARM_EVALUATION_DELAY_SECONDS": "0"}
-    patch = pytest.MonkeyPatch()
-    patch.setattr(platform_fixtures, "platform_env", lambda: {**CLEAN_ENV(), **fast})
-    try:
-        with running_platform(tmp_path_factory.mktemp("alarms") / "home") as p:
-            yield p
-    finally:
-        patch.undo()
+    with running_platform(tmp_path_factory.mktemp("alarms") / "home", env=fast) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +84,7 @@ def cw(platform: Platform) -> Any:
 
 
 def pier(platform: Platform, *args: str) -> str:
-    env = {**CLEAN_ENV(), "COLUMNS": "250"}  # rich tables: no wrapped cells
+    env = {**platform_fixtures.platform_env(), "COLUMNS": "250"}  # rich tables: no wrapped cells
     r = subprocess.run(
         [str(BIN / "pier"), *args, "--home", str(platform.home)],
         capture_output=True, text=True, timeout=60, env=env, check=False,
@@ -207,6 +202,8 @@ def test_the_documented_example_runs(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["secret_access_key"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # boto3's default session keeps the first credentials it found: start a fresh one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     code = python[0].replace("https://hooks.example.com/pier", f"{hooks.url}/doc")
     exec(compile(code, str(DOC), "exec"), {})
     assert capsys.readouterr().out == shown[0]

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from botocore.auth import SigV4Auth
@@ -58,37 +59,31 @@ def dims(v: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("cloudwatch")
-    base = platform_fixtures.platform_env
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            platform_fixtures, "platform_env",
-            lambda: {**base(), "PIER_METRICS_FLUSH_SECONDS": "1"},
-        )  # fmt: skip
-        with running_platform(root / "home") as p:
-            save_linear_model(root / "a", 1.0, 2.0, 10.0)
-            save_linear_model(root / "b", -3.0, 0.5, 100.0)
-            sm = p.client("sagemaker")
-            for name in ("a", "b"):
-                sm.create_model(ModelName=name, PrimaryContainer={"ModelDataUrl": str(root / name)})
-            sm.create_endpoint_config(
-                EndpointConfigName="c",
-                ProductionVariants=[variant("champion", "a", 0.5), variant("challenger", "b", 0.5)],
-            )
-            sm.create_endpoint(EndpointName="diabetes", EndpointConfigName="c")
-            sm.get_waiter("endpoint_in_service").wait(EndpointName="diabetes", WaiterConfig=SHORT)
-            runtime = p.client("sagemaker-runtime")
-            for name, (good, bad) in SENT.items():
-                call = {
-                    "EndpointName": "diabetes",
-                    "TargetVariant": name,
-                    "ContentType": "application/json",
-                }
-                for _ in range(good):
-                    runtime.invoke_endpoint(Body=GOOD, **call)
-                for _ in range(bad):
-                    with pytest.raises(runtime.exceptions.ModelError):
-                        runtime.invoke_endpoint(Body=BAD, **call)
-            yield p
+    with running_platform(root / "home", env={"PIER_METRICS_FLUSH_SECONDS": "1"}) as p:
+        save_linear_model(root / "a", 1.0, 2.0, 10.0)
+        save_linear_model(root / "b", -3.0, 0.5, 100.0)
+        sm = p.client("sagemaker")
+        for name in ("a", "b"):
+            sm.create_model(ModelName=name, PrimaryContainer={"ModelDataUrl": str(root / name)})
+        sm.create_endpoint_config(
+            EndpointConfigName="c",
+            ProductionVariants=[variant("champion", "a", 0.5), variant("challenger", "b", 0.5)],
+        )
+        sm.create_endpoint(EndpointName="diabetes", EndpointConfigName="c")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="diabetes", WaiterConfig=SHORT)
+        runtime = p.client("sagemaker-runtime")
+        for name, (good, bad) in SENT.items():
+            call = {
+                "EndpointName": "diabetes",
+                "TargetVariant": name,
+                "ContentType": "application/json",
+            }
+            for _ in range(good):
+                runtime.invoke_endpoint(Body=GOOD, **call)
+            for _ in range(bad):
+                with pytest.raises(runtime.exceptions.ModelError):
+                    runtime.invoke_endpoint(Body=BAD, **call)
+        yield p
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +276,8 @@ def test_the_documented_python_runs(platform: Platform, cw: Any,
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["secret_access_key"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # boto3's default session keeps the first credentials it found: start a fresh one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     [block] = re.findall(r"```python\n(.*?)```", doc_section(), flags=re.S)
     namespace: dict[str, Any] = {}
     exec(compile(block, str(DOC), "exec"), namespace)

@@ -22,7 +22,6 @@ import boto3
 import httpx
 import pytest
 
-from tests.contract import platform_fixtures
 from tests.contract.platform_fixtures import (
     BIN,
     REGION,
@@ -104,13 +103,11 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
     s3.create_bucket(Bucket=BUCKET)
-    env = {**platform_fixtures.platform_env(), **aws, "AWS_ENDPOINT_URL_S3": s3_url}
-    p = Platform(root / "home", free_port(), None, "sqlite")
+    # The platform finds S3 the way boto3 users point it elsewhere: AWS_ENDPOINT_URL_S3.
+    env = {**aws, "AWS_ENDPOINT_URL_S3": s3_url}
+    p = Platform(root / "home", free_port(), None, "sqlite", env=env)
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            # The platform finds S3 the way boto3 users point it elsewhere: AWS_ENDPOINT_URL_S3.
-            patch.setattr(platform_fixtures, "platform_env", lambda: env)
-            p.start()
+        p.start()
         scene = Scene(p, root, s3, moto)
         blocker = root / "a-regular-file"
         blocker.write_text("capture cannot make a directory under me")
