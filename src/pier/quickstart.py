@@ -337,8 +337,9 @@ def deploy(
 
 
 def request_body(X: Any) -> str:
-    """MLflow's dataframe_split JSON for the rows of a DataFrame."""
-    split = json.loads(X.to_json(orient="split", index=False))
+    """MLflow's dataframe_split JSON for the rows of a DataFrame, every digit kept (pandas'
+    to_json rounds to 10 decimals: a two-valued feature would then drift from its baseline)."""
+    split = {"columns": [str(c) for c in X.columns], "data": X.to_numpy().tolist()}
     return json.dumps({"dataframe_split": split})
 
 

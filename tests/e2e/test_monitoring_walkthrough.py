@@ -138,12 +138,6 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path, webhook: Webhook) -> No
         script = "set -euo pipefail\n" + "\n".join(blocks)
         code, out = run_bash(script, tmp_path, {**env, "WEBHOOK_URL": webhook.url})
         print(f"quickstart and walkthrough: {time.monotonic() - started:.0f} s")
-        known = r"^warning: baselining on the model's input example .*\(http source\)"
-        if re.search(known, out, flags=re.M):
-            # Known: model_baselines.training_data loads the run's dataset with MLflow's
-            # HTTPDatasetSource.load into a directory that does not exist yet. Remove this
-            # once `pier monitor baseline --model` reads the quickstart's logged dataset.
-            pytest.xfail("pier monitor baseline cannot load the quickstart's http dataset")
         assert code == 0, out
         assert not re.search(r"^warning:", out, flags=re.M), out
 

@@ -130,7 +130,9 @@ def training_data(version: ModelVersion, scratch: Path, client: Any | None = Non
             label = f"dataset {dataset.name!r} ({dataset.source_type} source)"
             try:
                 source = mlflow.data.get_source(dataset_input)
-                local = Path(source.load(dst_path=str(scratch / f"dataset-{i}")))
+                target = scratch / f"dataset-{i}"
+                target.mkdir(parents=True, exist_ok=True)  # the HTTP source does not make it
+                local = Path(source.load(dst_path=str(target)))
             except Exception as exc:  # any source kind, any failure: try the next one
                 tried.append(f"{label}: {exc}")
                 continue
