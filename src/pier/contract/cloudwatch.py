@@ -27,15 +27,15 @@ import binascii
 import functools
 import json
 import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from botocore.loaders import Loader
 
-from pier.contract.aws_patterns import java_pattern
+from pier.contract import shape_rules
+from pier.contract.shape_rules import Rule
 from pier.errors import AwsError, SerializationException, UnknownOperationException
 
 __all__ = [
@@ -267,46 +267,11 @@ def _join(path: str, member: str) -> str:
 
 # ------------------------------------------------------------------------------------ checks
 
-Rule = tuple[str, Callable[[Any], bool]]
-
-
-def _bound(limit: float, length: bool, upper: bool) -> Callable[[Any], bool]:
-    if upper:
-        return lambda value: (len(value) if length else value) <= limit
-    return lambda value: (len(value) if length else value) >= limit
-
-
-def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda value: pattern.fullmatch(value) is not None
-
-
-def _one_of(allowed: frozenset[str]) -> Callable[[Any], bool]:
-    return lambda value: value in allowed
-
 
 @functools.cache
 def _rules(name: str) -> tuple[Rule, ...]:
     """A shape's checkable constraints, each as (Coral's wording, predicate)."""
-    shape = _shape(name)
-    kind = shape["type"]
-    rules: list[Rule] = []
-    length = kind not in ("integer", "long", "float", "double")
-    unit = "length" if length else "value"
-    if kind in ("integer", "long", "float", "double", "string", "blob", "list", "map"):
-        if "max" in shape:
-            text = f"Member must have {unit} less than or equal to {shape['max']}"
-            rules.append((text, _bound(shape["max"], length, upper=True)))
-        if "min" in shape and (not length or shape["min"] > 0):  # botocore's model adds min 0
-            text = f"Member must have {unit} greater than or equal to {shape['min']}"
-            rules.append((text, _bound(shape["min"], length, upper=False)))
-    compiled = java_pattern(shape["pattern"]) if "pattern" in shape else None
-    if compiled is not None:
-        text = f"Member must satisfy regular expression pattern: {shape['pattern']}"
-        rules.append((text, _matches(compiled)))
-    if "enum" in shape:
-        text = f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]"
-        rules.append((text, _one_of(frozenset(shape["enum"]))))
-    return tuple(rules)
+    return shape_rules.constraints(_shape(name))
 
 
 class _Checker:

@@ -23,16 +23,17 @@ import binascii
 import functools
 import json
 import math
-import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.loaders import Loader
 
+from pier.contract import shape_rules
 from pier.contract.aws_patterns import java_pattern
+from pier.contract.shape_rules import Rule
 from pier.errors import SerializationException, UnknownOperationException, ValidationException
 
 __all__ = [
@@ -83,7 +84,6 @@ _CONTAINERS = frozenset({"structure", "list", "map"})
 _NUMBERS = frozenset({"integer", "long", "float", "double"})
 
 Shape = dict[str, Any]
-Rule = tuple[str, Callable[[Any], bool]]
 
 
 @functools.cache
@@ -229,20 +229,6 @@ def _decode_blob(value: str) -> bytes:
 # ------------------------------------------------------------------------------ constraints
 
 
-def _bound(limit: float, length: bool, upper: bool) -> Callable[[Any], bool]:
-    if upper:
-        return lambda value: (len(value) if length else value) <= limit
-    return lambda value: (len(value) if length else value) >= limit
-
-
-def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda value: pattern.fullmatch(value) is not None
-
-
-def _one_of(allowed: frozenset[str]) -> Callable[[Any], bool]:
-    return lambda value: value in allowed
-
-
 #: Where the model lives (ModelDataUrl, ModelDataSource.S3DataSource.S3Uri): AWS allows only
 #: https:// and s3://; pier also runs MLflow URIs (models:/, runs:/), local paths and file://,
 #: so these shapes skip their pattern (a deliberate difference, docs/hosting.md).
@@ -260,31 +246,12 @@ MONITORING_LOCATION_SHAPES = frozenset({"S3Uri", "MonitoringS3Uri"})
 @functools.cache
 def _rules(name: str) -> tuple[Rule, ...]:
     """The checkable constraints of a shape, each as (AWS's wording, predicate)."""
-    shape = _shape(name)
-    kind = shape["type"]
-    rules: list[Rule] = []
-    length = kind not in _NUMBERS
-    unit = "length" if length else "value"
-    if kind in _NUMBERS or kind in ("string", "blob", "list", "map"):
-        if "max" in shape:
-            text = f"Member must have {unit} less than or equal to {shape['max']}"
-            rules.append((text, _bound(shape["max"], length, upper=True)))
-        if "min" in shape and (not length or shape["min"] > 0):  # botocore's model adds min 0
-            text = f"Member must have {unit} greater than or equal to {shape['min']}"
-            rules.append((text, _bound(shape["min"], length, upper=False)))
     relaxed = (
         name in MODEL_LOCATION_SHAPES
         or name in CAPTURE_DESTINATION_SHAPES
         or name in MONITORING_LOCATION_SHAPES
     )
-    compiled = java_pattern(shape["pattern"]) if "pattern" in shape and not relaxed else None
-    if compiled is not None:
-        text = f"Member must satisfy regular expression pattern: {shape['pattern']}"
-        rules.append((text, _matches(compiled)))
-    if "enum" in shape:
-        text = f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]"
-        rules.append((text, _one_of(frozenset(shape["enum"]))))
-    return tuple(rules)
+    return shape_rules.constraints(_shape(name), check_pattern=not relaxed)
 
 
 class _Checker:
