@@ -81,7 +81,6 @@ _JAVA_TYPE = {
     "blob": "a Blob",
 }
 _CONTAINERS = frozenset({"structure", "list", "map"})
-_NUMBERS = frozenset({"integer", "long", "float", "double"})
 
 Shape = dict[str, Any]
 
