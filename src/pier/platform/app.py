@@ -35,7 +35,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pier.contract import cloudwatch as cw_wire
 from pier.contract import sagemaker as api_shapes
-from pier.contract.asgi import Receive, Scope, Send, read_body, respond
+from pier.contract.asgi import (
+    Receive,
+    Scope,
+    Send,
+    json_headers,
+    read_body,
+    request_headers,
+    respond,
+)
 from pier.contract.sigv4 import Credentials, verify
 from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.monitoring_service import MonitoringService
@@ -140,7 +148,7 @@ class PlatformApp:
 
     # ----------------------------------------------------------------------------- control
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
+        headers = request_headers(scope)
         try:
             body = await read_body(receive, MAX_CONTROL_BYTES)
             if body is None:
@@ -188,7 +196,7 @@ class PlatformApp:
     async def _cloudwatch(
         self, scope: Scope, receive: Receive, send: Send, protocol: cw_wire.Protocol
     ) -> None:
-        headers = _headers(scope)
+        headers = request_headers(scope)
         try:
             body = await read_body(receive, MAX_CONTROL_BYTES)
             if body is None:
@@ -228,7 +236,7 @@ class PlatformApp:
     # ----------------------------------------------------------------------------- runtime
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
         received_ns = time.perf_counter_ns()
-        headers = _headers(scope)
+        headers = request_headers(scope)
         raw_path: str = scope["path"]
         name = unquote(raw_path[len("/endpoints/") : -len(_INVOCATIONS_SUFFIX)])
         try:
@@ -248,16 +256,16 @@ class PlatformApp:
                 "OriginalStatusCode": err.original_status,
                 "OriginalMessage": err.original_message,
             }
-            await respond(send, err.status, orjson.dumps(payload), _runtime_error_headers(err))
+            await respond(send, err.status, orjson.dumps(payload), json_headers(err.code))
             return
         except AwsError as err:
-            await respond(send, err.status, _runtime_error_body(err), _runtime_error_headers(err))
+            await respond(send, err.status, _runtime_error_body(err), json_headers(err.code))
             return
         except Exception:
             log.exception("runtime API failure")
             failure = InternalFailure("Internal error; see the platform log.")
             body = _runtime_error_body(failure)
-            await respond(send, failure.status, body, _runtime_error_headers(failure))
+            await respond(send, failure.status, body, json_headers(failure.code))
             return
         out = [
             (b"content-type", result.content_type.encode()),
@@ -302,15 +310,6 @@ class PlatformApp:
         )
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        out[name] = f"{out[name]},{text}" if name in out else text
-    return out
-
-
 _CLOUDWATCH_SIGNING = frozenset({"monitoring"})  # CloudWatch's SigV4 signing name
 _CLOUDWATCH_TARGET = (cw_wire.TARGET_PREFIX + ".").encode()
 
@@ -338,11 +337,3 @@ def _as_aws(err: PierError) -> AwsError:
 
 def _runtime_error_body(err: AwsError) -> bytes:
     return orjson.dumps({"ErrorCode": err.code, "message": err.message})
-
-
-def _runtime_error_headers(err: AwsError) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", b"application/json"),
-        (b"x-amzn-errortype", err.code.encode()),
-        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
-    ]

@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
-from pier.contract.asgi import Receive, Scope, Send, read_body, respond
+from pier.contract.asgi import (
+    Receive,
+    Scope,
+    Send,
+    json_headers,
+    read_body,
+    request_headers,
+    respond,
+)
 from pier.control.service import HostingService
 from pier.errors import AwsError, InternalFailure, ValidationException
 from pier.monitor.ground_truth import (
@@ -66,7 +73,7 @@ class GroundTruthApi:
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, authenticate: Authenticate
     ) -> None:
-        headers = _headers(scope)
+        headers = request_headers(scope)
         path: str = scope["path"]
         name = unquote(path[len("/endpoints/") : -len(GROUND_TRUTH_SUFFIX)])
         try:
@@ -100,7 +107,7 @@ class GroundTruthApi:
             return
         log.info("ground truth for %s: %d record(s) stored in %s", name, upload.records, where)
         answer = orjson.dumps({"accepted": upload.records, "labels": upload.labels})
-        await respond(send, 200, answer, _response_headers())
+        await respond(send, 200, answer, json_headers())
 
     async def _check_endpoint(self, name: str) -> None:
         try:
@@ -117,24 +124,8 @@ class GroundTruthApi:
 async def _error(send: Send, err: AwsError) -> None:
     payload: dict[str, Any] = {"ErrorCode": err.code, "message": err.message}
     payload.update(getattr(err, "extra", {}))
-    headers = [*_response_headers(), (b"x-amzn-errortype", err.code.encode())]
+    headers = json_headers(err.code)
     await respond(send, err.status, orjson.dumps(payload), headers)
-
-
-def _response_headers() -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", b"application/json"),
-        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
-    ]
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        out[name] = f"{out[name]},{text}" if name in out else text
-    return out
 
 
 __all__ = ["GROUND_TRUTH_SUFFIX", "MAX_GROUND_TRUTH_BYTES", "GroundTruthApi", "is_ground_truth"]

@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from urllib.parse import unquote
 
 import orjson
 
-from pier.contract.asgi import Receive, Scope, Send, read_body, respond
+from pier.contract.asgi import (
+    Receive,
+    Scope,
+    Send,
+    json_headers,
+    read_body,
+    request_headers,
+    respond,
+)
 from pier.control.monitoring_service import MonitoringService
 from pier.errors import AwsError, InternalFailure, PierError
 
@@ -47,7 +54,7 @@ async def monitoring_route(
     send: Send,
     authenticate: Authenticate,
 ) -> None:
-    headers = _headers(scope)
+    headers = request_headers(scope)
     try:
         body = await read_body(receive, _MAX_BODY)
         if body is None:
@@ -67,29 +74,13 @@ async def monitoring_route(
         log.exception("monitoring route failure")
         await _error(send, InternalFailure("Internal error; see the platform log."))
         return
-    await respond(send, 200, orjson.dumps(result), _response_headers())
+    await respond(send, 200, orjson.dumps(result), json_headers())
 
 
 async def _error(send: Send, err: AwsError) -> None:
     body = orjson.dumps({"__type": err.code, "message": err.message})
-    headers = [*_response_headers(), (b"x-amzn-errortype", err.code.encode())]
+    headers = json_headers(err.code)
     await respond(send, err.status, body, headers)
-
-
-def _response_headers() -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", b"application/json"),
-        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
-    ]
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        out[name] = f"{out[name]},{text}" if name in out else text
-    return out
 
 
 __all__ = ["PREFIX", "is_monitoring", "monitoring_route"]
