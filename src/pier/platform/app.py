@@ -92,6 +92,7 @@ class PlatformApp:
         capturer: Capturer | None = None,
         ground_truth: GroundTruthApi | None = None,
         cloudwatch: CloudWatchApi | None = None,
+        monitoring: MonitoringService | None = None,
     ) -> None:
         self.cloudwatch = cloudwatch
         self.registry = registry
@@ -102,7 +103,7 @@ class PlatformApp:
         self.lookup = lookup
         self.clock = clock
         # SageMaker's monitoring-schedule operations, and pier's monitoring routes.
-        self.monitoring: MonitoringService | None = None
+        self.monitoring = monitoring
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

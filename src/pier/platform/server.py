@@ -222,10 +222,6 @@ async def _serve(
         alarm_store, alarms, region=settings.region, account=settings.account
     )
     cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store), alarm_service])
-    app = PlatformApp(
-        service, router, lookup, registry=registry, capturer=capturer, cloudwatch=cloudwatch
-    )
-    app.ground_truth = GroundTruthApi(labels, service, settings.account)
     # Monitoring schedules: SageMaker's API on the control port; the scheduler runs them and
     # publishes drift metrics (aws/sagemaker/Endpoints/data-metrics) to the metric store.
     scheduler = Scheduler(
@@ -235,11 +231,21 @@ async def _serve(
         publish=publish_to(metric_store),
         from_model=fetch_baseline,
     )
-    app.monitoring = MonitoringService(
+    monitoring = MonitoringService(
         sessions,
         ArnFactory(settings.region, settings.account),
         run_now=scheduler.run_now,
         notify=scheduler.notify,
+    )
+    app = PlatformApp(
+        service,
+        router,
+        lookup,
+        registry=registry,
+        capturer=capturer,
+        ground_truth=GroundTruthApi(labels, service, settings.account),
+        cloudwatch=cloudwatch,
+        monitoring=monitoring,
     )
     await capturer.start()
     await recorder.start()
