@@ -1295,3 +1295,21 @@ def test_plan_checks_shadow_variants_and_leaves_the_request_alone(
         "(neither in the template nor on the platform)"
     )
     assert [v["VariantName"] for v in config.body["ProductionVariants"]] == ["main"]
+
+
+def test_plan_details_name_the_variant_that_was_added_or_removed() -> None:
+    a = {"VariantName": "a", "InitialVariantWeight": 1.0, "ModelName": "m-a"}
+    b = {"VariantName": "b", "InitialVariantWeight": 1.0, "ModelName": "m-b"}
+    c = {"VariantName": "c", "InitialVariantWeight": 2.0, "ModelName": "m-c"}
+    old = {"ProductionVariants": [a, b]}
+    new = {"ProductionVariants": [{**a, "InitialVariantWeight": 3.0}, c, b]}
+    details = engine._differences(old, new, engine.ENDPOINT_CONFIG)
+    assert details == [
+        "ProductionVariants[VariantName=a].InitialVariantWeight: 1.0 -> 3.0",
+        f"ProductionVariants[VariantName=c]: added {c!r}",
+    ]
+    details = engine._differences(new, old, engine.ENDPOINT_CONFIG)
+    assert details == [
+        "ProductionVariants[VariantName=a].InitialVariantWeight: 3.0 -> 1.0",
+        "ProductionVariants[VariantName=c]: removed",
+    ]

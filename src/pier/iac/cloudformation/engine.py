@@ -276,6 +276,19 @@ def _differences(old: Any, new: Any, kind: Kind, path: str = "") -> list[str]:
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
             out.extend(_differences(a, b, kind, f"{path.rstrip('.')}[{i}]."))
         return out
+    keyed = _by_id(old, new) if isinstance(old, list) and isinstance(new, list) else None
+    if keyed is not None:  # a variant (or tag) added or removed: name it, diff the others
+        key, olds, news = keyed
+        out = []
+        for ident in [*olds, *(i for i in news if i not in olds)]:
+            here = f"{path.rstrip('.')}[{key}={ident}]"
+            if ident not in news:
+                out.append(f"{here}: removed")
+            elif ident not in olds:
+                out.append(f"{here}: added {_short(news[ident])}")
+            else:
+                out.extend(_differences(olds[ident], news[ident], kind, here + "."))
+        return out
     if _same(old, new):
         return []
     return [f"{path.rstrip('.')}: {_short(old)} -> {_short(new)}"]
@@ -290,6 +303,22 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
         return math.isclose(float(a), float(b))
     return bool(a == b)
+
+
+_ID_KEYS = ("VariantName", "Key", "Name")
+
+
+def _by_id(old: list[Any], new: list[Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """Both lists' items by the member that names them (VariantName, Key, Name), if they all
+    have one and no name repeats; else None."""
+    items = [*old, *new]
+    for key in _ID_KEYS:
+        if items and all(isinstance(i, dict) and isinstance(i.get(key), str) for i in items):
+            olds = {i[key]: i for i in old}
+            news = {i[key]: i for i in new}
+            if len(olds) == len(old) and len(news) == len(new):
+                return key, olds, news
+    return None
 
 
 def _short(value: Any) -> str:
