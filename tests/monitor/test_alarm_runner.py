@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,9 @@ NS, METRIC = "Pier/Test", "Errors"
 DIMS = {"EndpointName": "e"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    if request.param == "sqlite":
-        e = db.create(f"sqlite:///{tmp_path_factory.mktemp('alarms')}/pier.db")
-        db.migrate(e)
-        yield e
-        e.dispose()
-        return
-    from tests.contract.platform_fixtures import postgres_database
-
-    with postgres_database() as url:
-        e = db.create(url)
-        db.migrate(e)
-        yield e
-        e.dispose()
+@pytest.fixture(scope="module")
+def engine(migrated_engine: Any) -> Any:
+    return migrated_engine
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ retention, on SQLite and on PostgreSQL (a throwaway database, migrated like the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,23 +17,9 @@ NS = "AWS/SageMaker"
 DIMS = {"EndpointName": "e", "VariantName": "v"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        e = db.create(f"sqlite:///{tmp_path_factory.mktemp('store')}/pier.db")
-        db.migrate(e)
-        yield e
-        e.dispose()
-        return
-    from tests.contract.platform_fixtures import postgres_database
-
-    with postgres_database() as url:
-        e = db.create(url)
-        db.migrate(e)
-        yield e
-        e.dispose()
+@pytest.fixture(scope="module")
+def engine(migrated_engine: Engine) -> Engine:
+    return migrated_engine
 
 
 @pytest.fixture
