@@ -27,8 +27,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The container tests need a Docker Engine and pier's base image: scripts/docker-engine installs
+# and starts them (and stops a dockerd it started once the tests end).
 unit: install
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 900
+	scripts/docker-engine run env PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/pytest -q -p no:cacheprovider --timeout 900
 
 test: lint typecheck unit
 
