@@ -56,7 +56,7 @@ class ModelEnvironment:
 
     @property
     def python_minor(self) -> str | None:
-        """"3.11" of "3.11.7": environments are matched on major.minor (patch releases of
+        """ "3.11" of "3.11.7": environments are matched on major.minor (patch releases of
         CPython keep the ABI and the stdlib's behaviour that models rely on)."""
         if self.python is None:
             return None

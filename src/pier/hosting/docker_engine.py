@@ -1,0 +1,56 @@
+"""The Docker Engine, through the `docker` SDK: one place that connects and says why it cannot.
+
+`pier build` (pier.hosting.images) and the Docker backend (pier.hosting.docker_backend) both
+start here. The SDK reads DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH like the docker
+CLI (default: the local socket).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pier.errors import PierError
+
+if TYPE_CHECKING:
+    import docker
+
+START_HINT = (
+    "Install and start a Docker Engine (Debian: `apt-get install docker.io`, then start "
+    "`dockerd`; the project's `scripts/docker-engine up` does both), or set DOCKER_HOST."
+)
+
+
+class DockerUnavailable(PierError):
+    """No Docker Engine answers: the message says how to get one."""
+
+    status = 503
+    code = "DockerUnavailable"
+
+
+def connect(timeout_s: float = 120.0) -> docker.DockerClient:
+    """A client of the engine that answered a ping; DockerUnavailable when none does."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError as exc:  # pragma: no cover - a dependency of pier
+        raise DockerUnavailable(f"the docker Python SDK is not installed: {exc}") from None
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+    except DockerException as exc:
+        raise DockerUnavailable(f"No Docker Engine answers ({_short(exc)}). {START_HINT}") from None
+    return client
+
+
+def available() -> bool:
+    """Whether an engine answers (a quick check for `can_run`-style decisions)."""
+    try:
+        connect(timeout_s=5.0).close()
+    except DockerUnavailable:
+        return False
+    return True
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
