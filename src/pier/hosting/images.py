@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pier.errors import PierError, ValidationException
 from pier.hosting import docker_engine, wheelhouse
 from pier.hosting.model_env import ModelEnvironment
+from pier.hosting.model_source import LABEL_PREFIX
 from pier.hosting.serving_install import (
     SERVE_SCRIPT,
     SERVING_REQUIREMENTS,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 ENV_REPOSITORY = "pier-env"
-LABEL_PREFIX = "org.pier."
 ENV_DIR = "/opt/pier/env"
 MODEL_DIR = "/opt/ml/model"
 USER = "pier"
@@ -225,9 +225,10 @@ def build_image(
             if model_dir is not None:
                 _copy_model(Path(model_dir), context / "model")
                 lines.append(f"COPY model {MODEL_DIR}")
+            lines.append(label_instruction(labels))
             (context / "Dockerfile").write_text("\n".join(lines) + "\n")
             say(f"building {tag}")
-            image_id = _build(client, context, tag, labels, say)
+            image_id = _build(client, context, tag, say)
         image = client.images.get(image_id)
         size = int(image.attrs.get("Size") or 0)
     finally:
@@ -271,19 +272,15 @@ def _serving_image(
         copy_package(context / "src")
         (context / "serve").write_text(SERVE_SCRIPT)
         pip_wheel = next((house / wheelhouse.PIP_DIR).glob("pip-*.whl")).name
-        (context / "Dockerfile").write_text(_env_dockerfile(base, pip_wheel))
+        labels = {
+            f"{LABEL_PREFIX}environment": key,
+            f"{LABEL_PREFIX}base-image": base.name,
+            f"{LABEL_PREFIX}python": target.python,
+        }
+        dockerfile = _env_dockerfile(base, pip_wheel) + label_instruction(labels) + "\n"
+        (context / "Dockerfile").write_text(dockerfile)
         say(f"building environment image {tag} on {base.name} (Python {target.python})")
-        _build(
-            client,
-            context,
-            tag,
-            {
-                f"{LABEL_PREFIX}environment": key,
-                f"{LABEL_PREFIX}base-image": base.name,
-                f"{LABEL_PREFIX}python": target.python,
-            },
-            say,
-        )
+        _build(client, context, tag, say)
     return tag
 
 
@@ -315,16 +312,26 @@ ENTRYPOINT ["{ENV_DIR}/bin/serve"]
 """
 
 
-def _build(
-    client: docker.DockerClient, context: Path, tag: str, labels: dict[str, str], say: Progress
-) -> str:
+def label_instruction(labels: dict[str, str]) -> str:
+    """One Dockerfile LABEL instruction for all `labels` (one step, not one per label as the
+    build API's `labels` makes): values double-quoted, with quote, backslash and `$` escaped
+    (the builder expands variables in LABEL) and line breaks as spaces."""
+    parts = []
+    for key, value in labels.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", key):
+            raise ValidationException(f"{key!r} is not a valid label name.")
+        text = " ".join(str(value).splitlines())
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+        parts.append(f'{key}="{escaped}"')
+    return "LABEL " + " ".join(parts) if parts else ""
+
+
+def _build(client: docker.DockerClient, context: Path, tag: str, say: Progress) -> str:
     """Build `context` with the classic builder, each output line to `say`; the image id."""
     image_id = None
     tail: list[str] = []
     try:
-        stream = client.api.build(
-            path=str(context), tag=tag, labels=labels, rm=True, forcerm=True, decode=True
-        )
+        stream = client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True)
         for chunk in stream:
             if "error" in chunk:
                 detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
