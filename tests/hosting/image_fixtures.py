@@ -48,24 +48,36 @@ def cache_dir(home: Path) -> Path:
     return home / "cache" / "images"
 
 
-def save_pinned_model(path: Path, coef_a: float, coef_b: float, intercept: float) -> Path:
-    """y = a*coef_a + b*coef_b + intercept as an MLflow sklearn model whose requirements pin
-    this interpreter's versions."""
-    import mlflow.sklearn
+def _pinned(coef_a: float, coef_b: float, intercept: float) -> tuple[Any, dict[str, Any]]:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LinearRegression
 
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0, 5.0], "b": [1.0, 0.0, 1.0, 2.0, -1.0]})
     y = X["a"] * coef_a + X["b"] * coef_b + intercept
     model = LinearRegression().fit(X, y)
-    mlflow.sklearn.save_model(
-        model,
-        str(path),
-        signature=infer_signature(X, model.predict(X)),
-        serialization_format="cloudpickle",
-        pip_requirements=[f"{name}=={metadata.version(name)}" for name in PINNED],
-    )
+    return model, {
+        "signature": infer_signature(X, model.predict(X)),
+        "serialization_format": "cloudpickle",
+        "pip_requirements": [f"{name}=={metadata.version(name)}" for name in PINNED],
+    }
+
+
+def save_pinned_model(path: Path, coef_a: float, coef_b: float, intercept: float) -> Path:
+    """y = a*coef_a + b*coef_b + intercept as an MLflow sklearn model in `path`, whose
+    requirements pin this interpreter's versions."""
+    import mlflow.sklearn
+
+    model, options = _pinned(coef_a, coef_b, intercept)
+    mlflow.sklearn.save_model(model, str(path), **options)
     return path
+
+
+def log_pinned_model(registered: str, coef_a: float, coef_b: float, intercept: float) -> None:
+    """The same model logged into the active run and registered as `registered`."""
+    import mlflow.sklearn
+
+    model, options = _pinned(coef_a, coef_b, intercept)
+    mlflow.sklearn.log_model(model, name="model", registered_model_name=registered, **options)
 
 
 def local_predictions(model_dir: Path) -> list[float]:
@@ -142,6 +154,11 @@ def running(
         yield Running(container, url, time.monotonic() - started)
     finally:
         container.remove(force=True)
+
+
+def env_images(client: Any) -> set[str]:
+    """The engine's pier-env:<key> tags: what a fixture built is what is new at its end."""
+    return {t for image in client.images.list(name="pier-env") for t in image.tags}
 
 
 def remove_images(client: Any, *tags: str) -> None:

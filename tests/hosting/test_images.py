@@ -18,6 +18,7 @@ from tests.hosting.image_fixtures import (
     BASE_IMAGE,
     cache_dir,
     docker_client,  # noqa: F401  # a fixture
+    env_images,
     image_home,  # noqa: F401  # a fixture
     local_predictions,
     remove_images,
@@ -30,7 +31,7 @@ TAG = "pier-test-images"
 TRICKY = 'a "quoted" $HOME \\ value'
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("image-models")
     return {
@@ -39,23 +40,22 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def env_image(docker_client: Any, image_home: Path, models: dict[str, Path]) -> Iterator[str]:  # noqa: F811
     """The environment image of the models (built here unless the engine has it), removed
     at the end if built here."""
     env = model_env.read(models["v1"])
     base = images.base_image(docker_client, BASE_IMAGE, cache_dir(image_home))
     tag = f"{images.ENV_REPOSITORY}:{images.environment_key(env, base)}"
-    existed = bool(docker_client.images.list(name=tag))
+    before = env_images(docker_client)
     built = images.serving_image(env, base_image=BASE_IMAGE, cache_dir=cache_dir(image_home))
     assert built == tag
     yield tag
     remove_images(docker_client, f"{TAG}:v1", f"{TAG}:v2", f"{TAG}:bare")
-    if not existed:
-        remove_images(docker_client, tag)
+    remove_images(docker_client, *(env_images(docker_client) - before))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_images(
     docker_client: Any,  # noqa: F811
     image_home: Path,  # noqa: F811
