@@ -74,12 +74,20 @@ def up(
         str | None,
         typer.Option(help="MLflow artefact store: a directory, s3://bucket/path or ftp://..."),
     ] = None,
+    env_manager: Annotated[
+        str | None,
+        typer.Option(
+            help="Which environment serves a model whose container Environment has no "
+            "PIER_ENV_MANAGER: auto (pier's own when it satisfies the model, else the model's "
+            "own virtualenv), local, virtualenv. Default auto; see docs/environments.md."
+        ),
+    ] = None,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = _settings(
         home=home, host=host, port=port, state_url=state_url, mlflow=mlflow,
         mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
-        artifacts_destination=artifacts_destination,
+        artifacts_destination=artifacts_destination, env_manager=env_manager,
     )  # fmt: skip
     h = Home(settings.home)
     if detach:

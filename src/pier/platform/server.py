@@ -173,7 +173,12 @@ async def _serve(
 
     sessions = db.sessions(engine)
     table = RoutingTable()
-    backend = ProcessBackend(home.root)  # it keeps its records in home/instances/
+    backend = ProcessBackend(  # it keeps its records in home/instances/
+        home.root,
+        env_manager=settings.env_manager,
+        env_cache=settings.env_cache or home.root / "envs",
+        model_cache=home.model_cache / "mlflow",
+    )
     reconciler = Reconciler(
         sessions,
         backend,
