@@ -227,6 +227,7 @@ class DockerBackend:
         self._build_lock = threading.Lock()  # one image build at a time
         self._instances: dict[str, Instance] = {}
         self._handles: dict[str, _Handle] = {}
+        self._cleanups: set[asyncio.Future[None]] = set()  # abandoned launches being stopped
 
     # ------------------------------------------------------------------ the engine
     @property
@@ -268,11 +269,12 @@ class DockerBackend:
         try:
             await asyncio.shield(starting)
         except asyncio.CancelledError:
-            # The thread cannot be interrupted: let it finish, then stop what it started (a
-            # DeleteEndpoint during a create must not leave a container behind).
-            with contextlib.suppress(Exception):
-                await starting
-            await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
+            # The thread cannot be interrupted: a task of its own lets it finish, then stops
+            # what it started (a DeleteEndpoint during a create must not leave a container
+            # behind), whatever happens to the cancelled caller meanwhile.
+            cleanup = asyncio.ensure_future(self._abandon(starting, instance))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
             raise
         except CannotStart as exc:
             instance.state = InstanceState.FAILED
@@ -280,6 +282,11 @@ class DockerBackend:
             self._note(instance, f"cannot start: {exc}")
             log.warning("instance %s failed to start: %s", spec.instance_id, exc)
         return instance
+
+    async def _abandon(self, starting: asyncio.Future[None], instance: Instance) -> None:
+        with contextlib.suppress(Exception):
+            await starting
+        await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
 
     async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:
         timeout = instance.spec.startup_timeout_s if timeout_s is None else timeout_s
@@ -309,13 +316,15 @@ class DockerBackend:
 
     async def stop(self, instance: Instance, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         handle = self._handles.pop(instance.instance_id, None)
-        if handle is not None:
-            await asyncio.to_thread(self._stop_container, instance, handle, grace_s)
-        self._instances.pop(instance.instance_id, None)
-        self._record_path(instance.instance_id).unlink(missing_ok=True)
-        if instance.state is not InstanceState.FAILED:
-            instance.state = InstanceState.STOPPED
-            log.info("stopped %s (exit code %s)", instance.instance_id, instance.exit_code)
+        try:
+            if handle is not None:  # a cancel does not stop the thread: it stops the container
+                await asyncio.to_thread(self._stop_container, instance, handle, grace_s)
+        finally:
+            self._instances.pop(instance.instance_id, None)
+            self._record_path(instance.instance_id).unlink(missing_ok=True)
+            if instance.state is not InstanceState.FAILED:
+                instance.state = InstanceState.STOPPED
+                log.info("stopped %s (exit code %s)", instance.instance_id, instance.exit_code)
 
     def list(self) -> list[Instance]:
         return list(self._instances.values())
@@ -487,11 +496,16 @@ class DockerBackend:
 
         try:
             env = model_env.read(model_dir)
+        except PierError as exc:
+            raise CannotStart(f"Could not load model {model_dir}: {exc.message}") from None
+        try:
             return images.serving_image(
                 env, base_image=self.base_image, cache_dir=self.cache_dir, progress=progress
             )
         except PierError as exc:
-            raise CannotStart(f"Cannot build the model's serving image: {exc.message}") from None
+            raise CannotStart(
+                f"Cannot build the serving image of the model {model_dir}: {exc.message}"
+            ) from None
 
     # ------------------------------------------------------------------ watching
     async def _check(self, instance: Instance, client: httpx.AsyncClient) -> bool:
