@@ -169,8 +169,8 @@ class Reconciler:
         running = self._tasks.get(row.name)
         if running is not None:
             kind, task = running
-            if row.status == EndpointStatus.DELETING and kind != "delete":
-                task.cancel()  # its finally-blocks stop what it launched
+            if row.status == EndpointStatus.DELETING and kind != "delete" and not task.cancelling():
+                task.cancel()  # its finally-blocks stop what it launched (once: not mid-cleanup)
             return
         status = EndpointStatus(row.status)
         if status == EndpointStatus.CREATING:
@@ -237,6 +237,7 @@ class Reconciler:
             startup_timeout_s=float(
                 variant.get("ContainerStartupHealthCheckTimeoutInSeconds", 240)
             ),
+            instance_type=str(variant.get("InstanceType") or ""),
         )
         instance = await self._backend.launch(spec)
         self._instances.setdefault(endpoint, []).append(instance)
