@@ -124,3 +124,18 @@ class PlatformSettings(BaseSettings):
 
     def resolved_state_url(self) -> str:
         return self.state_url or f"sqlite:///{self.home / 'pier.db'}"
+
+
+class BuildSettings(BaseSettings):
+    """`pier build`: where its caches live and which base image it builds on."""
+
+    model_config = SettingsConfigDict(env_prefix="PIER_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=default_home)  # PIER_HOME
+    # The image the serving image starts from (PIER_BASE_IMAGE); --base-image overrides it.
+    base_image: str = "python:3.11-slim"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Wheelhouses and base-image facts: home/cache/images."""
+        return self.home / "cache" / "images"

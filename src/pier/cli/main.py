@@ -112,6 +112,7 @@ def serve(
 # The other commands, each module light at import: heavy libraries load inside the command.
 from pier.cli import (  # noqa: E402
     alarms_command,
+    build_command,
     delete_command,
     endpoint_commands,
     export_command,
@@ -133,6 +134,7 @@ app.command()(endpoint_commands.endpoints)
 app.command()(endpoint_commands.describe)
 app.command()(endpoint_commands.invoke)
 app.command()(logs_command.logs)
+app.command()(build_command.build)
 app.command()(metrics_command.metrics)
 app.command("delete-endpoint")(delete_command.delete_endpoint)
 app.command()(iac_commands.apply)
