@@ -84,6 +84,13 @@ class ModelLoadError(PierError):
     code = "RESOURCE_DOES_NOT_EXIST"
 
 
+class ModelEnvironmentError(PierError):
+    """A model's own environment cannot be built: the message is the resolver's (uv's)."""
+
+    status = 424  # Failed Dependency: the model declares what cannot be installed
+    code = "MODEL_ENVIRONMENT_ERROR"
+
+
 # ------------------------------------------------------------------ AWS-style API errors
 # The SageMaker control API (JSON 1.1) and runtime API (REST-JSON) report errors as boto3
 # expects them: the code in the body's "__type" (control) or "code"/x-amzn-ErrorType header.

@@ -8,11 +8,13 @@ SAGEMAKER_MODEL_SERVER_WORKERS and SAGEMAKER_MODEL_SERVER_TIMEOUT.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
+EnvManagerName = Literal["auto", "local", "virtualenv"]  # see pier.hosting.environments
 
 
 class ServeSettings(BaseSettings):
@@ -45,6 +47,10 @@ class ServeSettings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".pier")  # PIER_HOME
     log_file: Path | None = None
     log_level: str = "info"
+    # Which environment serves the model (docs/environments.md): `pier serve` decides before
+    # it starts the server; the server itself ignores these.
+    env_manager: EnvManagerName = "auto"
+    env_cache: Path | None = None  # default: home/envs
 
     @field_validator("log_level")
     @classmethod
@@ -112,6 +118,10 @@ class PlatformSettings(BaseSettings):
         default=None, description="MLflow artefact store (default: home/mlflow/artifacts)"
     )
     stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # Which environment serves a model whose container Environment has no PIER_ENV_MANAGER
+    # (docs/environments.md), and where model environments are cached (default: home/envs).
+    env_manager: EnvManagerName = "auto"
+    env_cache: Path | None = None
     # Ground truth uploaded to POST /endpoints/{name}/ground-truth: s3://bucket/prefix or
     # file:///dir; `pier quality` reads it back (default: home/ground-truth).
     ground_truth_uri: str | None = None

@@ -70,6 +70,18 @@ def serve(
     log_file: Annotated[
         Path | None, typer.Option(help="Log file (default $PIER_HOME/logs/serve-PORT.log).")
     ] = None,
+    env_manager: Annotated[
+        str | None,
+        typer.Option(
+            help="Which environment serves the model: auto (pier's own when it satisfies the "
+            "model's requirements, else the model's own virtualenv), local (pier's own), "
+            "virtualenv (the model's own). Default auto; see docs/environments.md."
+        ),
+    ] = None,
+    env_cache: Annotated[
+        Path | None,
+        typer.Option(help="Where model environments are cached (default $PIER_HOME/envs)."),
+    ] = None,
 ) -> None:
     """Serve one MLflow model over the SageMaker container contract (/ping, /invocations).
 
@@ -85,6 +97,8 @@ def serve(
         "max_batch_rows": max_batch_rows,
         "max_batch_wait_ms": max_batch_wait_ms,
         "log_file": log_file,
+        "env_manager": env_manager,
+        "env_cache": env_cache,
     }
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
@@ -93,10 +107,13 @@ def serve(
             field = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "?"
             err.print(f"[red]error:[/red] {field}: {e['msg']}")
         raise typer.Exit(2) from None
-    if settings.log_file is None:
-        settings = settings.model_copy(
-            update={"log_file": settings.home / "logs" / f"serve-{settings.port}.log"}
-        )
+    log_file = settings.log_file or settings.home / "logs" / f"serve-{settings.port}.log"
+    settings = settings.model_copy(update={"log_file": log_file})
+    settings, env_dir = _environment(settings, log_file)
+    if env_dir is not None:
+        from pier.cli.serve_env import exec_server
+
+        exec_server(env_dir, settings)
     from pier.serving.server import run
 
     try:
@@ -107,6 +124,35 @@ def serve(
         )
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _environment(settings: ServeSettings, log_file: Path) -> tuple[ServeSettings, Path | None]:
+    """Which environment serves the model (pier.cli.serve_env); exit 1 with the reason (on
+    stderr and in the log file) when it cannot be prepared."""
+    import logging
+
+    from rich.text import Text
+
+    from pier.cli.serve_env import choose
+    from pier.errors import PierError
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        return choose(settings, err)
+    except PierError as exc:
+        logging.getLogger("pier.serve").error("%s", exc.message)
+        err.print(Text.assemble(("error:", "red"), " ", exc.message))  # uv's [extras] as is
+        raise typer.Exit(1) from None
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 # The other commands, each module light at import: heavy libraries load inside the command.
