@@ -11,6 +11,7 @@ answers it cannot run, and the reason is printed with MLflow's published sizes i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ MLFLOW_PUBLISHED = [
 ]
 
 
+_REASON = re.compile(
+    r"^(Step \d+/\d+ : FROM .*|.*(?:dial tcp|pull access|manifest|denied|Error response).*)$", re.M
+)
+
+
+def why_not(output: str) -> str:
+    """The lines of a failed docker build that say why: its FROM and the registry's error."""
+    return "\n".join(dict.fromkeys(m.group(1).strip() for m in _REASON.finditer(output)))
+
+
 def pier_build(model: Path, tag: str, base: str, home: Path) -> dict[str, Any]:
     done = timed(
         [str(PIER), "build", str(model), "-t", tag, "--base-image", base],
@@ -67,7 +78,7 @@ def mlflow_build(model: Path, timeout_s: float) -> dict[str, Any]:
         timeout_s=timeout_s,
     )
     if cold.code != 0:
-        reason = cold.tail(6)
+        reason = why_not(cold.output) or cold.tail(6)
         say(f"  mlflow models build-docker cannot run here ({cold.code}):\n{reason}")
         return {"ran": False, "reason": reason, "published": MLFLOW_PUBLISHED}
     client = docker()

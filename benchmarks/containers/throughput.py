@@ -30,6 +30,7 @@ def _hosting() -> Any:
     if spec is None or spec.loader is None:
         raise RuntimeError("benchmarks/hosting/run.py is missing")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["hosting_run"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
