@@ -8,10 +8,10 @@ SAGEMAKER_MODEL_SERVER_WORKERS and SAGEMAKER_MODEL_SERVER_TIMEOUT.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
 EnvManagerName = Literal["auto", "local", "virtualenv"]  # see pier.hosting.environments
@@ -79,6 +79,24 @@ class ContainerServeSettings(ServeSettings):
     )
 
 
+def image_pairs(values: list[str]) -> dict[str, str]:
+    """`URI=IMAGE` strings (several comma-separated in one string too) → a mapping; ValueError
+    with an example for anything else."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in value.split(","):
+            key, eq, target = item.strip().partition("=")
+            if not item.strip():
+                continue
+            if not eq or not key.strip() or not target.strip():
+                raise ValueError(
+                    f"{item.strip()!r}: expected URI=IMAGE, e.g. "
+                    "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1=my-model:latest"
+                )
+            out[key.strip()] = target.strip()
+    return out
+
+
 def default_home() -> Path:
     return Path.home() / ".pier"
 
@@ -131,6 +149,28 @@ class PlatformSettings(BaseSettings):
     alarm_evaluation_seconds: float = Field(default=60.0, gt=0)
     alarm_evaluation_delay_seconds: float = Field(default=15.0, ge=0)
     log_level: str = "info"
+    # Where instances run (docs/containers.md): `process` runs MLflow models as `pier serve`
+    # processes and other images in Docker when an engine answers; `docker` runs every
+    # instance as a container.
+    backend: Literal["process", "docker"] = "process"
+    # ECR image URIs -> local images: PIER_IMAGE_MAP="URI=IMAGE,URI=IMAGE" (or a JSON object),
+    # `pier up --map-image URI=IMAGE`.
+    image_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # The base of pier's serving images for MLflow models on the Docker backend.
+    base_image: str = "python:3.11-slim"
+
+    @field_validator("image_map", mode="before")
+    @classmethod
+    def _image_pairs(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            import json
+
+            return json.loads(value)
+        if isinstance(value, str):
+            return image_pairs([value])
+        if isinstance(value, list | tuple):
+            return image_pairs([str(v) for v in value])
+        return value
 
     def resolved_state_url(self) -> str:
         return self.state_url or f"sqlite:///{self.home / 'pier.db'}"

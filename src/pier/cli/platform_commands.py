@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,12 +75,31 @@ def up(
         str | None,
         typer.Option(help="MLflow artefact store: a directory, s3://bucket/path or ftp://..."),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Where instances run: process (MLflow models as processes, other images in "
+            "Docker) or docker (every instance a container). Default process."
+        ),
+    ] = None,
+    map_image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map-image",
+            help="Run the local IMAGE where a Model names URI: URI=IMAGE (repeatable).",
+        ),
+    ] = None,
+    base_image: Annotated[
+        str | None,
+        typer.Option(help="Base of the serving images of MLflow models in Docker."),
+    ] = None,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = _settings(
         home=home, host=host, port=port, state_url=state_url, mlflow=mlflow,
         mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
-        artifacts_destination=artifacts_destination,
+        artifacts_destination=artifacts_destination, backend=backend,
+        image_map=map_image or None, base_image=base_image,
     )  # fmt: skip
     h = Home(settings.home)
     if detach:
@@ -138,7 +158,9 @@ def settings_env(settings: PlatformSettings) -> dict[str, str]:
     URIs may hold passwords, and the environment, unlike argv, is not shown by `ps`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
     for name, value in settings.model_dump().items():
-        if value is not None and name != "region":
+        if isinstance(value, dict):
+            env[f"PIER_{name.upper()}"] = json.dumps(value)
+        elif value is not None and name != "region":
             env[f"PIER_{name.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )

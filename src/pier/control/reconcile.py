@@ -237,6 +237,7 @@ class Reconciler:
             startup_timeout_s=float(
                 variant.get("ContainerStartupHealthCheckTimeoutInSeconds", 240)
             ),
+            instance_type=str(variant.get("InstanceType") or ""),
         )
         instance = await self._backend.launch(spec)
         self._instances.setdefault(endpoint, []).append(instance)

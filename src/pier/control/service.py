@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pier.control.arns import ArnFactory
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
+from pier.hosting.image_map import is_mlflow_image
 from pier.monitor.capture import destination_problem
 from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
 
@@ -127,10 +128,17 @@ class HostingService:
             if problem:
                 raise ValidationException(f"Container {i + 1}: {problem}")
             source = container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
-            if not container.get("ModelDataUrl") and not source:
+            # An MLflow model is served from its model data; another image may hold its model
+            # (SageMaker allows a container without model data).
+            if (
+                not container.get("ModelDataUrl")
+                and not source
+                and is_mlflow_image(container.get("Image"))
+            ):
                 raise ValidationException(
                     f"Container {i + 1}: pier needs the model: set ModelDataUrl (an MLflow model "
-                    "URI, a path, or an s3:// / https:// model.tar.gz) or ModelDataSource."
+                    "URI, a path, or an s3:// / https:// model.tar.gz) or ModelDataSource, or "
+                    "name an Image that holds the model."
                 )
         duplicate = f'Cannot create already existing model "{arn}".'
         with self._creating(duplicate) as s:

@@ -46,6 +46,7 @@ class InstanceSpec:
     environment: dict[str, str] = field(default_factory=dict, hash=False)  # the container's
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     fleet: str = ""  # the platform's label for a generation of instances (blue/green)
+    instance_type: str = ""  # the variant's InstanceType (ml.m5.large): a container's limits
 
     def __post_init__(self) -> None:
         # The id names files and directories of the backend: refuse anything path-like.
@@ -83,12 +84,18 @@ class Instance:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Where instances run. Implementations: pier.hosting.process.ProcessBackend."""
+    """Where instances run. Implementations: pier.hosting.process.ProcessBackend,
+    pier.hosting.docker_backend.DockerBackend, pier.hosting.dispatch.DispatchBackend."""
 
     name: str
 
     def can_run(self, image: str | None) -> bool:
         """Whether this backend can run a container definition with this image."""
+        ...
+
+    def cannot_run(self, image: str | None) -> str | None:
+        """None when this backend can run the image; else why not and what to do (a message
+        CreateModel returns as is)."""
         ...
 
     async def launch(self, spec: InstanceSpec) -> Instance:

@@ -34,12 +34,31 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         from docker.errors import DockerException
     except ImportError as exc:  # pragma: no cover - a dependency of pier
         raise DockerUnavailable(f"the docker Python SDK is not installed: {exc}") from None
+    client = None
+    failure = None
     try:
         client = docker.from_env(timeout=int(timeout_s))
         client.ping()
     except DockerException as exc:
-        raise DockerUnavailable(f"No Docker Engine answers ({_short(exc)}). {START_HINT}") from None
+        failure = _short(exc)
+    if failure is not None:  # out of the except block: its traceback holds the socket
+        if client is not None:
+            client.close()
+        _drop_failed_sockets()
+        raise DockerUnavailable(f"No Docker Engine answers ({failure}). {START_HINT}")
     return client
+
+
+def _drop_failed_sockets() -> None:
+    """The SDK's version probe (in from_env) leaks the socket of a failed connection inside
+    urllib3, where nothing can close it: collect it now, quietly, not at a random later time
+    with a ResourceWarning."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def available() -> bool:

@@ -285,6 +285,9 @@ def _staging_dir(target: Path) -> Iterator[Path]:
     """A directory beside `target`, removed unless _install moved it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+    # mkdtemp makes it private (0700); the model is mounted read-only into containers whose
+    # user is not the platform's, so it must be readable by others like any unpacked file.
+    staging.chmod(0o755)
     try:
         yield staging
     finally:

@@ -49,6 +49,7 @@ from pier.hosting.base import (
     InstanceSpec,
     InstanceState,
 )
+from pier.hosting.image_map import is_mlflow_image
 
 log = logging.getLogger("pier.hosting.process")
 
@@ -61,7 +62,6 @@ FAILURE_LOG_LINES = 20
 # The instance's serve configuration comes from its container definition only, as on
 # SageMaker: the platform's own PIER_* / SAGEMAKER_* variables are not inherited.
 NOT_INHERITED = ("PIER_", "SAGEMAKER_")
-IMAGES = ("pier/mlflow-pyfunc",)
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:
 _HAVE_PROC = Path("/proc/self/stat").exists()
 _ERROR_LINE = re.compile(r" (?:ERROR|CRITICAL) \[\d+\] [\w.]+: (.+)$")  # serving's log format
@@ -98,6 +98,15 @@ def _is_running(pid: int, start_ticks: int | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def _other_backend(record: Path) -> bool:
+    """Whether an instance record is another backend's (it says so: `"backend": "docker"`)."""
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("backend", "process") != "process"
 
 
 def _reserve_port() -> socket.socket:
@@ -205,7 +214,16 @@ class ProcessBackend:
 
     # ------------------------------------------------------------------ interface
     def can_run(self, image: str | None) -> bool:
-        return not image or image in IMAGES or "mlflow-pyfunc" in image
+        return is_mlflow_image(image)
+
+    def cannot_run(self, image: str | None) -> str | None:
+        if self.can_run(image):
+            return None
+        return (
+            f"Image {image!r} cannot run on pier's process backend: it runs MLflow models "
+            "(Image unset, 'pier/mlflow-pyfunc', or any image name containing 'mlflow-pyfunc'). "
+            "Other images run in containers: start a Docker Engine and `pier up` again."
+        )
 
     async def launch(self, spec: InstanceSpec) -> Instance:
         if spec.instance_id in self._instances:
@@ -311,6 +329,8 @@ class ProcessBackend:
         records = sorted(self.state_dir.glob(f"instances/*/{RECORD_FILE}"))
         async with _ping_client() as client:
             for path in records:
+                if _other_backend(path):
+                    continue  # a container's record: the Docker backend adopts it
                 try:
                     instance, proc = self._read_record(path)
                 except (OSError, ValueError, KeyError, TypeError, ValidationException) as exc:

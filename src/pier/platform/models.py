@@ -16,12 +16,16 @@ _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>
 
 def model_resolver(cache_dir: Path) -> Callable[[dict[str, Any]], str]:
     """ModelDataUrl, or ModelDataSource.S3DataSource.S3Uri, resolved (downloads cached;
-    registry references pinned to a version)."""
+    registry references pinned to a version); "" for a container without model data (its
+    model lives in its image)."""
 
     def resolve(container: dict[str, Any]) -> str:
         url = container.get("ModelDataUrl")
         if not url:
-            url = container["ModelDataSource"]["S3DataSource"]["S3Uri"]
+            source = container.get("ModelDataSource") or {}
+            url = (source.get("S3DataSource") or {}).get("S3Uri")
+        if not url:
+            return ""
         return pin_version(model_data.resolve(url, cache_dir))
 
     return resolve

@@ -26,6 +26,8 @@ from pier.control.reconcile import Reconciler
 from pier.control.service import HostingService
 from pier.errors import PierError
 from pier.hosting.base import Backend
+from pier.hosting.dispatch import DispatchBackend
+from pier.hosting.docker_backend import DockerBackend
 from pier.hosting.process import ProcessBackend
 from pier.monitor.alarm_runner import AlarmRunner
 from pier.monitor.capture import Capturer, default_base
@@ -68,16 +70,23 @@ def configure_logging(home: Home, level: str) -> None:
 
 
 def image_checker(backend: Backend) -> Callable[[str | None], str | None]:
-    def check(image: str | None) -> str | None:
-        if backend.can_run(image):
-            return None
-        return (
-            f"Image {image!r} cannot run here: pier's {backend.name} backend runs MLflow models "
-            "(Image unset, 'pier/mlflow-pyfunc', or any image name containing 'mlflow-pyfunc'). "
-            "Backends for other containers (Docker, Kubernetes, SageMaker) are planned."
-        )
+    """CreateModel's check: None when the backend can run the image, else why it cannot."""
+    return backend.cannot_run
 
-    return check
+
+def make_backend(settings: PlatformSettings, home: Home) -> Backend:
+    """The backend `settings.backend` names (docs/containers.md). `docker` connects to the
+    engine now: DockerUnavailable says how to get one."""
+    docker = DockerBackend(
+        home.root,  # records in home/instances/, like the process backend's
+        image_map=settings.image_map,
+        base_image=settings.base_image,
+        cache_dir=home.root / "cache" / "docker",
+    )
+    if settings.backend == "docker":
+        docker.client  # noqa: B018  # connects, or raises DockerUnavailable
+        return docker
+    return DispatchBackend(ProcessBackend(home.root), docker)
 
 
 def start_mlflow(settings: PlatformSettings, home: Home) -> MlflowServer | None:
@@ -173,7 +182,8 @@ async def _serve(
 
     sessions = db.sessions(engine)
     table = RoutingTable()
-    backend = ProcessBackend(home.root)  # it keeps its records in home/instances/
+    backend = make_backend(settings, home)
+    log.info("instances run on the %s backend", settings.backend)
     reconciler = Reconciler(
         sessions,
         backend,
