@@ -143,9 +143,15 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 
 def serve_processes(home: Path) -> list[ServeProcess]:
-    """Live (not zombie) `pier serve` processes whose working directory is an instance directory
-    under HOME/instances (pier runs each instance in its own directory named after the instance
-    id), whoever their parent is: children of the platform, adopted ones, orphans."""
+    """Live (not zombie) instance processes of the platform in HOME, whoever their parent is:
+    `pier serve` processes whose working directory is an instance directory under
+    HOME/instances (pier runs each instance in its own directory named after the instance id),
+    and the main processes of running containers labelled `pier.home=HOME` (the Docker
+    backend's instances; their instance_dir is HOME/instances/<the pier.instance label>)."""
+    return _serve_children(home) + container_processes(home)
+
+
+def _serve_children(home: Path) -> list[ServeProcess]:
     instances = (home / "instances").resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -165,6 +171,32 @@ def serve_processes(home: Path) -> list[ServeProcess]:
         if stat is None or stat[0] in "ZXx":
             continue
         found.append(ServeProcess(pid, stat[1], cwd))
+    return found
+
+
+def _home_containers(home: Path, running_only: bool = True) -> list[Any]:
+    import docker
+
+    client = docker.from_env()
+    try:
+        label = f"pier.home={home.absolute()}"
+        return list(client.containers.list(all=not running_only, filters={"label": label}))
+    finally:
+        client.close()
+
+
+def container_processes(home: Path) -> list[ServeProcess]:
+    """The main processes (host pids) of the running containers of the platform in HOME."""
+    if not (home / "instances").exists():
+        return []
+    found = []
+    for container in _home_containers(home):
+        pid = int(container.attrs["State"].get("Pid") or 0)
+        stat = _stat(pid) if pid else None
+        if stat is None or stat[0] in "ZXx":
+            continue
+        instance = container.labels.get("pier.instance", "")
+        found.append(ServeProcess(pid, stat[1], home / "instances" / instance))
     return found
 
 
@@ -308,9 +340,22 @@ def running_platform(
 
 
 def kill_leftovers(home: Path) -> list[int]:
-    """SIGKILL what a failed test run left behind under `home` (by pid, one at a time)."""
+    """SIGKILL what a failed test run left behind under `home` (by pid, one at a time), and
+    remove the containers labelled with it."""
     pids = [p.pid for p in serve_processes(home)]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    if (home / "instances").exists():
+        for container in _home_containers(home, running_only=False):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
     return pids
+
+
+BASE_IMAGE = os.environ.get("PIER_BASE_IMAGE", "pier-base:bookworm")
+# How the contract tests start `pier up` on each instance backend (options, environment).
+BACKENDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "process": ((), {}),
+    "docker": (("--backend", "docker"), {"PIER_BASE_IMAGE": BASE_IMAGE}),
+}

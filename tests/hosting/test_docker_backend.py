@@ -330,6 +330,27 @@ def test_stop_sends_sigterm_then_sigkill_after_the_grace(
     assert not (instance.log_path.parent / "instance.json").exists()
 
 
+def test_a_launch_cancelled_midway_leaves_no_container(
+    make_backend: Callable[..., DockerBackend], tiny: str, model_dir: Path, docker_client: Any
+) -> None:
+    backend = make_backend()
+    s = spec(tiny, model_dir)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(backend.launch(s))
+        await asyncio.sleep(0.05)  # the container is being created in a thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert backend.list() == []
+    assert (
+        docker_client.containers.list(all=True, filters={"label": f"pier.instance={s.instance_id}"})
+        == []
+    )
+
+
 # ------------------------------------------------------------------------------ adoption and logs
 
 
@@ -419,3 +440,33 @@ def test_without_an_engine_other_images_are_refused_saying_why(
     instance = run(dispatch.launch(spec(f"{ECR}:1")))
     assert instance.state is InstanceState.FAILED
     assert "No Docker Engine answers" in (instance.failure or "")
+
+
+# ------------------------------------------------------------------------------ MLflow models
+
+
+def test_an_mlflow_model_runs_in_pier_serving_image_of_its_environment(
+    make_backend: Callable[..., DockerBackend],
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: Any,
+) -> None:
+    from tests.containers.images import BASE_IMAGE
+    from tests.hosting import EXPECTED, PAYLOAD, save_linear_model
+
+    model = save_linear_model(tmp_path_factory.mktemp("mlflow") / "linear")
+    backend = make_backend(base_image=BASE_IMAGE)
+
+    async def scenario() -> Any:
+        instance = await started(backend, spec(None, model), timeout=120)
+        assert instance.state is InstanceState.HEALTHY, instance.failure
+        response = await asyncio.to_thread(
+            httpx.post, instance.url + "/invocations", json=PAYLOAD, timeout=30
+        )
+        container = await asyncio.to_thread(container_of, docker_client, instance.instance_id)
+        await backend.stop(instance, grace_s=10)
+        return instance, response, container
+
+    instance, response, container = run(scenario())
+    assert response.json() == EXPECTED
+    assert container.attrs["Config"]["Image"].startswith("pier-env:")
+    assert instance.exit_code == 0

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import hashlib
 import json
 import logging
@@ -61,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from pier.errors import ValidationException
+from pier.errors import PierError, ValidationException
 from pier.hosting.base import (
     DEFAULT_STOP_GRACE_S,
     PING_TIMEOUT_S,
@@ -86,13 +87,15 @@ RECORD_FILE = "instance.json"
 LOG_FILE = "serve.log"
 POLL_INTERVAL_S = 0.05
 FAILED_STOP_GRACE_S = 5.0
+CANCELLED_STOP_GRACE_S = 1.0  # launched and abandoned at once: it never served a request
 FAILURE_LOG_LINES = 20
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 LABEL = "pier."  # every label pier sets starts so
 MLFLOW_URIS = ("models:", "runs:", "mlflow-artifacts:")
 _STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
 
-MlflowImage = Callable[[Path], str]  # a local MLflow model directory -> the image serving it
+# (a local MLflow model directory, a progress callback) -> the image serving it
+MlflowImage = Callable[[Path, Callable[[str], None]], str]
 
 
 class CannotStart(Exception):
@@ -261,8 +264,16 @@ class DockerBackend:
             log_path=directory / LOG_FILE,
         )
         self._instances[spec.instance_id] = instance
+        starting = asyncio.ensure_future(asyncio.to_thread(self._start, instance))
         try:
-            await asyncio.to_thread(self._start, instance)
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The thread cannot be interrupted: let it finish, then stop what it started (a
+            # DeleteEndpoint during a create must not leave a container behind).
+            with contextlib.suppress(Exception):
+                await starting
+            await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
+            raise
         except CannotStart as exc:
             instance.state = InstanceState.FAILED
             instance.failure = str(exc)
@@ -358,7 +369,7 @@ class DockerBackend:
                     "ModelDataSource), or name an image that holds the model."
                 )
             with self._build_lock:
-                image = self._mlflow_image(model_dir)
+                image = self._mlflow_image(model_dir, lambda line: self._note(instance, line))
         else:
             image = resolved
         self._require_image(client, image)
@@ -470,27 +481,17 @@ class DockerBackend:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    def _serving_image(self, model_dir: Path) -> str:
+    def _serving_image(self, model_dir: Path, progress: Callable[[str], None]) -> str:
         """pier's serving image of the model's environment (built when missing)."""
-        import importlib
+        from pier.hosting import images, model_env
 
-        from pier.hosting import model_env
-
-        try:  # pier.hosting.images: `pier build`'s module
-            images = importlib.import_module("pier.hosting.images")
-        except ImportError:
-            raise CannotStart(
-                "This pier cannot build serving images for MLflow models (pier.hosting.images "
-                "is missing); name an image that serves the model instead."
-            ) from None
         try:
             env = model_env.read(model_dir)
-            image: str = images.serving_image(
-                env, base_image=self.base_image, cache_dir=self.cache_dir / "images"
+            return images.serving_image(
+                env, base_image=self.base_image, cache_dir=self.cache_dir, progress=progress
             )
-        except ValidationException as exc:
+        except PierError as exc:
             raise CannotStart(f"Cannot build the model's serving image: {exc.message}") from None
-        return image
 
     # ------------------------------------------------------------------ watching
     async def _check(self, instance: Instance, client: httpx.AsyncClient) -> bool:

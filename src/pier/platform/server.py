@@ -81,7 +81,7 @@ def make_backend(settings: PlatformSettings, home: Home) -> Backend:
         home.root,  # records in home/instances/, like the process backend's
         image_map=settings.image_map,
         base_image=settings.base_image,
-        cache_dir=home.root / "cache" / "docker",
+        cache_dir=home.root / "cache" / "images",  # shared with `pier build`
     )
     if settings.backend == "docker":
         docker.client  # noqa: B018  # connects, or raises DockerUnavailable
