@@ -49,6 +49,7 @@ from pier.hosting.serving_install import (
     copy_package,
     source_digest,
 )
+from pier.settings import BuildSettings
 
 if TYPE_CHECKING:
     import docker
@@ -207,19 +208,21 @@ def build_image(
     *,
     base_image: str = DEFAULT_BASE_IMAGE,
     labels: dict[str, str],
-    progress: Progress | None,
-    cache_dir: Path,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> BuiltImage:
     """Build `tag`: the serving image for `env` with the model in `model_dir` copied to
     /opt/ml/model (or, when `model_dir` is None, without a model: mount one there), labelled
     with `labels` (see model_source.labels). Only the model layer is new when the environment
-    image exists. Raises like `serving_image`, and ValidationException for a bad tag."""
+    image exists. `cache_dir` defaults to BuildSettings' ($PIER_HOME/cache/images). Raises like
+    `serving_image`, and ValidationException for a bad tag."""
     check_tag(tag)
+    cache = Path(cache_dir) if cache_dir is not None else BuildSettings().cache_dir
     say = progress or _quiet
     started = time.monotonic()
     client = docker_engine.connect()
     try:
-        env_tag = _serving_image(client, env, base_image, Path(cache_dir), say)
+        env_tag = _serving_image(client, env, base_image, cache, say)
         with _context() as context:
             lines = [f"FROM {env_tag}"]
             if model_dir is not None:
