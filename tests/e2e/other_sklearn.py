@@ -8,6 +8,7 @@ uv's own cache makes the first build quick too. The model is saved with MLflow's
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -77,13 +78,18 @@ def training_python() -> Path:
     return python
 
 
-def train(model_dir: Path) -> Path:
-    """Save the diabetes random forest, trained with scikit-learn OTHER_SKLEARN, in `model_dir`."""
+def trained_model() -> Path:
+    """The diabetes random forest trained with scikit-learn OTHER_SKLEARN, saved by MLflow;
+    cached beside the training venv (treat it as read-only: copy it to change it)."""
+    python = training_python()
+    venv = python.parent.parent
+    model_dir = venv.with_name(venv.name + "-model")
+    if (model_dir / "MLmodel").is_file():
+        return model_dir
+    tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=model_dir.parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    subprocess.run(
-        [str(training_python()), "-c", TRAIN, str(model_dir)],
-        check=True,
-        env=env,
-        cwd=model_dir.parent,
-    )
+    subprocess.run([str(python), "-c", TRAIN, str(tmp / "model")], check=True, env=env, cwd=tmp)
+    with contextlib.suppress(OSError):  # another session won the race: keep its model
+        os.rename(tmp / "model", model_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
     return model_dir

@@ -36,6 +36,9 @@ def choose(settings: ServeSettings, err: Console) -> tuple[ServeSettings, Path |
     manager = environments.env_manager(settings.env_manager, "--env-manager")
     cache = settings.env_cache or settings.home / "envs"
     uri = settings.model_uri
+    if manager is environments.EnvManager.LOCAL and not model_local.is_local(uri):
+        log.info("env manager 'local': %s is served in pier's own environment, unchecked", uri)
+        return settings, None  # nothing to decide: the server downloads it as it always has
     try:
         with err.status(f"Reading the environment of {uri}..."):
             model_dir = model_local.local_model_dir(uri, settings.home / "models" / "mlflow")
@@ -56,6 +59,7 @@ def choose(settings: ServeSettings, err: Console) -> tuple[ServeSettings, Path |
         return settings, None
     with err.status("Preparing the model's environment..."):
         env_dir = environments.ensure(env, cache, progress=progress)
+    log.info("serving %s in the model's environment %s", settings.model_uri, env_dir)
     return settings, env_dir
 
 
@@ -73,7 +77,6 @@ def server_environment(settings: ServeSettings) -> dict[str, str]:
 def exec_server(env_dir: Path, settings: ServeSettings) -> NoReturn:
     """Replace this process by the server of the environment in `env_dir`."""
     python = env_dir / "bin" / "python"
-    log.info("serving %s from the model's environment %s", settings.model_uri, env_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -14,6 +14,7 @@ event loop.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -47,6 +48,19 @@ def local_model_dir(uri: str, cache_dir: Path) -> Path:
     if target.is_dir() and _immutable(uri):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # One download of a URI at a time (threads and processes): who waited finds it there.
+    with (target.parent / f".{target.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if target.is_dir() and _immutable(uri):
+                return target
+            _replace(uri, target)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _replace(uri: str, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     try:
         downloaded = _download(uri, tmp)
@@ -57,7 +71,6 @@ def local_model_dir(uri: str, cache_dir: Path) -> Path:
         os.rename(downloaded, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _immutable(uri: str) -> bool:

@@ -15,6 +15,20 @@ records and takes over the processes that are still running *and* started at the
 tick (a pid reused by an unrelated process has another start time); it forgets the others.
 An adopted instance is HEALTHY if its /ping answers 200, else PENDING (`wait_healthy` decides).
 
+Environments. Each instance runs in pier's own environment (`pier serve`, as it always has) or
+in the model's own virtualenv (pier.hosting.environments), by the env manager: the container
+Environment's PIER_ENV_MANAGER (auto | local | virtualenv), else the backend's default (the
+platform's `pier up --env-manager`, default auto). Deciding reads the model's environment files
+(a `models:/` or `runs:/` URI is downloaded once into `model_cache` for that) and is cached per
+model URI and env manager, so a scale-out or a heal of the same model decides in a dictionary
+lookup. An environment is built inside `launch`, in a worker thread, before the process starts
+(like a container runtime pulling an image before the container starts): the startup health
+check timeout then covers the server's start only. Several instances of one model launched at
+once wait for one build (the cache's lock). The server of a virtualenv is its `bin/serve`
+(pier.serving, configured by PIER_* variables: the model's local directory, host, port), on a
+port reserved as for `pier serve`. An environment that cannot be built makes the instance
+FAILED at once, with uv's message as its failure (the endpoint's FailureReason).
+
 Children run in their own session (start_new_session=True): a Ctrl-C on the platform's terminal
 does not reach them mid-drain, and a platform that restarts finds them still serving. The
 platform stops them explicitly with `stop()`.
@@ -41,7 +55,8 @@ from typing import Any
 
 import httpx
 
-from pier.errors import ValidationException
+from pier.errors import ModelEnvironmentError, ValidationException
+from pier.hosting import environments, model_env, model_local
 from pier.hosting.base import (
     DEFAULT_STOP_GRACE_S,
     PING_TIMEOUT_S,
@@ -140,6 +155,24 @@ def _ping_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=PING_TIMEOUT_S, verify=False, trust_env=False)  # noqa: S501
 
 
+@dataclass(frozen=True)
+class _Placement:
+    """Where an instance's server runs: pier's own environment (env_dir None, model_uri as the
+    spec gives it) or a model's virtualenv (with the model's local directory)."""
+
+    model_uri: str
+    env_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A model's decision, cached per model URI and env manager: the model's environment when
+    it needs its own (with its local directory), None for pier's own."""
+
+    model_dir: Path | None
+    env: model_env.ModelEnvironment | None
+
+
 @dataclass
 class _Process:
     """A running instance's process: our child, or adopted from a previous platform."""
@@ -192,7 +225,10 @@ class ProcessBackend:
     `serve_command` is the command before the options the backend appends (`--model-uri`,
     `--host`, `--port`, `--log-file`); default `pier serve` of this environment. `base_env` is
     the environment the children inherit (default: this process's), less PIER_* and
-    SAGEMAKER_* variables; each spec's environment is added to it.
+    SAGEMAKER_* variables; each spec's environment is added to it. `env_manager` is the default
+    env manager (a spec's PIER_ENV_MANAGER overrides it); model environments are cached in
+    `env_cache` (default state_dir/envs), models downloaded to read theirs in `model_cache`
+    (default state_dir/models/mlflow).
     """
 
     name = "process"
@@ -202,8 +238,17 @@ class ProcessBackend:
         state_dir: Path,
         serve_command: Sequence[str] | None = None,
         base_env: Mapping[str, str] | None = None,
+        *,
+        env_manager: str = environments.EnvManager.AUTO,
+        env_cache: Path | None = None,
+        model_cache: Path | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
+        self.env_manager = environments.env_manager(env_manager, "the env manager")
+        self.env_cache = Path(env_cache or self.state_dir / "envs").absolute()
+        self._model_cache = Path(model_cache or self.state_dir / "models" / "mlflow").absolute()
+        # One decision per model and env manager; concurrent launches await the same one.
+        self._decisions: dict[tuple[str, environments.EnvManager], asyncio.Task[_Decided]] = {}
         self._command = (
             list(serve_command) if serve_command is not None else default_serve_command()
         )
@@ -230,6 +275,10 @@ class ProcessBackend:
             raise ValidationException(f"Instance {spec.instance_id} exists already: stop it first.")
         directory = self._dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
+        try:
+            placement = await self._place(spec, directory / LOG_FILE)
+        except (ModelEnvironmentError, ValidationException) as exc:
+            return self._failed_before_start(spec, directory, exc.message)
         reservation = _reserve_port()
         port = reservation.getsockname()[1]
         instance = Instance(
@@ -241,11 +290,21 @@ class ProcessBackend:
             log_path=directory / LOG_FILE,
         )
         self._instances[spec.instance_id] = instance
-        command = [*self._command, "--model-uri", _model_uri(spec.model_path)]
-        # stderr goes to serve.log (it also holds what is printed before logging starts, and
-        # tracebacks); --log-file would write every line a second time.
-        command += ["--host", HOST, "--port", str(port), "--log-file", os.devnull]
         env = {**self._base_env, "PYTHONUNBUFFERED": "1", **spec.environment}
+        if placement.env_dir is None:
+            env["PIER_ENV_MANAGER"] = "local"  # decided here: pier serve must not decide again
+            command = [*self._command, "--model-uri", _model_uri(placement.model_uri)]
+            # stderr goes to serve.log (it also holds what is printed before logging starts,
+            # and tracebacks); --log-file would write every line a second time.
+            command += ["--host", HOST, "--port", str(port), "--log-file", os.devnull]
+        else:  # the environment's `serve`, configured as a container is: by variables
+            command = [str(placement.env_dir / "bin" / "serve")]
+            env.update(
+                PIER_MODEL_URI=placement.model_uri,
+                PIER_HOST=HOST,
+                PIER_PORT=str(port),
+                PIER_LOG_FILE=os.devnull,
+            )
         try:
             with instance.log_path.open("ab") as out:
                 header = f"# {instance.started_at:%Y-%m-%d %H:%M:%S} pier: {shlex.join(command)}\n"
@@ -271,6 +330,68 @@ class ProcessBackend:
         instance.pid = popen.pid
         self._write_record(instance, proc)
         log.info("launched %s (pid %d) on %s", spec.instance_id, popen.pid, instance.url)
+        return instance
+
+    async def _place(self, spec: InstanceSpec, log_path: Path) -> _Placement:
+        """Which environment serves the spec's model (see the module docstring); builds the
+        model's virtualenv when needed, its progress lines going to the instance's log."""
+        given = spec.environment.get(environments.ENV_MANAGER_VARIABLE)
+        manager = (
+            self.env_manager
+            if given is None
+            else environments.env_manager(given, f"{environments.ENV_MANAGER_VARIABLE} {given!r}")
+        )
+        key = (spec.model_path, manager)
+        task = self._decisions.get(key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(self._decide, spec.model_path, manager))
+            self._decisions[key] = task
+        try:
+            decided = await asyncio.shield(task)  # a cancelled launch leaves it to the others
+        except Exception:
+            self._decisions.pop(key, None)  # decide again next time (the model may be fixed)
+            raise
+        if decided.env is None:
+            return _Placement(spec.model_path)  # pier's own environment: as it always was
+
+        def progress(line: str) -> None:
+            with log_path.open("a") as out:
+                out.write(f"# {datetime.now(UTC):%Y-%m-%d %H:%M:%S} pier: {line}\n")
+
+        env = decided.env
+        env_dir = await asyncio.to_thread(
+            environments.ensure, env, self.env_cache, progress=progress
+        )
+        return _Placement(str(decided.model_dir), env_dir)
+
+    def _decide(self, model_path: str, manager: environments.EnvManager) -> _Decided:
+        """Read the model's environment and apply `manager` (blocking: in a worker thread)."""
+        try:
+            model_dir = model_local.local_model_dir(model_path, self._model_cache)
+            env = model_env.read(model_dir)
+        except ValidationException as exc:
+            if manager is environments.EnvManager.VIRTUALENV:
+                raise
+            # Not a readable model: the server in pier's environment says so, as it always has.
+            log.warning("%s; serving %s in pier's own environment", exc.message, model_path)
+            return _Decided(None, None)
+        decision = environments.decide(env, manager, model_path)
+        return _Decided(model_dir, env if decision.virtualenv else None)
+
+    def _failed_before_start(self, spec: InstanceSpec, directory: Path, reason: str) -> Instance:
+        instance = Instance(
+            spec=spec,
+            url=f"http://{HOST}:0",
+            pid=None,
+            state=InstanceState.FAILED,
+            started_at=datetime.now(UTC),
+            log_path=directory / LOG_FILE,
+            failure=reason,
+        )
+        with instance.log_path.open("a") as out:
+            out.write(f"# {instance.started_at:%Y-%m-%d %H:%M:%S} pier: {reason}\n")
+        self._instances[spec.instance_id] = instance
+        log.warning("instance %s failed before it started: %s", spec.instance_id, reason)
         return instance
 
     async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:

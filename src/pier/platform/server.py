@@ -86,7 +86,13 @@ def make_backend(settings: PlatformSettings, home: Home) -> Backend:
     if settings.backend == "docker":
         docker.client  # noqa: B018  # connects, or raises DockerUnavailable
         return docker
-    return DispatchBackend(ProcessBackend(home.root), docker)
+    process = ProcessBackend(  # it keeps its records in home/instances/
+        home.root,
+        env_manager=settings.env_manager,
+        env_cache=settings.env_cache or home.root / "envs",
+        model_cache=home.model_cache / "mlflow",
+    )
+    return DispatchBackend(process, docker)
 
 
 def start_mlflow(settings: PlatformSettings, home: Home) -> MlflowServer | None:
