@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in only:
             results["throughput"] = guarded(
                 "throughput",
-                lambda: throughput.measure(work, args.rounds, args.duration, args.connections),
+                lambda: throughput.measure(
+                    work, args.rounds, args.duration, args.connections, args.base_image
+                ),
             )
     finally:
         if not args.keep_images:

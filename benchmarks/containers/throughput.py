@@ -39,12 +39,12 @@ hosting = _hosting()
 ENDPOINT = "bench-diabetes"
 
 
-def start(backend: str, work: Path) -> Any:
+def start(backend: str, work: Path, base_image: str) -> Any:
     home = work / f"home-{backend}"
     port = free_port()
     cmd = [str(PIER), "up", "--home", str(home), "--port", str(port), "--no-mlflow"]
-    if backend == "docker":
-        cmd += ["--backend", "docker"]
+    if backend == "docker":  # MLflow models run in pier's serving image, built on base_image
+        cmd += ["--backend", "docker", "--base-image", base_image]
     log = work / f"pier-up-{backend}.log"
     t0 = time.perf_counter()
     proc = procs.launch(cmd, clean_env(), log)
@@ -85,7 +85,9 @@ def script(plat: Any, backend: str, body_file: Path, work: Path) -> Path:
     return hosting.write_signed_lua(work / f"{backend}.lua", body_file, headers)
 
 
-def measure(work: Path, rounds: int, duration_s: float, connections: int) -> dict[str, Any]:
+def measure(
+    work: Path, rounds: int, duration_s: float, connections: int, base_image: str
+) -> dict[str, Any]:
     say(f"== (4) throughput at c{connections}: docker backend vs process backend")
     wrk = loadgen.ensure_wrk()
     model = train_model(work / "model-v1", random_state=0)
@@ -95,7 +97,7 @@ def measure(work: Path, rounds: int, duration_s: float, connections: int) -> dic
     out: dict[str, Any] = {"connections": connections, "duration_s": duration_s}
     try:
         for backend in ("process", "docker"):
-            platforms[backend] = start(backend, work)
+            platforms[backend] = start(backend, work, base_image)
             seconds = deploy(platforms[backend], model, 900.0)
             say(f"  {backend}: InService {seconds:.1f} s after CreateEndpoint")
             out[f"{backend}_in_service_s"] = round(seconds, 2)
