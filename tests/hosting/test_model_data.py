@@ -127,6 +127,26 @@ def test_an_archive_without_a_model_is_refused(tmp_path: Path) -> None:
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_any_archive_for_a_container_that_is_not_mlflow(tmp_path: Path) -> None:
+    """Bring your own container: the tree is the model directory as it is (SageMaker mounts
+    model.tar.gz's files at /opt/ml/model), cached like any archive; an MLflow resolution of
+    the same archive is still refused."""
+    (tmp_path / "model.rds").write_bytes(b"R model")
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "vocab.txt").write_text("a b")
+    with tarfile.open(tmp_path / "m.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "model.rds", arcname="model.rds")
+        tar.add(tmp_path / "extra", arcname="extra")
+    uri = (tmp_path / "m.tar.gz").as_uri()
+    resolved = Path(resolve(uri, tmp_path / "cache", mlflow_model=False))
+    assert resolved.parent == tmp_path / "cache"
+    assert sorted(p.name for p in resolved.iterdir()) == ["extra", "model.rds"]
+    assert (resolved / "model.rds").read_bytes() == b"R model"
+    assert resolve(uri, tmp_path / "cache", mlflow_model=False) == str(resolved)  # cached
+    with pytest.raises(ValidationException, match=r"no MLmodel file .* \(found: extra, model"):
+        resolve(uri, tmp_path / "cache")
+
+
 def test_a_file_that_is_not_an_archive_is_refused(tmp_path: Path) -> None:
     (tmp_path / "model.tar.gz").write_bytes(b"PK\x03\x04 a zip, not a tar.gz")
     with pytest.raises(ValidationException, match=r"is not a readable \.tar\.gz archive"):

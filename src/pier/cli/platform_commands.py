@@ -75,14 +75,6 @@ def up(
         str | None,
         typer.Option(help="MLflow artefact store: a directory, s3://bucket/path or ftp://..."),
     ] = None,
-    env_manager: Annotated[
-        str | None,
-        typer.Option(
-            help="Which environment serves a model whose container Environment has no "
-            "PIER_ENV_MANAGER: auto (pier's own when it satisfies the model, else the model's "
-            "own virtualenv), local, virtualenv. Default auto; see docs/environments.md."
-        ),
-    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -101,13 +93,21 @@ def up(
         str | None,
         typer.Option(help="Base of the serving images of MLflow models in Docker."),
     ] = None,
+    env_manager: Annotated[
+        str | None,
+        typer.Option(
+            help="Which environment serves a model whose container Environment has no "
+            "PIER_ENV_MANAGER: auto (pier's own when it satisfies the model, else the model's "
+            "own virtualenv), local, virtualenv. Default auto; see docs/environments.md."
+        ),
+    ] = None,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = _settings(
         home=home, host=host, port=port, state_url=state_url, mlflow=mlflow,
         mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
-        artifacts_destination=artifacts_destination, env_manager=env_manager, backend=backend,
-        image_map=map_image or None, base_image=base_image,
+        artifacts_destination=artifacts_destination, backend=backend,
+        image_map=map_image or None, base_image=base_image, env_manager=env_manager,
     )  # fmt: skip
     h = Home(settings.home)
     if detach:

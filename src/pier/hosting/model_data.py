@@ -80,11 +80,14 @@ def resolve(
     s3_client_factory: Callable[[], S3Client] = make_s3_client_factory(),  # noqa: B008
     http_client_factory: Callable[[], httpx.Client] = default_http_client,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    mlflow_model: bool = True,
 ) -> str:
     """A model URI or local directory for `pier serve --model-uri`; raises ValidationException.
 
     `compression` is ModelDataSource.S3DataSource.CompressionType when known: "None" means the
-    URI is an S3 prefix of model files, "Gzip" a model.tar.gz.
+    URI is an S3 prefix of model files, "Gzip" a model.tar.gz. `mlflow_model=False` is for a
+    container that is not pier's MLflow server (bring your own container): the unpacked tree
+    is the model directory as it is, whatever it holds, as SageMaker mounts it.
     """
     uri = uri.strip()
     if not uri:
@@ -102,11 +105,11 @@ def resolve(
             raise ValidationException(f"Model data {uri} {what}.")
         stat = path.stat()
         target = _cache_target(cache_dir, uri, str(stat.st_size), str(stat.st_mtime_ns))
-        return _unpack_cached(path, target, uri, max_bytes)
+        return _unpack_cached(path, target, uri, max_bytes, mlflow_model)
     if scheme in ("http", "https"):
-        return _resolve_http(uri, cache_dir, http_client_factory, max_bytes)
+        return _resolve_http(uri, cache_dir, http_client_factory, max_bytes, mlflow_model)
     if scheme == "s3":
-        return _resolve_s3(uri, cache_dir, compression, s3_client_factory, max_bytes)
+        return _resolve_s3(uri, cache_dir, compression, s3_client_factory, max_bytes, mlflow_model)
     raise ValidationException(
         f"Unsupported model data URI {_shown(uri)}: use s3://, https://, file://, a local "
         "path, models:/ or runs:/."
@@ -124,7 +127,11 @@ def _local_path(uri: str) -> Path:
 
 
 def _resolve_http(
-    uri: str, cache_dir: Path, client_factory: Callable[[], httpx.Client], max_bytes: int
+    uri: str,
+    cache_dir: Path,
+    client_factory: Callable[[], httpx.Client],
+    max_bytes: int,
+    mlflow_model: bool,
 ) -> str:
     _refuse_plain_http(uri, uri)
     shown = _shown(uri)
@@ -142,12 +149,12 @@ def _resolve_http(
                 length = response.headers.get("content-length", "")
                 target = _cache_target(cache_dir, uri, etag, modified, length)
                 if target.is_dir():
-                    return _model_dir(target, shown)
+                    return _found(target, shown, mlflow_model)
             with _download_file(cache_dir) as (archive, out):
                 digest = _copy(response.iter_bytes(CHUNK), out, max_bytes, shown)
                 if target is None:  # no validators: key on the content
                     target = _cache_target(cache_dir, uri, digest)
-                return _unpack_cached(archive, target, shown, max_bytes)
+                return _unpack_cached(archive, target, shown, max_bytes, mlflow_model)
     except httpx.HTTPError as exc:
         raise ValidationException(f"Cannot download model data {shown}: {exc}") from None
 
@@ -175,6 +182,7 @@ def _resolve_s3(
     compression: str | None,
     client_factory: Callable[[], S3Client],
     max_bytes: int,
+    mlflow_model: bool,
 ) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -185,19 +193,19 @@ def _resolve_s3(
     client = client_factory()
     try:
         if compression == "None" or not key or key.endswith("/"):
-            return _download_prefix(client, uri, bucket, key, cache_dir, max_bytes)
+            return _download_prefix(client, uri, bucket, key, cache_dir, max_bytes, mlflow_model)
         head = client.head_object(Bucket=bucket, Key=key)
         size = int(head["ContentLength"])
         target = _cache_target(cache_dir, uri, str(head.get("ETag", "")), str(size))
         if target.is_dir():
-            return _model_dir(target, uri)
+            return _found(target, uri, mlflow_model)
         if size > max_bytes:
             raise ValidationException(f"Model data {uri} is larger than {max_bytes} bytes.")
         etag = {"IfMatch": head["ETag"]} if head.get("ETag") else {}  # what we keyed on
         body = client.get_object(Bucket=bucket, Key=key, **etag)["Body"]
         with _download_file(cache_dir) as (archive, out):
             _copy(_chunks(body), out, max_bytes, uri)
-            return _unpack_cached(archive, target, uri, max_bytes)
+            return _unpack_cached(archive, target, uri, max_bytes, mlflow_model)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = error.get("Code", "?")
@@ -209,7 +217,13 @@ def _resolve_s3(
 
 
 def _download_prefix(
-    client: S3Client, uri: str, bucket: str, prefix: str, cache_dir: Path, max_bytes: int
+    client: S3Client,
+    uri: str,
+    bucket: str,
+    prefix: str,
+    cache_dir: Path,
+    max_bytes: int,
+    mlflow_model: bool,
 ) -> str:
     """An uncompressed model: every object under the prefix, at its path below it."""
     if prefix and not prefix.endswith("/"):
@@ -233,7 +247,7 @@ def _download_prefix(
         raise ValidationException(f"Model data {uri} is larger than {max_bytes} bytes.")
     target = _cache_target(cache_dir, uri, *(f"{k} {e} {s}" for k, e, s in sorted(objects)))
     if target.is_dir():
-        return _model_dir(target, uri)
+        return _found(target, uri, mlflow_model)
     with _staging_dir(target) as staging:
         for relative, key, _ in files:
             dest = staging.joinpath(*relative.split("/"))
@@ -241,7 +255,7 @@ def _download_prefix(
             body = client.get_object(Bucket=bucket, Key=key)["Body"]
             with dest.open("wb") as out:
                 _copy(_chunks(body), out, max_bytes, uri)
-        return _install(staging, target, uri)
+        return _install(staging, target, uri, mlflow_model)
 
 
 # ---------------------------------------------------------------------------- cache
@@ -294,23 +308,31 @@ def _staging_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install(staging: Path, target: Path, shown: str) -> str:
+def _install(staging: Path, target: Path, shown: str, mlflow_model: bool) -> str:
     """Check the tree holds a model, then move it into place in one rename."""
-    _model_dir(staging, shown)
+    _found(staging, shown, mlflow_model)
     try:
         staging.rename(target)
     except OSError:
         if not target.is_dir():  # not a concurrent resolution that got there first
             raise
-    return _model_dir(target, shown)
+    return _found(target, shown, mlflow_model)
 
 
-def _unpack_cached(archive: Path, target: Path, shown: str, max_bytes: int) -> str:
+def _unpack_cached(
+    archive: Path, target: Path, shown: str, max_bytes: int, mlflow_model: bool
+) -> str:
     if target.is_dir():
-        return _model_dir(target, shown)
+        return _found(target, shown, mlflow_model)
     with _staging_dir(target) as staging:
         _safe_extract(archive, staging, shown, max_bytes)
-        return _install(staging, target, shown)
+        return _install(staging, target, shown, mlflow_model)
+
+
+def _found(root: Path, shown: str, mlflow_model: bool) -> str:
+    """The model directory in an unpacked tree: for an MLflow model, where its MLmodel is;
+    for any other container, the tree itself (SageMaker mounts it as it is)."""
+    return _model_dir(root, shown) if mlflow_model else str(root)
 
 
 def _model_dir(root: Path, shown: str) -> str:
