@@ -598,7 +598,9 @@ class DockerBackend:
         home = str(self.state_dir)
         try:
             client = self.client
-            containers = client.containers.list(all=True, filters={"label": f"{LABEL}home={home}"})
+            containers = client.containers.list(
+                all=True, filters={"label": f"{LABEL}home={home}"}, ignore_removed=True
+            )
         except (DockerUnavailable, DockerException) as exc:
             log.warning("cannot adopt containers: %s", exc)
             return []
