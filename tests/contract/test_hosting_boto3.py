@@ -37,10 +37,13 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 
+from pier.hosting import model_env
 from pier.hosting.docker_engine import connect
+from pier.hosting.images import serving_image
 from tests.contract.platform_fixtures import (
     ACCOUNT,
     BACKENDS,
+    BASE_IMAGE,
     BIN,
     REGION,
     LinearModel,
@@ -118,13 +121,22 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     params=[("sqlite", "process"), ("postgresql", "docker")],
     ids=["sqlite-process", "postgresql-docker"],
 )
-def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, models: Models
+) -> Any:
     """A `pier up` on a free port and a fresh home; SIGTERM at the end must exit 0 and leave
     no instance running. Two runs cover both state stores and both instance backends
-    (store and backend are independent: pairing them keeps the suite's time)."""
+    (store and backend are independent: pairing them keeps the suite's time). On Docker, the
+    models' serving image is built first (once: the engine keeps it), so that no endpoint
+    test waits minutes for it."""
     backend, hosting = request.param
     if hosting == "docker":
         connect()  # no engine: the docker variant fails here, saying how to start one
+        serving_image(
+            model_env.read(models.a.path),
+            base_image=BASE_IMAGE,
+            cache_dir=tmp_path_factory.mktemp("image-cache"),
+        )
     root = tmp_path_factory.mktemp(f"pier-{backend}-{hosting}")
     options, env = BACKENDS[hosting]
     with contextlib.ExitStack() as stack:

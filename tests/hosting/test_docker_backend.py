@@ -342,6 +342,11 @@ def test_a_launch_cancelled_midway_leaves_no_container(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        task.cancel()  # a second cancel (a caller cleaning up) does not stop the clean-up
+        for _ in range(200):  # the container it started is stopped in the background
+            if not backend.list():
+                break
+            await asyncio.sleep(0.05)
 
     run(scenario())
     assert backend.list() == []

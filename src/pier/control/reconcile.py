@@ -169,8 +169,8 @@ class Reconciler:
         running = self._tasks.get(row.name)
         if running is not None:
             kind, task = running
-            if row.status == EndpointStatus.DELETING and kind != "delete":
-                task.cancel()  # its finally-blocks stop what it launched
+            if row.status == EndpointStatus.DELETING and kind != "delete" and not task.cancelling():
+                task.cancel()  # its finally-blocks stop what it launched (once: not mid-cleanup)
             return
         status = EndpointStatus(row.status)
         if status == EndpointStatus.CREATING:

@@ -24,11 +24,12 @@ restart `adopt()` lists the containers labelled with this home: running ones wit
 taken over, exited ones are removed (their last log lines saved first), and records without a
 container are forgotten.
 
-Logs. Each container's log stream is pumped by a thread into `<home>/instances/<id>/serve.log`,
-resumed after an adopt from the log file's last write (`since`). Pumping, rather than reading
-the engine's logs on demand, because the container is removed when it stops or fails: its log
-must outlive it (a Failed endpoint is explained by its last instance's log), and `pier logs`
-reads files with no platform and no engine running, for both backends alike.
+Logs. Each container's log stream is pumped by a thread into `<home>/instances/<id>/serve.log`;
+the file's mtime is the engine's timestamp of the last line copied, so a pump started after an
+adopt resumes exactly there (`since`, then lines at or before it skipped). Pumping, rather
+than reading the engine's logs on demand, because the container is removed when it stops or
+fails: its log must outlive it (a Failed endpoint is explained by its last instance's log),
+and `pier logs` reads files with no platform and no engine running, for both backends alike.
 
 Stop. The engine's stop: SIGTERM (the image's StopSignal), SIGKILL after the grace (30 s by
 default), then the container is removed. A container that exits on its own (crash, OOM kill)
@@ -227,6 +228,7 @@ class DockerBackend:
         self._build_lock = threading.Lock()  # one image build at a time
         self._instances: dict[str, Instance] = {}
         self._handles: dict[str, _Handle] = {}
+        self._cleanups: set[asyncio.Future[None]] = set()  # abandoned launches being stopped
 
     # ------------------------------------------------------------------ the engine
     @property
@@ -268,11 +270,12 @@ class DockerBackend:
         try:
             await asyncio.shield(starting)
         except asyncio.CancelledError:
-            # The thread cannot be interrupted: let it finish, then stop what it started (a
-            # DeleteEndpoint during a create must not leave a container behind).
-            with contextlib.suppress(Exception):
-                await starting
-            await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
+            # The thread cannot be interrupted: a task of its own lets it finish, then stops
+            # what it started (a DeleteEndpoint during a create must not leave a container
+            # behind), whatever happens to the cancelled caller meanwhile.
+            cleanup = asyncio.ensure_future(self._abandon(starting, instance))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
             raise
         except CannotStart as exc:
             instance.state = InstanceState.FAILED
@@ -280,6 +283,11 @@ class DockerBackend:
             self._note(instance, f"cannot start: {exc}")
             log.warning("instance %s failed to start: %s", spec.instance_id, exc)
         return instance
+
+    async def _abandon(self, starting: asyncio.Future[None], instance: Instance) -> None:
+        with contextlib.suppress(Exception):
+            await starting
+        await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
 
     async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:
         timeout = instance.spec.startup_timeout_s if timeout_s is None else timeout_s
@@ -309,13 +317,15 @@ class DockerBackend:
 
     async def stop(self, instance: Instance, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         handle = self._handles.pop(instance.instance_id, None)
-        if handle is not None:
-            await asyncio.to_thread(self._stop_container, instance, handle, grace_s)
-        self._instances.pop(instance.instance_id, None)
-        self._record_path(instance.instance_id).unlink(missing_ok=True)
-        if instance.state is not InstanceState.FAILED:
-            instance.state = InstanceState.STOPPED
-            log.info("stopped %s (exit code %s)", instance.instance_id, instance.exit_code)
+        try:
+            if handle is not None:  # a cancel does not stop the thread: it stops the container
+                await asyncio.to_thread(self._stop_container, instance, handle, grace_s)
+        finally:
+            self._instances.pop(instance.instance_id, None)
+            self._record_path(instance.instance_id).unlink(missing_ok=True)
+            if instance.state is not InstanceState.FAILED:
+                instance.state = InstanceState.STOPPED
+                log.info("stopped %s (exit code %s)", instance.instance_id, instance.exit_code)
 
     def list(self) -> list[Instance]:
         return list(self._instances.values())
@@ -487,11 +497,16 @@ class DockerBackend:
 
         try:
             env = model_env.read(model_dir)
+        except PierError as exc:
+            raise CannotStart(f"Could not load model {model_dir}: {exc.message}") from None
+        try:
             return images.serving_image(
                 env, base_image=self.base_image, cache_dir=self.cache_dir, progress=progress
             )
         except PierError as exc:
-            raise CannotStart(f"Cannot build the model's serving image: {exc.message}") from None
+            raise CannotStart(
+                f"Cannot build the serving image of the model {model_dir}: {exc.message}"
+            ) from None
 
     # ------------------------------------------------------------------ watching
     async def _check(self, instance: Instance, client: httpx.AsyncClient) -> bool:
@@ -584,7 +599,9 @@ class DockerBackend:
         home = str(self.state_dir)
         try:
             client = self.client
-            containers = client.containers.list(all=True, filters={"label": f"{LABEL}home={home}"})
+            containers = client.containers.list(
+                all=True, filters={"label": f"{LABEL}home={home}"}, ignore_removed=True
+            )
         except (DockerUnavailable, DockerException) as exc:
             log.warning("cannot adopt containers: %s", exc)
             return []
