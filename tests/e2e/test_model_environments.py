@@ -228,9 +228,9 @@ def settled(sm: Any, name: str, timeout: float = 600) -> dict[str, Any]:
     return wait_for(probe, timeout, interval=0.5, what=f"endpoint {name} to settle")
 
 
-def instance_cmdlines(home: Path, endpoint: str) -> list[list[bytes]]:
-    """argv of the live processes running in the endpoint's instance directories."""
-    found = []
+def instance_pids(home: Path, endpoint: str = "") -> dict[int, list[bytes]]:
+    """pid -> argv of the live processes running in the (endpoint's) instance directories."""
+    found = {}
     instances = (home / "instances").resolve()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -240,9 +240,23 @@ def instance_cmdlines(home: Path, endpoint: str) -> list[list[bytes]]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cwd.parent == instances and cwd.name.startswith(f"{endpoint}-"):
-            found.append(argv)
+        if cwd.parent == instances and cwd.name.startswith(f"{endpoint}-" if endpoint else ""):
+            found[int(entry.name)] = argv
     return found
+
+
+def instance_cmdlines(home: Path, endpoint: str) -> list[list[bytes]]:
+    return list(instance_pids(home, endpoint).values())
+
+
+@pytest.fixture
+def platform_home(tmp_path: Path) -> Iterator[Path]:
+    """The platform's home; instances a failed test left running are killed (by pid)."""
+    home = tmp_path / "home"
+    yield home
+    for pid in instance_pids(home):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_endpoints_serve_each_model_in_its_environment(
@@ -250,9 +264,9 @@ def test_endpoints_serve_each_model_in_its_environment(
     broken_env_model: Path,
     env_cache: Path,
     mlflow_predictions: list[float],
-    tmp_path: Path,
+    platform_home: Path,
 ) -> None:
-    home = tmp_path / "home"
+    home = platform_home
     options = ("--mlflow-port", "0")
     with running_platform(home, options, env={"PIER_ENV_CACHE": str(env_cache)}) as platform:
         sm = platform.client("sagemaker")

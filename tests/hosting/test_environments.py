@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pier.errors import ModelEnvironmentError
+from pier.errors import ModelEnvironmentError, ValidationException
 from pier.hosting import environments
+from pier.hosting.base import Instance, InstanceSpec, InstanceState, new_instance_id
 from pier.hosting.environments import EnvManager, decide, ensure
 from pier.hosting.model_env import ModelEnvironment
+from pier.hosting.process import ProcessBackend
 
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 # orjson below SERVING_REQUIREMENTS' orjson>=3.10: the model's pin must win.
@@ -207,3 +210,39 @@ def test_another_python_is_found_without_downloading() -> None:
         check=True,
     ).stdout.strip()
     assert version == other
+
+
+# ------------------------------------------------------------- the process backend's choice
+def launch_once(backend: ProcessBackend, model: Path, environment: dict[str, str]) -> Instance:
+    async def scenario() -> Instance:
+        spec = InstanceSpec("ep", "v1", new_instance_id("ep", "v1"), str(model), None, environment)
+        instance = await backend.launch(spec)
+        await backend.stop(instance)
+        return instance
+
+    return asyncio.run(scenario())
+
+
+def test_an_unknown_env_manager_in_the_container_environment_fails_the_instance(
+    tmp_path: Path,
+) -> None:
+    backend = ProcessBackend(tmp_path / "state", env_cache=tmp_path / "envs")
+    instance = launch_once(backend, tmp_path, {"PIER_ENV_MANAGER": "conda"})
+    assert instance.state is InstanceState.FAILED
+    assert instance.pid is None  # nothing was started
+    assert instance.failure == (
+        "PIER_ENV_MANAGER must be one of auto, local, virtualenv, not 'conda'."
+    )
+    assert "must be one of" in instance.log_path.read_text()  # pier logs shows it too
+
+
+def test_virtualenv_needs_a_readable_model(tmp_path: Path) -> None:
+    backend = ProcessBackend(tmp_path / "state", env_manager="virtualenv")
+    instance = launch_once(backend, tmp_path, {})
+    assert instance.state is InstanceState.FAILED
+    assert instance.failure == f"{tmp_path} is not an MLflow model: it has no MLmodel file."
+
+
+def test_an_unknown_platform_default_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationException, match="must be one of auto, local, virtualenv"):
+        ProcessBackend(tmp_path, env_manager="pip")

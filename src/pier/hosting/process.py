@@ -336,11 +336,7 @@ class ProcessBackend:
         """Which environment serves the spec's model (see the module docstring); builds the
         model's virtualenv when needed, its progress lines going to the instance's log."""
         given = spec.environment.get(environments.ENV_MANAGER_VARIABLE)
-        manager = (
-            self.env_manager
-            if given is None
-            else environments.env_manager(given, f"{environments.ENV_MANAGER_VARIABLE} {given!r}")
-        )
+        manager = self.env_manager if given is None else environments.env_manager(given)
         key = (spec.model_path, manager)
         task = self._decisions.get(key)
         if task is None:
