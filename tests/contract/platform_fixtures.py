@@ -180,7 +180,11 @@ def _home_containers(home: Path, running_only: bool = True) -> list[Any]:
     client = docker.from_env()
     try:
         label = f"pier.home={home.absolute()}"
-        return list(client.containers.list(all=not running_only, filters={"label": label}))
+        return list(
+            client.containers.list(
+                all=not running_only, filters={"label": label}, ignore_removed=True
+            )
+        )
     finally:
         client.close()
 

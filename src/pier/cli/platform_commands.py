@@ -29,12 +29,16 @@ HomeOption = Annotated[
 ]
 
 
+OPTION_NAMES = {"image_map": "--map-image"}  # settings whose option is not named after them
+
+
 def _settings(**given: Any) -> PlatformSettings:
     try:
         return PlatformSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         for e in exc.errors():
-            field = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "?"
+            name = str(e["loc"][0]) if e["loc"] else ""
+            field = OPTION_NAMES.get(name, "--" + name.replace("_", "-")) if name else "?"
             err.print(f"[red]error:[/red] {field}: {e['msg']}")
         raise typer.Exit(2) from None
 

@@ -24,11 +24,12 @@ restart `adopt()` lists the containers labelled with this home: running ones wit
 taken over, exited ones are removed (their last log lines saved first), and records without a
 container are forgotten.
 
-Logs. Each container's log stream is pumped by a thread into `<home>/instances/<id>/serve.log`,
-resumed after an adopt from the log file's last write (`since`). Pumping, rather than reading
-the engine's logs on demand, because the container is removed when it stops or fails: its log
-must outlive it (a Failed endpoint is explained by its last instance's log), and `pier logs`
-reads files with no platform and no engine running, for both backends alike.
+Logs. Each container's log stream is pumped by a thread into `<home>/instances/<id>/serve.log`;
+the file's mtime is the engine's timestamp of the last line copied, so a pump started after an
+adopt resumes exactly there (`since`, then lines at or before it skipped). Pumping, rather
+than reading the engine's logs on demand, because the container is removed when it stops or
+fails: its log must outlive it (a Failed endpoint is explained by its last instance's log),
+and `pier logs` reads files with no platform and no engine running, for both backends alike.
 
 Stop. The engine's stop: SIGTERM (the image's StopSignal), SIGKILL after the grace (30 s by
 default), then the container is removed. A container that exits on its own (crash, OOM kill)
@@ -598,7 +599,9 @@ class DockerBackend:
         home = str(self.state_dir)
         try:
             client = self.client
-            containers = client.containers.list(all=True, filters={"label": f"{LABEL}home={home}"})
+            containers = client.containers.list(
+                all=True, filters={"label": f"{LABEL}home={home}"}, ignore_removed=True
+            )
         except (DockerUnavailable, DockerException) as exc:
             log.warning("cannot adopt containers: %s", exc)
             return []
