@@ -167,7 +167,7 @@ def test_registry_uri_labels_version_and_run(
     [
         ("bad-tag", 2, "--tag: 'Not A Tag' is not a valid image name"),
         ("no-mlmodel", 1, "is not an MLflow model"),
-        ("missing-dir", 1, "no such directory"),
+        ("missing-dir", 1, "does not exist"),
         ("missing-base", 1, "Base image 'pier-test-missing:nope' is not on this Docker Engine"),
         ("no-engine", 1, "No Docker Engine answers"),
     ],

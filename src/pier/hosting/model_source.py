@@ -17,12 +17,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import yaml
 
 from pier.errors import ValidationException
+from pier.hosting import model_local
 
 LABEL_PREFIX = "org.pier."
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))?/?$")
@@ -39,14 +38,9 @@ class FetchedModel:
 
 def fetch(uri: str, dest: Path) -> FetchedModel:
     """The model at `uri` as a local directory: a local one as it is, any other downloaded
-    under `dest`. ValidationException when the URI cannot be read or holds no MLmodel."""
-    local = _local_path(uri)
-    if local is not None:
-        if not local.exists():
-            raise ValidationException(f"{uri}: no such directory.")
-        path = local.resolve()
-    else:
-        path = _download(uri, dest)
+    under `dest` (pier.hosting.model_local, which the model environments use too).
+    ValidationException when the URI cannot be read or holds no MLmodel."""
+    path = model_local.local_model_dir(uri, dest).resolve()
     if not (path / "MLmodel").is_file():
         raise ValidationException(
             f"{uri} is not an MLflow model: {path} has no MLmodel file (log or save the model "
@@ -84,28 +78,6 @@ def _json(value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-def _local_path(uri: str) -> Path | None:
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        return Path(url2pathname(parts.path))
-    if parts.scheme == "" or (len(parts.scheme) == 1 and uri[1:2] == ":"):  # a path
-        return Path(uri).expanduser()
-    return None
-
-
-def _download(uri: str, dest: Path) -> Path:
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
-    except MlflowException as exc:
-        raise ValidationException(f"Cannot download {uri}: {_first_line(exc.message)}") from None
-    except OSError as exc:
-        raise ValidationException(f"Cannot download {uri}: {exc}") from None
 
 
 def _registry_version(uri: str) -> str | None:
