@@ -29,6 +29,7 @@ def build(
         typer.Argument(
             help="MLflow model URI: a directory, file://, models:/name/1, models:/name@alias, "
             "runs:/ID/path.",
+            metavar="MODEL_URI",
             show_default=False,
         ),
     ],

@@ -220,19 +220,19 @@ def _pip(args: list[str], say: Callable[[str], None]) -> None:
     """Run this interpreter's pip (with the machine's configuration: PIP_* and pip.conf),
     its output passed to `say` line by line."""
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    tail: list[str] = []
     try:
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
+        ) as proc:
+            for raw in proc.stdout or ():
+                line = raw.rstrip()
+                if line:
+                    say(line)
+                    tail = [*tail[-11:], line]
     except OSError as exc:
         raise WheelhouseError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
-    tail: list[str] = []
-    for raw in proc.stdout or ():
-        line = raw.rstrip()
-        if line:
-            say(line)
-            tail = [*tail[-11:], line]
-    if proc.wait() != 0:
+    if proc.returncode != 0:
         if any("No module named pip" in line for line in tail):
             raise WheelhouseError(
                 f"{sys.executable} has no pip: install it (`{sys.executable} -m ensurepip`) to "
