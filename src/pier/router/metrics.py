@@ -279,11 +279,11 @@ class _LiveCollector(Collector):
         yield count
         labels = ["endpoint", "variant", "instance"]
         cpu = CounterMetricFamily(
-            "pier_instance_cpu_seconds", "CPU time of an instance's server process",
+            "pier_instance_cpu_seconds", "CPU time of an instance's server and its child processes",
             labels=labels,
         )  # fmt: skip
         memory = GaugeMetricFamily(
-            "pier_instance_memory_bytes", "Resident memory of an instance's server process",
+            "pier_instance_memory_bytes", "Resident memory of an instance's server and its children",
             labels=labels,
         )  # fmt: skip
         for p in self._instances():
@@ -297,9 +297,37 @@ class _LiveCollector(Collector):
 
 
 def proc_usage(pid: int) -> tuple[float, int] | None:
-    """(CPU seconds, resident bytes) of a process from /proc; None if it is gone.
+    """(CPU seconds, resident bytes) of a process and its live descendants, from /proc; None if
+    the process is gone.
 
-    psutil would do it too; two small reads of /proc are all this needs on Linux."""
+    The tree, not the one pid: a server's worker processes (`--workers`), and a container whose
+    main process is an init (tini, dumb-init) that starts the real server. CPU counts each
+    process's own time plus its reaped children's (cutime, cstime), so the sum only grows as
+    workers come and go; resident memory is summed (pages shared between forked workers count
+    once per worker). psutil would do it too; a few small reads of /proc are all this needs."""
+    own = _proc_one(pid)
+    if own is None:
+        return None
+    cpu, rss = own
+    seen = {pid}
+    todo = _children(pid)
+    while todo and len(seen) < _MAX_TREE:
+        child = todo.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        usage = _proc_one(child)
+        if usage is not None:
+            cpu += usage[0]
+            rss += usage[1]
+            todo.extend(_children(child))
+    return cpu, rss
+
+
+_MAX_TREE = 256  # processes looked at per instance: a bound, not a limit any server reaches
+
+
+def _proc_one(pid: int) -> tuple[float, int] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -308,5 +336,21 @@ def proc_usage(pid: int) -> tuple[float, int] | None:
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()  # the name may hold spaces: skip past it
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _CLOCK_TICKS, int(statm.split()[1]) * _PAGE
+    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / _CLOCK_TICKS, int(statm.split()[1]) * _PAGE
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (every thread's, as proc(5)'s task/TID/children)."""
+    found: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
