@@ -9,17 +9,21 @@ from typing import Any
 
 from pier.errors import ValidationException
 from pier.hosting import model_data
-from pier.hosting.image_map import is_mlflow_image
+from pier.hosting.image_map import ImageMap, is_mlflow_image
 
 # models:/name@alias, models:/name/latest, models:/name/Production; models:/name/3 is pinned.
 _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))$")
 
 
-def model_resolver(cache_dir: Path) -> Callable[[dict[str, Any]], str]:
+def model_resolver(
+    cache_dir: Path, images: ImageMap | None = None
+) -> Callable[[dict[str, Any]], str]:
     """ModelDataUrl, or ModelDataSource.S3DataSource.S3Uri, resolved (downloads cached;
     registry references pinned to a version); "" for a container without model data (its
     model lives in its image). The model data of an image that is not an MLflow server (bring
-    your own container) need not be an MLflow model: it is unpacked as it is."""
+    your own container) need not be an MLflow model: it is unpacked as it is. Which image runs
+    is decided through the platform's image map, as the backends decide it."""
+    image_map = images or ImageMap()
 
     def resolve(container: dict[str, Any]) -> str:
         url = container.get("ModelDataUrl")
@@ -28,7 +32,7 @@ def model_resolver(cache_dir: Path) -> Callable[[dict[str, Any]], str]:
             url = (source.get("S3DataSource") or {}).get("S3Uri")
         if not url:
             return ""
-        mlflow_model = is_mlflow_image(container.get("Image"))
+        mlflow_model = is_mlflow_image(image_map.resolve(container.get("Image")))
         return pin_version(model_data.resolve(url, cache_dir, mlflow_model=mlflow_model))
 
     return resolve

@@ -28,6 +28,7 @@ from pier.errors import PierError
 from pier.hosting.base import Backend
 from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
+from pier.hosting.image_map import ImageMap
 from pier.hosting.process import ProcessBackend
 from pier.monitor.alarm_runner import AlarmRunner
 from pier.monitor.capture import Capturer, default_base
@@ -194,7 +195,7 @@ async def _serve(
         sessions,
         backend,
         table,
-        model_resolver(home.model_cache),
+        model_resolver(home.model_cache, ImageMap(settings.image_map)),
         health_interval_s=settings.health_interval_seconds,
         stop_grace_s=settings.stop_grace_seconds,
     )
