@@ -24,9 +24,9 @@ restart `adopt()` lists the containers labelled with this home: running ones wit
 taken over, exited ones are removed (their last log lines saved first), and records without a
 container are forgotten.
 
-Logs. Each container's log stream is pumped by a thread into `<home>/instances/<id>/serve.log`;
-the file's mtime is the engine's timestamp of the last line copied, so a pump started after an
-adopt resumes exactly there (`since`, then lines at or before it skipped). Pumping, rather
+Logs. Each container's log stream is pumped by a thread (pier.hosting.container_logs) into
+`<home>/instances/<id>/serve.log`; the file's mtime is the engine's timestamp of the last line
+copied, so a pump started after an adopt resumes exactly there (`since`, then lines at or before it skipped). Pumping, rather
 than reading the engine's logs on demand, because the container is removed when it stops or
 fails: its log must outlive it (a Failed endpoint is explained by its last instance's log),
 and `pier logs` reads files with no platform and no engine running, for both backends alike.
@@ -47,12 +47,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -64,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from pier.errors import PierError, ValidationException
+from pier.hosting import model_local
 from pier.hosting.base import (
     DEFAULT_STOP_GRACE_S,
     PING_TIMEOUT_S,
@@ -71,6 +69,7 @@ from pier.hosting.base import (
     InstanceSpec,
     InstanceState,
 )
+from pier.hosting.container_logs import LogPump, last_copied_ns, quietly
 from pier.hosting.docker_engine import DockerUnavailable, connect
 from pier.hosting.image_map import ImageMap, is_mlflow_image
 from pier.hosting.instance_types import limits
@@ -92,8 +91,6 @@ CANCELLED_STOP_GRACE_S = 1.0  # launched and abandoned at once: it never served 
 FAILURE_LOG_LINES = 20
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 LABEL = "pier."  # every label pier sets starts so
-MLFLOW_URIS = ("models:", "runs:", "mlflow-artifacts:")
-_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
 
 # (a local MLflow model directory, a progress callback) -> the image serving it
 MlflowImage = Callable[[Path, Callable[[str], None]], str]
@@ -116,82 +113,8 @@ class _Handle:
     """A running instance's container and the thread that copies its log."""
 
     container: Container
-    pump: _LogPump | None = None
+    pump: LogPump | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _LogPump(threading.Thread):
-    """Copies a container's log stream (stdout and stderr) into a file until the stream ends,
-    when the container stops; `ended` is set then.
-
-    The engine's timestamp of each line is stripped, and the file's mtime is set to the last
-    copied line's: a pump started after an adopt asks for the lines since that second and
-    skips those at or before it, so nothing is lost or repeated across a platform restart.
-    (The file system's own mtime lags the clock by up to a jiffy: not precise enough.)"""
-
-    def __init__(self, container: Container, path: Path, after_ns: int | None) -> None:
-        super().__init__(name=f"pier-logs-{container.name}", daemon=True)
-        self._container = container
-        self._path = path
-        self._after_ns = after_ns
-        self._stream: Any = None
-        self._closed = False
-        self.ended = threading.Event()
-
-    def run(self) -> None:
-        try:
-            kwargs: dict[str, Any] = {"stream": True, "follow": True, "timestamps": True}
-            if self._after_ns is not None:
-                kwargs["since"] = self._after_ns // 10**9
-            self._stream = self._container.logs(**kwargs)
-            with self._path.open("ab") as out:
-                for chunk in self._stream:
-                    if self._closed:
-                        break
-                    last = self._copy(chunk, out)
-                    if last is not None:
-                        os.utime(out.fileno(), ns=(last, last))
-        except Exception as exc:  # the engine went away: the health check will tell
-            log.debug("log stream of %s ended: %s", self._container.name, exc)
-        finally:
-            if self._stream is not None:
-                with _quiet():
-                    self._stream.close()
-            self.ended.set()
-
-    def _copy(self, chunk: bytes, out: Any) -> int | None:
-        """Write the chunk's lines without their timestamps; the last line's time (ns)."""
-        last = None
-        for line in chunk.splitlines(keepends=True):
-            stamp, _, text = line.partition(b" ")
-            when = _timestamp_ns(stamp)
-            if when is None:  # not a line the engine stamped: as it is
-                out.write(line)
-                continue
-            if self._after_ns is not None and when <= self._after_ns:
-                continue  # copied before the adopt
-            out.write(text)
-            last = when
-        out.flush()
-        return last
-
-    def close(self) -> None:
-        """Stop copying (the container runs on): nothing more is written to the file."""
-        self._closed = True
-        if self._stream is not None:
-            with _quiet():
-                self._stream.close()
-
-
-def _timestamp_ns(stamp: bytes) -> int | None:
-    """The engine's RFC 3339 timestamp with nanoseconds (`2024-01-02T03:04:05.123456789Z`) in
-    ns since the epoch; None when it is not one."""
-    match = _STAMP.fullmatch(stamp)
-    if match is None:
-        return None
-    seconds = datetime.strptime(match[1].decode(), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    fraction = (match[2] or b"").decode().ljust(9, "0")[:9]
-    return int(seconds.timestamp()) * 10**9 + int(fraction)
 
 
 class DockerBackend:
@@ -393,7 +316,7 @@ class DockerBackend:
             port = next(int(p["HostPort"]) for p in ports if p.get("HostIp") in (HOST, ""))
         except Exception as exc:
             reason = _api_reason(exc)
-            with _quiet():
+            with quietly():
                 container.remove(force=True)
             if "executable file not found" in reason:
                 raise CannotStart(
@@ -401,7 +324,7 @@ class DockerBackend:
                     "`serve` as SageMaker does (docs/containers.md, the container contract)."
                 ) from None
             raise CannotStart(f"Cannot start a container of {image}: {reason}") from None
-        handle.pump = _LogPump(container, instance.log_path, None)
+        handle.pump = LogPump(container, instance.log_path, None)
         handle.pump.start()
         instance.url = f"http://{HOST}:{port}"
         instance.pid = int(container.attrs["State"].get("Pid") or 0) or None
@@ -462,34 +385,12 @@ class DockerBackend:
         }
 
     def _local_model(self, model_path: str) -> Path:
-        """A local directory holding the model, to mount: MLflow URIs are downloaded (once)."""
-        if model_path.startswith(MLFLOW_URIS):
-            return self._download(model_path)
-        path = Path(model_path.removeprefix("file://"))
-        if not path.is_dir():
-            raise CannotStart(f"Model data {model_path} is not a directory on this machine.")
-        return path.absolute()
-
-    def _download(self, uri: str) -> Path:
-        # A pinned registry version or a run's artifact does not change: cached by its URI.
-        target = self.cache_dir / "models" / hashlib.sha256(uri.encode()).hexdigest()[:24]
-        if target.is_dir():
-            return target
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
-
-        staging = target.with_name(target.name + f".{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        """A local directory holding the model, to mount: MLflow URIs are downloaded (once for
+        a pinned version or a run's artifact; pier.hosting.model_local)."""
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
-            staging.chmod(0o755)
-            staging.rename(target)
-        except MlflowException as exc:
-            raise CannotStart(f"Cannot download the model {uri}: {exc.message}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+            return model_local.local_model_dir(model_path, self.cache_dir / "models")
+        except PierError as exc:
+            raise CannotStart(exc.message) from None
 
     def _serving_image(self, model_dir: Path, progress: Callable[[str], None]) -> str:
         """pier's serving image of the model's environment (built when missing)."""
@@ -547,7 +448,9 @@ class DockerBackend:
         state = handle.container.attrs["State"]
         if state.get("Running"):
             if handle.pump is not None and handle.pump.ended.is_set():  # the stream broke
-                handle.pump = _LogPump(handle.container, instance.log_path, _mtime(instance))
+                handle.pump = LogPump(
+                    handle.container, instance.log_path, last_copied_ns(instance.log_path)
+                )
                 handle.pump.start()
             return False
         code = int(state.get("ExitCode", -1))
@@ -564,7 +467,7 @@ class DockerBackend:
         instance.state = InstanceState.FAILED
         instance.failure = f"The container {what}{when}. Last log lines:\n{tail}"
         if handle is not None:
-            with _quiet():
+            with quietly():
                 handle.container.remove(force=True)
         self._handles.pop(instance.instance_id, None)
         self._record_path(instance.instance_id).unlink(missing_ok=True)
@@ -589,7 +492,7 @@ class DockerBackend:
             log.warning("stopping %s: %s", instance.instance_id, _api_reason(exc))
         if handle.pump is not None:
             handle.pump.join(5.0)
-        with _quiet():
+        with quietly():
             container.remove(force=True)
 
     # ------------------------------------------------------------------ adoption
@@ -619,20 +522,20 @@ class DockerBackend:
                 instance = self._read_record(path, container.id)
             except (OSError, ValueError, KeyError, TypeError, ValidationException) as exc:
                 log.warning("removing container %s: no usable record (%s)", container.name, exc)
-                with _quiet():
+                with quietly():
                     container.remove(force=True)
                 continue
-            since = _mtime(instance)
+            since = last_copied_ns(instance.log_path)
             if container.status != "running":
                 log.info("forgetting %s: its container exited", instance_id)
-                with _quiet():  # its last words, then it goes
-                    pump = _LogPump(container, instance.log_path, since)
+                with quietly():  # its last words, then it goes
+                    pump = LogPump(container, instance.log_path, since)
                     pump.run()  # here: the stream of an exited container ends at once
                     container.remove(force=True)
                 path.unlink(missing_ok=True)
                 continue
             instance.pid = int(container.attrs["State"].get("Pid") or 0) or None
-            pump = _LogPump(container, instance.log_path, since)
+            pump = LogPump(container, instance.log_path, since)
             pump.start()
             handle = _Handle(container, pump)
             seen.add(instance_id)
@@ -652,7 +555,7 @@ class DockerBackend:
 
     def _note(self, instance: Instance, text: str) -> None:
         """A line of pier's own in the instance's log (`# ` lines stay out of failures)."""
-        with _quiet(), instance.log_path.open("a") as f:
+        with quietly(), instance.log_path.open("a") as f:
             f.write(f"# {datetime.now(UTC):%Y-%m-%d %H:%M:%S} pier: {text}\n")
 
     def _write_record(self, instance: Instance, container: Container) -> None:
@@ -692,14 +595,6 @@ def _is_docker_record(path: Path) -> bool:
         return False
 
 
-def _mtime(instance: Instance) -> int | None:
-    """The time (ns) of the last line copied into the instance's log (see _LogPump)."""
-    try:
-        return instance.log_path.stat().st_mtime_ns
-    except OSError:
-        return None
-
-
 def _describe_exit(container: str, code: int, oom: bool) -> str:
     if oom:
         return f"{container} was killed for exceeding its memory limit (exit code {code})"
@@ -716,18 +611,6 @@ def _api_reason(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
-
-
-class _quiet:  # contextlib.suppress of every error, named for what it means here
-    """Best-effort clean-up: errors are logged at debug level and dropped."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None:
-            log.debug("ignored: %s", exc)
-        return isinstance(exc, Exception)
 
 
 def _ping_client() -> httpx.AsyncClient:
