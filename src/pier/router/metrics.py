@@ -279,11 +279,11 @@ class _LiveCollector(Collector):
         yield count
         labels = ["endpoint", "variant", "instance"]
         cpu = CounterMetricFamily(
-            "pier_instance_cpu_seconds", "CPU time of an instance's server and its child processes",
+            "pier_instance_cpu_seconds", "CPU time of an instance's processes",
             labels=labels,
         )  # fmt: skip
         memory = GaugeMetricFamily(
-            "pier_instance_memory_bytes", "Resident memory of an instance's server and its children",
+            "pier_instance_memory_bytes", "Resident memory of an instance's processes",
             labels=labels,
         )  # fmt: skip
         for p in self._instances():
