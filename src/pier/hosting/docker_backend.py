@@ -27,9 +27,10 @@ container are forgotten.
 Logs. Each container's log stream is pumped by a thread (pier.hosting.container_logs) into
 `<home>/instances/<id>/serve.log`; the file's mtime is the engine's timestamp of the last line
 copied, so a pump started after an adopt resumes exactly there (`since`, then lines at or
-before it skipped). Pumping, rather than reading the engine's logs on demand, because the container is removed when it stops or
-fails: its log must outlive it (a Failed endpoint is explained by its last instance's log),
-and `pier logs` reads files with no platform and no engine running, for both backends alike.
+before it skipped). Pumping, rather than reading the engine's logs on demand, because the
+container is removed when it stops or fails: its log must outlive it (a Failed endpoint is
+explained by its last instance's log), and `pier logs` reads files with no platform and no
+engine running, for both backends alike.
 
 Stop. The engine's stop: SIGTERM (the image's StopSignal), SIGKILL after the grace (30 s by
 default), then the container is removed. A container that exits on its own (crash, OOM kill)
