@@ -241,11 +241,13 @@ class Reconciler:
         )
         instance = await self._backend.launch(spec)
         self._instances.setdefault(endpoint, []).append(instance)
+        # FAILED at launch: it never ran (no environment or image for it, no model to mount).
+        started = instance.state is not InstanceState.FAILED
         await self._backend.wait_healthy(instance, spec.startup_timeout_s)
         if instance.state != InstanceState.HEALTHY:
+            what = "did not pass its health check" if started else "could not start"
             raise LaunchFailed(
-                f"Variant {spec.variant}: the instance did not pass its health check. "
-                f"{instance.failure or ''}".strip()
+                f"Variant {spec.variant}: the instance {what}. {instance.failure or ''}".strip()
             )
         return instance
 
