@@ -53,6 +53,7 @@ from tests.contract.platform_fixtures import (
     kill_leftovers,
     pid_alive,
     platform_env,
+    port_accepts,
     postgres_database,
     predictions,
     save_broken_model,
@@ -1624,9 +1625,15 @@ def test_model_not_ready_while_the_only_instance_is_down(
         procs = endpoint_processes(platform.home, ROUTING)
         return v["CurrentInstanceCount"] == 1 and len(procs) == 2 and victim not in procs
 
+    record = json.loads((victim.instance_dir / "instance.json").read_text())
+    port = int(record["url"].rsplit(":", 1)[1])
     os.kill(victim.pid, signal.SIGKILL)
     try:
         wait_for(lambda: not pid_alive(victim.pid), 5, 0.01, "the instance to die")
+        if platform.backend == "docker":
+            # Docker's port proxy accepts connections for a container that has just died, until
+            # the engine has handled its exit: such a call is a ModelError (docs/containers.md).
+            wait_for(lambda: not port_accepts(port), 10, 0.01, "the engine to release the port")
         with pytest.raises(ClientError) as excinfo:
             invoke(rt, ROUTING, TargetVariant="variant-b")
         code, message, status = error_of(excinfo)

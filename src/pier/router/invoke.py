@@ -123,6 +123,9 @@ class Router:
             except UpstreamLost as exc:
                 if measured:
                     measured.lost()
+                # It may be dead (a port proxy, like Docker's, accepts for a container that is
+                # gone): have it checked now rather than at the next periodic health check.
+                self._on_unreachable(target.instance_id)
                 raise ModelError(
                     "Received server error (502) from primary with message "
                     f'"The connection to the model container was lost: {exc}".',
