@@ -40,13 +40,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
-    with socket.socket() as s:
-        s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def wait_for(
     probe: Callable[[], T | None], timeout: float, interval: float = 0.2, what: str = ""
 ) -> T:

@@ -53,7 +53,6 @@ from tests.contract.platform_fixtures import (
     kill_leftovers,
     pid_alive,
     platform_env,
-    port_accepts,
     postgres_database,
     predictions,
     save_broken_model,
@@ -1625,19 +1624,19 @@ def test_model_not_ready_while_the_only_instance_is_down(
         procs = endpoint_processes(platform.home, ROUTING)
         return v["CurrentInstanceCount"] == 1 and len(procs) == 2 and victim not in procs
 
-    record = json.loads((victim.instance_dir / "instance.json").read_text())
-    port = int(record["url"].rsplit(":", 1)[1])
     os.kill(victim.pid, signal.SIGKILL)
     try:
         wait_for(lambda: not pid_alive(victim.pid), 5, 0.01, "the instance to die")
-        if platform.backend == "docker":
-            # Docker's port proxy accepts connections for a container that has just died, until
-            # the engine has handled its exit: such a call is a ModelError (docs/containers.md).
-            wait_for(lambda: not port_accepts(port), 10, 0.01, "the engine to release the port")
         with pytest.raises(ClientError) as excinfo:
             invoke(rt, ROUTING, TargetVariant="variant-b")
         code, message, status = error_of(excinfo)
-        assert (code, status) == ("ModelNotReadyException", 429), message
+        if platform.backend == "docker" and code == "ModelError":
+            # Docker's port proxy still holds the router's keep-alive connection to a container
+            # that has just died, and closes it once the request is on it: from the outside
+            # that is a model that dropped the connection (docs/containers.md, Stop, crashes).
+            assert "connection to the model container was lost" in message, message
+        else:
+            assert (code, status) == ("ModelNotReadyException", 429), message
         assert invoke(rt, ROUTING, TargetVariant="variant-a") == (
             "variant-a",
             models.a.predict(PROBE),
