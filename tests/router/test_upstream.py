@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +227,48 @@ def test_a_reset_with_the_request_unread_is_not_delivered() -> None:
 
     with pytest.raises(UpstreamNotDelivered):
         asyncio.run(run())
+
+
+def test_a_connection_accepted_and_closed_at_once_is_not_delivered() -> None:
+    """What Docker's port proxy does for a container that has just died: it accepts, finds
+    nothing behind it, and closes. The request never reached a model, so the router may send
+    it elsewhere; the event loop (uvloop, as in the platform) must not see a write on a closed
+    transport."""
+    import uvloop  # the platform's loop: asyncio's own ignores a write on a closed transport
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    stop = False
+
+    def accept_and_close() -> None:
+        while not stop:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                conn.close()
+
+    thread = threading.Thread(target=accept_and_close, daemon=True)
+    thread.start()
+
+    async def run() -> list[str]:
+        outcomes = []
+        pool = UpstreamPool()
+        for _ in range(100):
+            try:
+                await pool.post("127.0.0.1", port, "/invocations", b"{}", [], 5)
+                outcomes.append("answered")
+            except UpstreamConnectError:
+                outcomes.append("not delivered")
+            except Exception as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+        pool.close()
+        return outcomes
+
+    try:
+        outcomes = uvloop.run(run())
+    finally:
+        stop = True
+        listener.close()
+        thread.join(5)
+    assert set(outcomes) == {"not delivered"}, sorted(set(outcomes))

@@ -104,7 +104,10 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(response)
 
     def send(self, request: bytes) -> asyncio.Future[UpstreamResponse]:
-        assert self.transport is not None
+        if self.closed or self.transport is None or self.transport.is_closing():
+            # Closed before a byte was written: a port proxy (Docker's) that accepted with
+            # nothing behind it, or an instance that closed as it died. Nothing was sent.
+            raise UpstreamNotDelivered("the connection closed before the request was sent")
         self._headers, self._body, self._received = {}, [], False
         self._parser = httptools.HttpResponseParser(self)
         self.waiter = asyncio.get_running_loop().create_future()
