@@ -231,9 +231,10 @@ def test_a_reset_with_the_request_unread_is_not_delivered() -> None:
 
 def test_a_connection_accepted_and_closed_at_once_is_not_delivered() -> None:
     """What Docker's port proxy does for a container that has just died: it accepts, finds
-    nothing behind it, and closes. The request never reached a model, so the router may send
-    it elsewhere; the event loop (uvloop, as in the platform) must not see a write on a closed
-    transport."""
+    nothing behind it, and closes. A close seen before the write means the request never left:
+    the router may send it elsewhere. (A close seen only after the write is indistinguishable
+    from a model that dropped the connection: lost.) The event loop (uvloop, as in the
+    platform) must never be asked to write on a closed transport."""
     import uvloop  # the platform's loop: asyncio's own ignores a write on a closed transport
 
     listener = socket.socket()
@@ -260,6 +261,8 @@ def test_a_connection_accepted_and_closed_at_once_is_not_delivered() -> None:
                 outcomes.append("answered")
             except UpstreamConnectError:
                 outcomes.append("not delivered")
+            except UpstreamLost:  # written before the close was seen: the peer's FIN came first
+                outcomes.append("lost")
             except Exception as exc:
                 outcomes.append(f"{type(exc).__name__}: {exc}")
         pool.close()
@@ -271,4 +274,7 @@ def test_a_connection_accepted_and_closed_at_once_is_not_delivered() -> None:
         stop = True
         listener.close()
         thread.join(5)
-    assert set(outcomes) == {"not delivered"}, sorted(set(outcomes))
+    # Never an error of the event loop (a write on a closed transport); and the closes seen
+    # before writing, most of the hundred, are "not delivered", so the router may retry them.
+    assert set(outcomes) <= {"not delivered", "lost"}, sorted(set(outcomes))
+    assert outcomes.count("not delivered") > outcomes.count("lost"), outcomes
