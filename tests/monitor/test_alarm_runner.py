@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pier.monitor.alarm_actions import WebhookSender
-from pier.monitor.alarm_runner import AlarmRunner, AlarmTransition
+from pier.monitor.alarm_runner import AlarmRunner, AlarmTransition, state_update_entry
 from pier.monitor.alarms import INITIAL_REASON
 from pier.store import db
 from pier.store.alarms import AlarmStore, HistoryEntry
@@ -338,3 +338,30 @@ def test_an_evaluation_does_not_undo_a_state_set_meanwhile(
     assert fresh is not None
     assert (fresh.old_state, fresh.new_state) == ("ALARM", "OK")
     assert alarms.set_state("ghost", "OK", "x", None, T0, lambda before: None) is None
+
+
+def test_a_change_is_never_stamped_before_the_one_it_follows(
+    stores: tuple[AlarmStore, MetricStore],
+) -> None:
+    """A wall clock that steps back (or a writer that read the clock early) must not list an
+    evaluation's OK before the SetAlarmState it undid: history order is the order of changes."""
+    alarms = stores[0]
+    put_alarm(alarms, TreatMissingData="notBreaching")
+    later = T0 + timedelta(seconds=5)
+    done = alarms.set_state(
+        "errors", "ALARM", "drill", None, later,
+        lambda before: state_update_entry(before, "ALARM", "drill", None, later),
+    )  # fmt: skip
+    assert done is not None
+    runner, _ = make_runner(stores)  # its clock says T0: behind the SetAlarmState
+    current = alarms.get("errors")
+    assert current is not None
+    back = runner.evaluate_alarm(current, T0 + timedelta(seconds=1))
+    assert back is not None
+    assert back.new_state == "OK"
+    now = alarms.get("errors")
+    assert now is not None
+    assert now.state == "OK"
+    assert now.state_updated_at >= later
+    updates = alarms.history("errors", types=["StateUpdate"], newest_first=False)
+    assert [json.loads(u.data)["newState"]["stateValue"] for u in updates] == ["ALARM", "OK"]

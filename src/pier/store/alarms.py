@@ -195,8 +195,13 @@ class AlarmStore:
         The write is a conditional UPDATE on the state and configuration just read, so a
         concurrent change (SetAlarmState, PutMetricAlarm, an evaluation) is never overwritten
         unseen, on SQLite (whose driver reads outside the write transaction) as on PostgreSQL;
-        without expectations, a lost race is read again and retried."""
+        without expectations, a lost race is read again and retried.
+
+        A change is never stamped before the one it follows: `now` is raised to the state's
+        last update when the wall clock stepped back or a slower writer took its time earlier,
+        so the history lists the changes in the order they were made."""
         t = AlarmRow
+        asked = now
         for _ in range(_RETRIES):
             with self._sessions.begin() as session:
                 row = session.get(t, name)
@@ -209,6 +214,7 @@ class AlarmStore:
                     before.configuration_updated_at != as_utc(expect_configuration)
                 ):
                     return None
+                now = max(asked, before.state_updated_at)
                 changed = session.execute(
                     update(t)
                     .where(
@@ -227,7 +233,7 @@ class AlarmStore:
                     continue  # changed between the read and the write: read it again
                 entry = history(before)
                 if entry is not None:
-                    session.add(_history_row(entry))
+                    session.add(_history_row(replace(entry, timestamp=max(entry.timestamp, now))))
                 after = replace(
                     before, state=state, reason=reason, reason_data=reason_data,
                     state_updated_at=as_utc(now),
