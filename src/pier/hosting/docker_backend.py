@@ -62,10 +62,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from pier.errors import PierError, ValidationException
-from pier.hosting import model_local
+from pier.hosting import model_local, ping
 from pier.hosting.base import (
     DEFAULT_STOP_GRACE_S,
-    PING_TIMEOUT_S,
     Instance,
     InstanceSpec,
     InstanceState,
@@ -86,10 +85,7 @@ CONTAINER_PORT = "8080/tcp"
 MODEL_MOUNT = "/opt/ml/model"
 RECORD_FILE = "instance.json"
 LOG_FILE = "serve.log"
-POLL_INTERVAL_S = 0.05
-FAILED_STOP_GRACE_S = 5.0
 CANCELLED_STOP_GRACE_S = 1.0  # launched and abandoned at once: it never served a request
-FAILURE_LOG_LINES = 20
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 LABEL = "pier."  # every label pier sets starts so
 
@@ -214,30 +210,10 @@ class DockerBackend:
         await self.stop(instance, grace_s=CANCELLED_STOP_GRACE_S)
 
     async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:
-        timeout = instance.spec.startup_timeout_s if timeout_s is None else timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with _ping_client() as client:
-            while True:
-                healthy = await self._check(instance, client)
-                if healthy or instance.state in (InstanceState.FAILED, InstanceState.STOPPED):
-                    return instance
-                if loop.time() >= deadline:
-                    break
-                await asyncio.sleep(POLL_INTERVAL_S)
-        failure = (
-            f"Instance {instance.instance_id} did not answer GET /ping with 200 within "
-            f"{timeout:g} s (the container startup health check timeout) and was stopped. "
-            f"Last log lines:\n{self.log_tail(instance, FAILURE_LOG_LINES)}"
-        )
-        await self.stop(instance, grace_s=FAILED_STOP_GRACE_S)
-        instance.state = InstanceState.FAILED
-        instance.failure = failure
-        return instance
+        return await ping.wait_healthy(self, instance, timeout_s)
 
     async def health(self, instance: Instance) -> bool:
-        async with _ping_client() as client:
-            return await self._check(instance, client)
+        return await ping.health(self, instance)
 
     async def stop(self, instance: Instance, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         handle = self._handles.pop(instance.instance_id, None)
@@ -266,7 +242,7 @@ class DockerBackend:
     async def adopt(self) -> builtins.list[Instance]:
         found = await asyncio.to_thread(self._adoptable)
         adopted: list[Instance] = []
-        async with _ping_client() as client:
+        async with ping.client() as client:
             for instance, handle in found:
                 self._instances[instance.instance_id] = instance
                 self._handles[instance.instance_id] = handle
@@ -464,7 +440,7 @@ class DockerBackend:
         if handle is not None and handle.pump is not None:
             handle.pump.join(2.0)  # its last lines
         when = " before answering /ping with 200" if instance.state is InstanceState.PENDING else ""
-        tail = self.log_tail(instance, FAILURE_LOG_LINES)
+        tail = self.log_tail(instance, ping.FAILURE_LOG_LINES)
         instance.state = InstanceState.FAILED
         instance.failure = f"The container {what}{when}. Last log lines:\n{tail}"
         if handle is not None:
@@ -612,7 +588,3 @@ def _api_reason(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
-
-
-def _ping_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=PING_TIMEOUT_S, verify=False, trust_env=False)  # noqa: S501

@@ -56,10 +56,9 @@ from typing import Any
 import httpx
 
 from pier.errors import ModelEnvironmentError, ValidationException
-from pier.hosting import environments, model_env, model_local
+from pier.hosting import environments, model_env, model_local, ping
 from pier.hosting.base import (
     DEFAULT_STOP_GRACE_S,
-    PING_TIMEOUT_S,
     Instance,
     InstanceSpec,
     InstanceState,
@@ -71,9 +70,6 @@ log = logging.getLogger("pier.hosting.process")
 HOST = "127.0.0.1"
 RECORD_FILE = "instance.json"
 LOG_FILE = "serve.log"
-POLL_INTERVAL_S = 0.05
-FAILED_STOP_GRACE_S = 5.0  # an instance that never became healthy has nothing to drain
-FAILURE_LOG_LINES = 20
 # The instance's serve configuration comes from its container definition only, as on
 # SageMaker: the platform's own PIER_* / SAGEMAKER_* variables are not inherited.
 NOT_INHERITED = ("PIER_", "SAGEMAKER_")
@@ -149,12 +145,6 @@ def _describe_exit(pid: int | None, code: int | None) -> str:
     return f"pier serve (pid {pid}) exited with code {code}"
 
 
-def _ping_client() -> httpx.AsyncClient:
-    # Plain http on loopback: no TLS, so skip loading CA certificates (20 ms per client), and
-    # no proxies from the environment.
-    return httpx.AsyncClient(timeout=PING_TIMEOUT_S, verify=False, trust_env=False)  # noqa: S501
-
-
 @dataclass(frozen=True)
 class _Placement:
     """Where an instance's server runs: pier's own environment (env_dir None, model_uri as the
@@ -210,7 +200,7 @@ class _Process:
         while not self.exited():
             if loop.time() >= deadline:
                 return False
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(ping.POLL_INTERVAL_S)
         return True
 
     def release_port(self) -> None:
@@ -391,31 +381,10 @@ class ProcessBackend:
         return instance
 
     async def wait_healthy(self, instance: Instance, timeout_s: float | None = None) -> Instance:
-        timeout = instance.spec.startup_timeout_s if timeout_s is None else timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with _ping_client() as client:
-            while True:
-                healthy = await self._check(instance, client)
-                if healthy or instance.state in (InstanceState.FAILED, InstanceState.STOPPED):
-                    return instance
-                if loop.time() >= deadline:
-                    break
-                await asyncio.sleep(POLL_INTERVAL_S)
-        # SageMaker fails the endpoint when the container is not healthy in time; stop it.
-        failure = (
-            f"Instance {instance.instance_id} did not answer GET /ping with 200 within "
-            f"{timeout:g} s (the container startup health check timeout) and was stopped. "
-            f"Last log lines:\n{self.log_tail(instance, FAILURE_LOG_LINES)}"
-        )
-        await self.stop(instance, grace_s=FAILED_STOP_GRACE_S)
-        instance.state = InstanceState.FAILED
-        instance.failure = failure
-        return instance
+        return await ping.wait_healthy(self, instance, timeout_s)
 
     async def health(self, instance: Instance) -> bool:
-        async with _ping_client() as client:
-            return await self._check(instance, client)
+        return await ping.health(self, instance)
 
     async def stop(self, instance: Instance, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         proc = self._procs.get(instance.instance_id)
@@ -444,7 +413,7 @@ class ProcessBackend:
     async def adopt(self) -> builtins.list[Instance]:
         adopted: list[Instance] = []
         records = sorted(self.state_dir.glob(f"instances/*/{RECORD_FILE}"))
-        async with _ping_client() as client:
+        async with ping.client() as client:
             for path in records:
                 if _other_backend(path):
                     continue  # a container's record: the Docker backend adopts it
@@ -508,7 +477,7 @@ class ProcessBackend:
     def _mark_exited(self, instance: Instance, proc: _Process | None) -> None:
         code = proc.returncode if proc else None
         when = " before answering /ping with 200" if instance.state is InstanceState.PENDING else ""
-        tail = self.log_tail(instance, FAILURE_LOG_LINES)
+        tail = self.log_tail(instance, ping.FAILURE_LOG_LINES)
         errors = [m.group(1) for m in map(_ERROR_LINE.search, tail.splitlines()) if m]
         reason = f": {errors[-1]}" if errors else ""  # the last error first, then the context
         instance.state = InstanceState.FAILED
