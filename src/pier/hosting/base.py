@@ -19,6 +19,17 @@ from typing import Protocol, runtime_checkable
 
 from pier.errors import ValidationException
 
+__all__ = [  # the backend extension point, pinned by tests/test_extension_points.py
+    "DEFAULT_STARTUP_TIMEOUT_S",
+    "DEFAULT_STOP_GRACE_S",
+    "PING_TIMEOUT_S",
+    "Backend",
+    "Instance",
+    "InstanceSpec",
+    "InstanceState",
+    "new_instance_id",
+]
+
 PING_TIMEOUT_S = 2.0  # the container contract: /ping answers within 2 s
 DEFAULT_STARTUP_TIMEOUT_S = 240.0  # SageMaker's default container startup health check
 DEFAULT_STOP_GRACE_S = 30.0  # SageMaker's stop: SIGTERM, then SIGKILL 30 s later

@@ -11,6 +11,8 @@ from pier.contract.content_types import MediaType
 from pier.serving.inputs import Prepared
 from pier.serving.schema import FastSchema
 
+__all__ = ["Runtime"]  # pinned by tests/test_extension_points.py
+
 
 class Runtime(Protocol):
     #: Columns the fast JSON decoder may check on its own; None sends everything to `decode`.
