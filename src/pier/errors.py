@@ -111,10 +111,6 @@ class ResourceInUse(AwsError):
     code = "ResourceInUse"
 
 
-class ResourceLimitExceeded(AwsError):
-    code = "ResourceLimitExceeded"
-
-
 class ResourceNotFound(AwsError):
     code = "ResourceNotFound"
 
@@ -179,8 +175,3 @@ class ModelNotReadyException(AwsError):
 
     status = 429
     code = "ModelNotReadyException"
-
-
-class ServiceUnavailable(AwsError):
-    status = 503
-    code = "ServiceUnavailable"

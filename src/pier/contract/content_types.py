@@ -12,8 +12,6 @@ JSONLINES_ALIASES = frozenset({JSONLINES, "application/jsonl", "application/x-js
 
 #: What POST /invocations reads (the same three as `mlflow models serve`).
 REQUEST_TYPES = (JSON, CSV, PARQUET)
-#: What POST /invocations can answer with.
-RESPONSE_TYPES = (JSON, CSV, JSONLINES)
 
 
 @dataclass(frozen=True)
