@@ -7,14 +7,15 @@ seconds). The same operations are also accepted in AWS JSON 1.0 (`POST /`,
 `X-Amz-Target: GraniteServiceVersion20100801.<Op>`, timestamps as epoch seconds), which older
 SDKs and hand-written clients use.
 
-Inputs are checked against botocore's service model, as pier.contract.sagemaker does for
-SageMaker, with CloudWatch's error codes (it is an `awsQueryCompatible` service, so boto3
-reads the code from the `x-amzn-query-error` header):
+Inputs are checked against botocore's service model by pier.contract.aws_model, the walk
+SageMaker's API shares, in CloudWatch's dialect (below), with CloudWatch's error codes (it is
+an `awsQueryCompatible` service, so boto3 reads the code from the `x-amzn-query-error`
+header):
 
 - a value of the wrong type: SerializationException;
 - a required member missing: MissingParameter, `The parameter MetricData.member.1.MetricName
   is required.` (the query protocol's member path, as CloudWatch words it);
-- `enum`, `min`/`max` and `pattern`: ValidationError, `1 validation error detected: Value
+- `enum`, `min`/`max`, `pattern` and unions: ValidationError, `1 validation error detected: Value
   'x' at 'metricDataQueries.1.member.metricStat.stat' failed to satisfy constraint: ...`;
 - the operations' own rules (pier.control.metrics_service): InvalidParameterValue,
   InvalidParameterCombination.

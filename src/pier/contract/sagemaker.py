@@ -1,22 +1,11 @@
 """The SageMaker control API's wire contract (JSON 1.1): target, body and input validation.
 
-Requests are checked against botocore's service model, the contract boto3 itself is built
-from, in the two steps AWS's service framework (Coral) takes:
-
-1. Deserialisation. A value of the wrong JSON type stops the request with a
-   SerializationException carrying Coral's own message (`class java.lang.String can not be
-   converted to an Integer`, `Start of list found where not expected`). Members the model does
-   not know, and members set to null, are dropped, as AWS ignores them.
-2. Constraints: required members, `enum`, `min`/`max` (value range for numbers, length for
-   strings, lists and maps), `pattern` (Java regex, matched against the whole value) and unions.
-   Every violation is collected in model order and reported in one ValidationException:
-   `2 validation errors detected: Value 'x' at 'productionVariants.1.member.variantName' failed
-   to satisfy constraint: ...; ...` (at most 10 listed). Constraints on the items of a list of
-   scalars, and on map keys and values, are reported once for the whole list or map, listing
-   the item shape's constraints, as AWS does (`Member must satisfy constraint: [...]`).
-
-The walk is pier.contract.aws_model's, in AWS JSON 1.1's dialect (pier.contract.coral_json);
-this module holds what is SageMaker's own: its operations and the shapes it relaxes.
+Requests are checked against botocore's service model by pier.contract.aws_model, the walk all
+of pier's AWS APIs share, in AWS JSON 1.1's dialect (pier.contract.coral_json): a value of the
+wrong JSON type is a SerializationException in Coral's own words, and every constraint
+violation, a missing required member included, is listed in one ValidationException (at most
+10), as AWS does. This module holds what is SageMaker's own: the operations pier implements,
+the X-Amz-Target they arrive under, and the shapes whose pattern pier relaxes.
 """
 
 from __future__ import annotations
