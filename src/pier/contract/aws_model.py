@@ -49,7 +49,7 @@ from pier.contract import shape_rules
 from pier.contract.shape_rules import Rule
 from pier.errors import AwsError, SerializationException
 
-__all__ = ["MAX_REPORTED_ERRORS", "Dialect", "ServiceModel", "aware", "to_float"]
+__all__ = ["MAX_REPORTED_ERRORS", "Dialect", "ServiceModel", "aware", "java_float"]
 
 MAX_REPORTED_ERRORS = 10  # Coral stops collecting after ten
 _CONTAINERS = frozenset({"structure", "list", "map"})
@@ -244,7 +244,7 @@ def _read_scalar(value: Any, kind: str, dialect: Dialect, path: str) -> Any:
     if kind in ("integer", "long") and number and not _non_finite(value):
         return math.floor(value)  # Coral truncates fractions
     if kind in ("float", "double") and number:
-        return to_float(value)
+        return _to_float(value)
     if kind == "boolean":
         if isinstance(value, bool):
             return value
@@ -268,7 +268,7 @@ def _non_finite(value: float) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-def to_float(value: float) -> float:
+def _to_float(value: float) -> float:
     """`value` as a double; an integer beyond double range is infinite, as in Java."""
     try:
         return float(value)
