@@ -179,6 +179,8 @@ def decode_body(body: bytes, protocol: Protocol) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ dialect
+# Type errors name the member's query path; timestamps are read as aware datetimes (CBOR's
+# tag 1, or epoch seconds); a missing member is MissingParameter, before any other violation.
 
 
 def _wrong(value: Any, kind: str, path: str) -> SerializationException:
@@ -191,14 +193,14 @@ def _wrong(value: Any, kind: str, path: str) -> SerializationException:
 def _read_timestamp(value: Any, path: str) -> datetime | None:
     if isinstance(value, datetime):  # CBOR tag 1 (or 0)
         return aware(value)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    # Not math.isfinite(value): it overflows on integers beyond a double's range.
-    if number and not (isinstance(value, float) and not math.isfinite(value)):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise SerializationException(f"Timestamp out of range at '{path}': {value}") from None
-    return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and infinities are no instant: a type error
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise SerializationException(f"Timestamp out of range at '{path}': {value}") from None
 
 
 def _read_blob(value: str, path: str) -> bytes:
