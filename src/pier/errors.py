@@ -25,8 +25,9 @@ class BadRequest(PierError):
     code = "BAD_REQUEST"
 
 
-class InvalidParameterValue(PierError):
-    """The body is well formed but does not match the model's signature."""
+class InvalidModelInput(PierError):
+    """The body is well formed but does not match the model's signature (MLflow's
+    INVALID_PARAMETER_VALUE; not CloudWatch's InvalidParameterValue, pier.contract.cloudwatch)."""
 
     status = 400
     code = "INVALID_PARAMETER_VALUE"

@@ -1,8 +1,8 @@
 """The constraints of a botocore shape (min, max, pattern, enum) as checks with AWS's wording.
 
-Both of pier's AWS APIs (SageMaker's JSON 1.1 and CloudWatch's RPC v2 CBOR / JSON 1.0) check
-requests against botocore's service models the way AWS's Coral framework does; the checks and
-their messages are the same for both, so they are built here once.
+All of pier's AWS APIs (SageMaker's JSON 1.1 and CloudWatch's RPC v2 CBOR / JSON 1.0) check
+requests against botocore's service models the way AWS's Coral framework does, in one walk
+(pier.contract.aws_model); the checks and their messages are the same in every dialect.
 """
 
 from __future__ import annotations

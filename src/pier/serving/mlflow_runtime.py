@@ -24,7 +24,7 @@ from pier.contract import content_types as ct
 from pier.contract.content_types import MediaType
 from pier.errors import (
     BadRequest,
-    InvalidParameterValue,
+    InvalidModelInput,
     ModelLoadError,
     PierError,
     PredictionError,
@@ -48,9 +48,7 @@ def _from_mlflow(exc: Any) -> PierError:
     """An MlflowException as a PierError with the same status and code, without the trace."""
     code = getattr(exc, "error_code", "INTERNAL_ERROR")
     status = int(exc.get_http_status_code())
-    cls: type[PierError] = (
-        InvalidParameterValue if code == "INVALID_PARAMETER_VALUE" else BadRequest
-    )
+    cls: type[PierError] = InvalidModelInput if code == "INVALID_PARAMETER_VALUE" else BadRequest
     err = cls(_truncate(str(exc.message)))
     err.status, err.code = status, code
     return err
