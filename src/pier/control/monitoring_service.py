@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.control.arns import ArnFactory
-from pier.control.service import _epoch, _page_after, _page_token
+from pier.control.service import _page_after, _page_token
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
 from pier.monitor import cron
 from pier.monitor.capture import destination_problem
@@ -254,8 +254,8 @@ class MonitoringService:
             "MonitoringScheduleName": row.name,
             "MonitoringScheduleStatus": row.status,
             "MonitoringType": row.monitoring_type,
-            "CreationTime": _epoch(row.created_at),
-            "LastModifiedTime": _epoch(row.last_modified_at),
+            "CreationTime": row.created_at.timestamp(),
+            "LastModifiedTime": row.last_modified_at.timestamp(),
             "MonitoringScheduleConfig": row.request["MonitoringScheduleConfig"],
             "EndpointName": row.endpoint_name,
         }
@@ -284,7 +284,7 @@ class MonitoringService:
         rows = _within(rows, req, "LastModifiedTime", lambda r: r.last_modified_at)
         keys: dict[str, Callable[[MonitoringScheduleRow], list[Any]]] = {
             "Name": lambda r: [r.name],
-            "CreationTime": lambda r: [_epoch(r.created_at), r.name],
+            "CreationTime": lambda r: [r.created_at.timestamp(), r.name],
             "Status": lambda r: [r.status, r.name],
         }
         page, token = _page(rows, req, keys[req.get("SortBy", "CreationTime")])
@@ -292,8 +292,8 @@ class MonitoringService:
             {
                 "MonitoringScheduleName": r.name,
                 "MonitoringScheduleArn": r.arn,
-                "CreationTime": _epoch(r.created_at),
-                "LastModifiedTime": _epoch(r.last_modified_at),
+                "CreationTime": r.created_at.timestamp(),
+                "LastModifiedTime": r.last_modified_at.timestamp(),
                 "MonitoringScheduleStatus": r.status,
                 "EndpointName": r.endpoint_name,
                 "MonitoringType": r.monitoring_type,
@@ -349,8 +349,8 @@ class MonitoringService:
         rows = _within(rows, req, "CreationTime", lambda r: r.created_at)
         rows = _within(rows, req, "LastModifiedTime", lambda r: r.last_modified_at)
         keys: dict[str, Callable[[MonitoringExecutionRow], list[Any]]] = {
-            "CreationTime": lambda r: [_epoch(r.created_at), r.id],
-            "ScheduledTime": lambda r: [_epoch(r.scheduled_at), r.id],
+            "CreationTime": lambda r: [r.created_at.timestamp(), r.id],
+            "ScheduledTime": lambda r: [r.scheduled_at.timestamp(), r.id],
             "Status": lambda r: [r.status, r.id],
         }
         page, token = _page(rows, req, keys[req.get("SortBy", "CreationTime")])
@@ -402,9 +402,9 @@ def execution_summary(row: MonitoringExecutionRow) -> dict[str, Any]:
     """SageMaker's MonitoringExecutionSummary of an execution."""
     out: dict[str, Any] = {
         "MonitoringScheduleName": row.schedule_name,
-        "ScheduledTime": _epoch(row.scheduled_at),
-        "CreationTime": _epoch(row.created_at),
-        "LastModifiedTime": _epoch(row.last_modified_at),
+        "ScheduledTime": row.scheduled_at.timestamp(),
+        "CreationTime": row.created_at.timestamp(),
+        "LastModifiedTime": row.last_modified_at.timestamp(),
         "MonitoringExecutionStatus": row.status,
         "EndpointName": row.endpoint_name,
         "MonitoringType": row.monitoring_type,
@@ -419,9 +419,9 @@ def _within(
 ) -> list[Any]:
     """SageMaker's `<prefix>Before` / `<prefix>After` filters (strict bounds)."""
     if f"{prefix}Before" in req:
-        rows = [r for r in rows if _epoch(at(r)) < float(req[f"{prefix}Before"])]
+        rows = [r for r in rows if at(r).timestamp() < float(req[f"{prefix}Before"])]
     if f"{prefix}After" in req:
-        rows = [r for r in rows if _epoch(at(r)) > float(req[f"{prefix}After"])]
+        rows = [r for r in rows if at(r).timestamp() > float(req[f"{prefix}After"])]
     return rows
 
 

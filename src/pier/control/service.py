@@ -50,12 +50,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _epoch(ts: datetime) -> float:
-    if ts.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        ts = ts.replace(tzinfo=UTC)
-    return ts.timestamp()
-
-
 def _without(request: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in keys}
 
@@ -161,7 +155,7 @@ class HostingService:
     def describe_model(self, req: dict[str, Any]) -> dict[str, Any]:
         with self._sessions() as s:
             row = self._model(s, req["ModelName"])
-            return {**row.request, "ModelArn": row.arn, "CreationTime": _epoch(row.created_at)}
+            return {**row.request, "ModelArn": row.arn, "CreationTime": row.created_at.timestamp()}
 
     def delete_model(self, req: dict[str, Any]) -> dict[str, Any]:
         with self._sessions.begin() as s:
@@ -175,7 +169,7 @@ class HostingService:
             rows = list(s.scalars(select(ModelRow)))
         page, token = self._page(rows, req, name=lambda r: r.name, status=None)
         items = [
-            {"ModelName": r.name, "ModelArn": r.arn, "CreationTime": _epoch(r.created_at)}
+            {"ModelName": r.name, "ModelArn": r.arn, "CreationTime": r.created_at.timestamp()}
             for r in page
         ]
         return {"Models": items, **({"NextToken": token} if token else {})}
@@ -232,7 +226,7 @@ class HostingService:
         with self._sessions() as s:
             row = self._config(s, req["EndpointConfigName"])
             out = {**row.request, "EndpointConfigArn": row.arn}
-            out["CreationTime"] = _epoch(row.created_at)
+            out["CreationTime"] = row.created_at.timestamp()
             return out
 
     def delete_endpoint_config(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +244,7 @@ class HostingService:
             {
                 "EndpointConfigName": r.name,
                 "EndpointConfigArn": r.arn,
-                "CreationTime": _epoch(r.created_at),
+                "CreationTime": r.created_at.timestamp(),
             }
             for r in page
         ]
@@ -318,8 +312,8 @@ class HostingService:
             "EndpointArn": row.arn,
             "EndpointConfigName": row.config_name,
             "EndpointStatus": row.status,
-            "CreationTime": _epoch(row.created_at),
-            "LastModifiedTime": _epoch(row.last_modified_at),
+            "CreationTime": row.created_at.timestamp(),
+            "LastModifiedTime": row.last_modified_at.timestamp(),
         }
         if row.failure_reason:
             out["FailureReason"] = row.failure_reason
@@ -369,7 +363,7 @@ class HostingService:
                     }
                     for v in row.pending["config"]["ProductionVariants"]
                 ],
-                "StartTime": _epoch(row.last_modified_at),
+                "StartTime": row.last_modified_at.timestamp(),
             }
         return out
 
@@ -389,7 +383,7 @@ class HostingService:
                 {
                     "SpecifiedImage": image,
                     "ResolvedImage": f"{image}@{','.join(registry)}" if registry else image,
-                    "ResolutionTime": _epoch(row.last_modified_at),
+                    "ResolutionTime": row.last_modified_at.timestamp(),
                 }
             )
         return out
@@ -408,16 +402,16 @@ class HostingService:
                 rows = [
                     r
                     for r in rows
-                    if (_epoch(getattr(r, attr)) < bound) == before
-                    and _epoch(getattr(r, attr)) != bound
+                    if (getattr(r, attr).timestamp() < bound) == before
+                    and getattr(r, attr).timestamp() != bound
                 ]
         page, token = self._page(rows, req, name=lambda r: r.name, status=lambda r: r.status)
         items = [
             {
                 "EndpointName": r.name,
                 "EndpointArn": r.arn,
-                "CreationTime": _epoch(r.created_at),
-                "LastModifiedTime": _epoch(r.last_modified_at),
+                "CreationTime": r.created_at.timestamp(),
+                "LastModifiedTime": r.last_modified_at.timestamp(),
                 "EndpointStatus": r.status,
             }
             for r in page
@@ -584,13 +578,13 @@ class HostingService:
             needle = req["NameContains"].lower()
             rows = [r for r in rows if needle in name(r).lower()]
         if "CreationTimeBefore" in req:
-            rows = [r for r in rows if _epoch(r.created_at) < float(req["CreationTimeBefore"])]
+            rows = [r for r in rows if r.created_at.timestamp() < float(req["CreationTimeBefore"])]
         if "CreationTimeAfter" in req:
-            rows = [r for r in rows if _epoch(r.created_at) > float(req["CreationTimeAfter"])]
+            rows = [r for r in rows if r.created_at.timestamp() > float(req["CreationTimeAfter"])]
         sort_by = req.get("SortBy", "CreationTime")
         keys: dict[str, Callable[[Any], list[Any]]] = {
             "Name": lambda r: [name(r)],
-            "CreationTime": lambda r: [_epoch(r.created_at), name(r)],
+            "CreationTime": lambda r: [r.created_at.timestamp(), name(r)],
         }
         if status is not None:
             keys["Status"] = lambda r: [status(r), name(r)]

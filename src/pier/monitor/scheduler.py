@@ -62,10 +62,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
-
-
 def schedule_expression(config: dict[str, Any]) -> str:
     """The schedule's expression (hourly when the request gave none)."""
     return str((config.get("ScheduleConfig") or {}).get("ScheduleExpression") or cron.HOURLY)
@@ -198,7 +194,7 @@ class Scheduler:
                 if parsed is None:
                     continue
                 latest = parsed.latest_at_or_before(now)
-                last = _utc(row.last_tick_at or row.created_at)
+                last = row.last_tick_at or row.created_at
                 if latest is None or latest <= last:
                     continue
                 row.last_tick_at = latest
@@ -270,10 +266,10 @@ class Scheduler:
                 if endpoint is not None
                 else None
             )
-            scheduled = _utc(execution.scheduled_at)
+            scheduled = execution.scheduled_at
             assert execution.window_start is not None
             assert execution.window_end is not None
-            start, end = _utc(execution.window_start), _utc(execution.window_end)
+            start, end = execution.window_start, execution.window_end
             name, endpoint_name = execution.schedule_name, execution.endpoint_name
         try:
             status, reason, report, output = self._analyse(

@@ -20,14 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pier.store.tables import AlarmHistoryRow, AlarmRow
 
-__all__ = ["AlarmStore", "HistoryEntry", "StoredAlarm", "as_utc", "history_json"]
+__all__ = ["AlarmStore", "HistoryEntry", "StoredAlarm", "history_json"]
 
 _RETRIES = 5
-
-
-def as_utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes: they were written in UTC."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -63,8 +58,8 @@ def _stored(row: AlarmRow) -> StoredAlarm:
         row.state,
         row.reason,
         row.reason_data,
-        as_utc(row.state_updated_at),
-        as_utc(row.configuration_updated_at),
+        row.state_updated_at,
+        row.configuration_updated_at,
     )
 
 
@@ -211,7 +206,7 @@ class AlarmStore:
                 if expect_state is not None and before.state != expect_state:
                     return None
                 if expect_configuration is not None and (
-                    before.configuration_updated_at != as_utc(expect_configuration)
+                    before.configuration_updated_at != expect_configuration
                 ):
                     return None
                 now = max(asked, before.state_updated_at)
@@ -236,7 +231,7 @@ class AlarmStore:
                     session.add(_history_row(replace(entry, timestamp=max(entry.timestamp, now))))
                 after = replace(
                     before, state=state, reason=reason, reason_data=reason_data,
-                    state_updated_at=as_utc(now),
+                    state_updated_at=now.astimezone(UTC),
                 )  # fmt: skip
                 return before, after
         return None
@@ -269,7 +264,7 @@ class AlarmStore:
             q = q.where(t.timestamp <= end)
         with self._sessions() as session:
             return [
-                HistoryEntry(r.alarm_name, as_utc(r.timestamp), r.type, r.summary, r.data)
+                HistoryEntry(r.alarm_name, r.timestamp, r.type, r.summary, r.data)
                 for r in session.scalars(q)
             ]
 
