@@ -25,11 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.control.arns import ArnFactory
+from pier.control.deployment import deployed
 from pier.control.service import _page_after, _page_token
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
 from pier.monitor import cron
 from pier.monitor.capture import destination_problem
-from pier.monitor.scheduler import SCHEDULED, STOPPED, analysis_window, schedule_expression
+from pier.monitor.scheduler import ScheduleStatus, analysis_window, schedule_expression
 from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
 
 DATA_QUALITY = "DataQuality"
@@ -154,7 +155,7 @@ class MonitoringService:
         endpoint = s.get(EndpointRow, name)
         if endpoint is None:
             raise ValidationException(f'Could not find endpoint "{self.arns.endpoint(name)}".')
-        capture = (endpoint.deployed.get("config") or {}).get("DataCaptureConfig")
+        capture = deployed(endpoint).data_capture
         modes = {o.get("CaptureMode") for o in (capture or {}).get("CaptureOptions", [])}
         if (
             not capture
@@ -217,7 +218,7 @@ class MonitoringService:
                     MonitoringScheduleRow(
                         name=name,
                         arn=arn,
-                        status=SCHEDULED,
+                        status=ScheduleStatus.SCHEDULED,
                         endpoint_name=endpoint,
                         monitoring_type=monitoring_type,
                         created_at=now,
@@ -319,11 +320,11 @@ class MonitoringService:
         self._notify()
 
     def stop_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._set_status(req["MonitoringScheduleName"], STOPPED)
+        self._set_status(req["MonitoringScheduleName"], ScheduleStatus.STOPPED)
         return {}
 
     def start_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._set_status(req["MonitoringScheduleName"], SCHEDULED)
+        self._set_status(req["MonitoringScheduleName"], ScheduleStatus.SCHEDULED)
         return {}
 
     # ------------------------------------------------------------------------ executions

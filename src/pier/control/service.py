@@ -12,9 +12,9 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -22,6 +22,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.control.arns import ArnFactory
+from pier.control.deployment import (
+    Deployment,
+    LiveView,
+    VariantPlan,
+    containers,
+    deployed,
+    deployed_columns,
+    pending,
+    pending_columns,
+)
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
@@ -32,32 +42,12 @@ DEFAULT_IMAGE = "pier/mlflow-pyfunc"
 REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-@dataclass
-class VariantLive:
-    """What runs for one variant right now (the reconciler's view)."""
-
-    current_weight: float
-    current_instance_count: int
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-    model_uris: list[str] = field(default_factory=list)  # what the instances loaded
-
-
-class LiveView(Protocol):
-    def variants(self, endpoint: str) -> dict[str, VariantLive]: ...
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 def _without(request: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in keys}
-
-
-def containers(model_request: dict[str, Any]) -> list[dict[str, Any]]:
-    if "PrimaryContainer" in model_request:
-        return [model_request["PrimaryContainer"]]
-    return list(model_request.get("Containers", []))
 
 
 def _page_token(after: list[Any]) -> str:
@@ -251,23 +241,12 @@ class HostingService:
         return {"EndpointConfigs": items, **({"NextToken": token} if token else {})}
 
     # -------------------------------------------------------------------------- endpoints
-    def _snapshot(self, s: Session, config_name: str) -> dict[str, Any]:
+    def _deployment(self, s: Session, config_name: str, generation: int) -> Deployment:
         """The configuration and its models as they are now: what the endpoint will run."""
-        config = self._config(s, config_name)
-        variants = config.request["ProductionVariants"]
-        variants += config.request.get("ShadowProductionVariants", [])
+        config = self._config(s, config_name).request
+        variants = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
         models = {v["ModelName"]: self._model(s, v["ModelName"]).request for v in variants}
-        return {"config": config.request, "models": models}
-
-    @staticmethod
-    def _desired(snapshot: dict[str, Any]) -> dict[str, Any]:
-        return {
-            v["VariantName"]: {
-                "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
-                "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
-            }
-            for v in snapshot["config"]["ProductionVariants"]
-        }
+        return Deployment.from_requests(config_name, generation, config, models)
 
     def create_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]
@@ -276,7 +255,7 @@ class HostingService:
         with self._creating(duplicate) as s:
             if s.scalar(select(EndpointRow.name).where(EndpointRow.arn == arn)) is not None:
                 raise ValidationException(duplicate)
-            snapshot = self._snapshot(s, req["EndpointConfigName"])
+            deployment = self._deployment(s, req["EndpointConfigName"], generation=1)
             now = self._clock()
             s.add(
                 EndpointRow(
@@ -285,11 +264,8 @@ class HostingService:
                     status=EndpointStatus.CREATING,
                     created_at=now,
                     last_modified_at=now,
-                    config_name=req["EndpointConfigName"],
-                    deployed=snapshot,
-                    fleet=f"{req['EndpointConfigName']}@1",
-                    desired=self._desired(snapshot),
-                    generation=1,
+                    **deployed_columns(deployment),
+                    generation=deployment.generation,
                     deployment_config=req.get("DeploymentConfig"),
                 )
             )
@@ -317,19 +293,17 @@ class HostingService:
         }
         if row.failure_reason:
             out["FailureReason"] = row.failure_reason
-        config = row.deployed["config"]
+        deployment = deployed(row)
         variants = []
-        for v in config["ProductionVariants"]:
-            vname = v["VariantName"]
-            desired = row.desired.get(vname, {})
-            now = live.get(vname)
+        for v in deployment.variants:
+            now = live.get(v.name)
             summary: dict[str, Any] = {
-                "VariantName": vname,
+                "VariantName": v.name,
                 "DeployedImages": self._images(row, v, now.model_uris if now else []),
                 "CurrentWeight": now.current_weight if now else 0.0,
-                "DesiredWeight": desired.get("DesiredWeight", 0.0),
+                "DesiredWeight": v.weight,
                 "CurrentInstanceCount": now.current_instance_count if now else 0,
-                "DesiredInstanceCount": desired.get("DesiredInstanceCount", 0),
+                "DesiredInstanceCount": v.instance_count,
             }
             # The reconciler's task may still be draining the old fleet after the endpoint is
             # InService again: the variant's own change is over by then.
@@ -337,10 +311,10 @@ class HostingService:
                 summary["VariantStatus"] = now.statuses
             variants.append(summary)
         out["ProductionVariants"] = variants
-        if "DataCaptureConfig" in config:
+        if deployment.data_capture is not None:
             # What the deployed config captures (an UpdateEndpoint changes it once the new
             # fleet takes the traffic, as the route does).
-            dcc = config["DataCaptureConfig"]
+            dcc = deployment.data_capture
             enabled = bool(dcc.get("EnableCapture", True))
             out["DataCaptureConfig"] = {
                 "EnableCapture": enabled,
@@ -352,31 +326,31 @@ class HostingService:
                 out["DataCaptureConfig"]["KmsKeyId"] = dcc["KmsKeyId"]
         if row.deployment_config:
             out["LastDeploymentConfig"] = row.deployment_config
-        if row.pending is not None and row.pending_config_name:
+        update = pending(row)
+        if update is not None:
             out["PendingDeploymentSummary"] = {
-                "EndpointConfigName": row.pending_config_name,
+                "EndpointConfigName": update.config_name,
                 "ProductionVariants": [
                     {
-                        "VariantName": v["VariantName"],
-                        "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
-                        "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+                        "VariantName": v.name,
+                        "DesiredWeight": v.weight,
+                        "DesiredInstanceCount": v.instance_count,
                     }
-                    for v in row.pending["config"]["ProductionVariants"]
+                    for v in update.variants
                 ],
                 "StartTime": row.last_modified_at.timestamp(),
             }
         return out
 
     def _images(
-        self, row: EndpointRow, variant: dict[str, Any], model_uris: list[str]
+        self, row: EndpointRow, variant: VariantPlan, model_uris: list[str]
     ) -> list[dict[str, Any]]:
         """SageMaker resolves an image tag to a digest (`repo@sha256:...`); pier's instances
         resolve a registry reference to a version, shown the same way: ResolvedImage is
         `pier/mlflow-pyfunc@models:/diabetes/3` for a variant deployed from
         `models:/diabetes@champion`."""
-        model = row.deployed["models"].get(variant["ModelName"], {})
         out = []
-        for i, c in enumerate(containers(model)):
+        for i, c in enumerate(variant.containers):
             image = c.get("Image") or DEFAULT_IMAGE
             registry = [u for u in model_uris if u.startswith(REGISTRY_SCHEMES)] if i == 0 else []
             out.append(
@@ -425,26 +399,28 @@ class HostingService:
             if row.status != EndpointStatus.IN_SERVICE:
                 verb = "failed" if row.status == EndpointStatus.FAILED else "in-progress"
                 raise ValidationException(f'Cannot update {verb} endpoint "{row.arn}".')
-            snapshot = self._snapshot(s, req["EndpointConfigName"])
-            desired = self._desired(snapshot)
+            # The new fleet's generation: the one this change gives the endpoint.
+            update = self._deployment(s, req["EndpointConfigName"], row.generation + 1)
             if req.get("RetainAllVariantProperties"):
                 excluded = {
                     p["VariantPropertyType"]
                     for p in req.get("ExcludeRetainedVariantProperties", [])
                 }
-                for vname, values in desired.items():
-                    old = row.desired.get(vname)
-                    if old is None:
-                        continue
-                    if "DesiredWeight" not in excluded:
-                        values["DesiredWeight"] = old["DesiredWeight"]
-                    if "DesiredInstanceCount" not in excluded:
-                        values["DesiredInstanceCount"] = old["DesiredInstanceCount"]
+                current = deployed(row)
+                retained = []
+                for v in update.variants:
+                    old = current.variant(v.name)
+                    if old is not None and "DesiredWeight" not in excluded:
+                        v = replace(v, weight=old.weight)
+                    if old is not None and "DesiredInstanceCount" not in excluded:
+                        v = replace(v, instance_count=old.instance_count)
+                    retained.append(v)
+                update = update.with_variants(tuple(retained))
             row.status = EndpointStatus.UPDATING
-            row.pending = {**snapshot, "desired": desired}
-            row.pending_config_name = req["EndpointConfigName"]
+            for column, value in pending_columns(update).items():
+                setattr(row, column, value)
             row.failure_reason = None
-            row.generation += 1
+            row.generation = update.generation
             row.last_modified_at = self._clock()
             if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
                 row.deployment_config = req.get("DeploymentConfig")
@@ -464,24 +440,29 @@ class HostingService:
                     raise ValidationException(
                         f'The variant name "{n}" was non-unique within the request.'
                     )
-            missing = [n for n in names if n not in row.desired]
+            current = deployed(row)
+            missing = [n for n in names if current.variant(n) is None]
             if missing:
                 raise ValidationException(
                     f'The variant name(s) "{", ".join(missing)}" is/are not present within '
                     f'endpoint configuration "{row.config_name}".'
                 )
-            desired = {k: dict(v) for k, v in row.desired.items()}
-            for w in wanted:
+            asked = {w["VariantName"]: w for w in wanted}
+            variants = []
+            for v in current.variants:
+                w = asked.get(v.name, {})
                 if "DesiredWeight" in w:
-                    desired[w["VariantName"]]["DesiredWeight"] = float(w["DesiredWeight"])
+                    v = replace(v, weight=float(w["DesiredWeight"]))
                 if "DesiredInstanceCount" in w:
-                    count = int(w["DesiredInstanceCount"])
-                    desired[w["VariantName"]]["DesiredInstanceCount"] = count
-            if sum(v["DesiredWeight"] for v in desired.values()) <= 0:
+                    v = replace(v, instance_count=int(w["DesiredInstanceCount"]))
+                variants.append(v)
+            if sum(v.weight for v in variants) <= 0:
                 raise ValidationException(
                     "The sum of the DesiredWeight values of all variants must be greater than 0."
                 )
-            row.desired = desired
+            # The same fleet (same label) with other weights and counts.
+            for column, value in deployed_columns(current.with_variants(tuple(variants))).items():
+                setattr(row, column, value)
             row.status = EndpointStatus.UPDATING
             row.failure_reason = None
             row.generation += 1

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pier.monitor import cron
 from pier.monitor.analysis import (
-    FAILED,
     DataMetric,
+    ExecutionStatus,
     analyse,
     load_baseline,
     output_location,
@@ -48,14 +49,19 @@ from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringSch
 
 log = logging.getLogger("pier.monitor.scheduler")
 
-SCHEDULED = "Scheduled"
-STOPPED = "Stopped"
-PENDING = "Pending"
-IN_PROGRESS = "InProgress"
 DEFAULT_POLL_INTERVAL_S = 15.0
 
 Publish = Callable[[list[DataMetric]], None]
 FromModel = Callable[[str, Path], Path]
+
+
+class ScheduleStatus(StrEnum):
+    """A monitoring schedule's status, with SageMaker's values (MonitoringScheduleStatus)."""
+
+    PENDING = "Pending"
+    FAILED = "Failed"
+    SCHEDULED = "Scheduled"
+    STOPPED = "Stopped"
 
 
 def _now() -> datetime:
@@ -168,12 +174,14 @@ class Scheduler:
             rows = list(
                 s.scalars(
                     select(MonitoringExecutionRow).where(
-                        MonitoringExecutionRow.status.in_((PENDING, IN_PROGRESS))
+                        MonitoringExecutionRow.status.in_(
+                            (ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS)
+                        )
                     )
                 )
             )
             for row in rows:
-                row.status = FAILED
+                row.status = ExecutionStatus.FAILED
                 row.failure_reason = "The platform stopped before the execution finished."
                 row.last_modified_at = now
         return len(rows)
@@ -185,7 +193,9 @@ class Scheduler:
         due: list[int] = []
         with self._sessions.begin() as s:
             for row in s.scalars(
-                select(MonitoringScheduleRow).where(MonitoringScheduleRow.status == SCHEDULED)
+                select(MonitoringScheduleRow).where(
+                    MonitoringScheduleRow.status == ScheduleStatus.SCHEDULED
+                )
             ):
                 try:
                     parsed = parse_expression(_config(row))
@@ -237,14 +247,14 @@ class Scheduler:
             scheduled_at=scheduled,
             created_at=now,
             last_modified_at=now,
-            status=PENDING,
+            status=ExecutionStatus.PENDING,
         )
         try:
             execution.window_start, execution.window_end = analysis_window(
                 _config(row), scheduled, on_demand=on_demand
             )
         except cron.CronError as exc:
-            execution.status, execution.failure_reason = FAILED, str(exc)
+            execution.status, execution.failure_reason = ExecutionStatus.FAILED, str(exc)
         s.add(execution)
         s.flush()
         return execution.id
@@ -254,9 +264,9 @@ class Scheduler:
         """Run one recorded execution to its end (in a pool thread); its final status."""
         with self._sessions.begin() as s:
             execution = s.get(MonitoringExecutionRow, execution_id)
-            if execution is None or execution.status != PENDING:
-                return execution.status if execution is not None else FAILED
-            execution.status = IN_PROGRESS
+            if execution is None or execution.status != ExecutionStatus.PENDING:
+                return execution.status if execution is not None else ExecutionStatus.FAILED
+            execution.status = ExecutionStatus.IN_PROGRESS
             execution.last_modified_at = self._clock()
             schedule = s.get(MonitoringScheduleRow, execution.schedule_name)
             config = _config(schedule) if schedule is not None else None
@@ -278,7 +288,12 @@ class Scheduler:
             )  # fmt: skip
         except Exception as exc:
             log.exception("monitoring execution %s of %s failed", execution_id, name)
-            status, reason, report, output = FAILED, f"Internal error: {exc}", None, None
+            status, reason, report, output = (
+                ExecutionStatus.FAILED,
+                f"Internal error: {exc}",
+                None,
+                None,
+            )
         with self._sessions.begin() as s:
             execution = s.get(MonitoringExecutionRow, execution_id)
             if execution is not None:
@@ -302,11 +317,21 @@ class Scheduler:
         end: datetime,
     ) -> tuple[str, str | None, dict[str, Any] | None, str | None]:
         if config is None:
-            return FAILED, f"The monitoring schedule {name} was deleted.", None, None
+            return (
+                ExecutionStatus.FAILED,
+                f"The monitoring schedule {name} was deleted.",
+                None,
+                None,
+            )
         if not endpoint_exists:
-            return FAILED, f"Endpoint {endpoint} does not exist.", None, None
+            return ExecutionStatus.FAILED, f"Endpoint {endpoint} does not exist.", None, None
         if not capture_config or not capture_config.get("EnableCapture", True):
-            return FAILED, f"Endpoint {endpoint} does not capture its requests.", None, None
+            return (
+                ExecutionStatus.FAILED,
+                f"Endpoint {endpoint} does not capture its requests.",
+                None,
+                None,
+            )
         capture = resolve_destination(capture_config["DestinationS3Uri"], self.capture_base)
         job = _job(config)
         resources = job.get("BaselineConfig") or {}
@@ -320,7 +345,7 @@ class Scheduler:
                     self.output_base, s3=self._s3, from_model=self._from_model,
                 )  # fmt: skip
             except MonitorError as exc:
-                return FAILED, f"Could not read the baseline: {exc}", None, None
+                return ExecutionStatus.FAILED, f"Could not read the baseline: {exc}", None, None
         outputs = job["MonitoringOutputConfig"]["MonitoringOutputs"]
         target = resolve_location(outputs[0]["S3Output"]["S3Uri"], self.output_base)
         output = output_location(target, endpoint, name, scheduled)
@@ -350,10 +375,7 @@ def publish_to(store: MetricStore) -> Publish:
 
 
 __all__ = [
-    "IN_PROGRESS",
-    "PENDING",
-    "SCHEDULED",
-    "STOPPED",
+    "ScheduleStatus",
     "Scheduler",
     "analysis_window",
     "parse_expression",

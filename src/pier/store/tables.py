@@ -93,7 +93,8 @@ class EndpointRow(Base):
     last_modified_at: Mapped[datetime]
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     # The configuration that serves (or is being created), snapshotted at Create/Update time:
-    # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel.
+    # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel. The JSON
+    # of deployed/desired/pending is pier.control.deployment's (Deployment.to_json).
     config_name: Mapped[str] = mapped_column(String(63))
     deployed: Mapped[dict[str, Any]]
     # Label of the instances that serve (config name @ generation): a restarted platform adopts
