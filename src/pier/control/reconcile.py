@@ -24,14 +24,10 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from pier.control.deployment import (
     Deployment,
@@ -43,9 +39,11 @@ from pier.control.deployment import (
     pending_columns,
 )
 from pier.control.status import EndpointStatus, VariantStatus
-from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState
+from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState, new_instance_id
 from pier.monitor.capture import CaptureSettings
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
+from pier.store.db import Sessions
+from pier.store.hosting import HostingStore
 from pier.store.tables import EndpointRow
 
 log = logging.getLogger("pier.reconcile")
@@ -81,7 +79,7 @@ def _now() -> datetime:
 class Reconciler:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         backend: Backend,
         table: RoutingTable,
         resolve_model: ModelResolver,
@@ -89,7 +87,7 @@ class Reconciler:
         health_interval_s: float = 5.0,
         stop_grace_s: float = 30.0,
     ) -> None:
-        self._sessions = sessions
+        self._store = HostingStore(sessions)
         self._backend = backend
         self._table = table
         self._resolve_model = resolve_model
@@ -182,8 +180,8 @@ class Reconciler:
                 log.exception("reconcile pass failed; retrying")
 
     def _load(self) -> list[EndpointRow]:
-        with self._sessions() as s:
-            return list(s.scalars(select(EndpointRow)))
+        with self._store.read() as tx:
+            return tx.endpoints()
 
     def _step_all(self, rows: list[EndpointRow]) -> None:
         names = {r.name for r in rows}
@@ -256,7 +254,7 @@ class Reconciler:
             endpoint=endpoint,
             variant=variant.name,
             fleet=fleet,
-            instance_id=f"{endpoint}-{variant.name}-{uuid.uuid4().hex[:8]}",
+            instance_id=new_instance_id(endpoint, variant.name),
             image=variant.image,
             model_path=model_uri,
             environment=variant.environment,
@@ -335,8 +333,8 @@ class Reconciler:
 
     async def _save(self, name: str, **changes: Any) -> None:
         def write() -> None:
-            with self._sessions.begin() as s:
-                row = s.get(EndpointRow, name)
+            with self._store.begin() as tx:
+                row = tx.endpoint(name)
                 if row is None or row.status == EndpointStatus.DELETING:
                     return  # deleted meanwhile: the delete task owns it now
                 for key, value in changes.items():
@@ -409,10 +407,10 @@ class Reconciler:
         await self._stop_all(endpoint)
 
         def drop() -> None:
-            with self._sessions.begin() as s:
-                current = s.get(EndpointRow, endpoint)
+            with self._store.begin() as tx:
+                current = tx.endpoint(endpoint)
                 if current is not None:
-                    s.delete(current)
+                    tx.delete(current)
 
         await asyncio.to_thread(drop)
 

@@ -8,19 +8,13 @@ reconciler, which alone acts on the outside world.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-
+from pier.control import paging
 from pier.control.arns import ArnFactory
 from pier.control.deployment import (
     Deployment,
@@ -36,7 +30,9 @@ from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
 from pier.monitor.capture import destination_problem
-from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
+from pier.store.db import Duplicate, Sessions
+from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags
+from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
 REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -50,27 +46,10 @@ def _without(request: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in keys}
 
 
-def _page_token(after: list[Any]) -> str:
-    """An opaque token holding the sort key of the last item served."""
-    return base64.urlsafe_b64encode(orjson.dumps(after)).decode()
-
-
-def _page_after(token: str | None) -> list[Any] | None:
-    if not token:
-        return None
-    try:
-        after = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(after, list):
-            raise ValueError
-        return after
-    except (ValueError, binascii.Error, orjson.JSONDecodeError):
-        raise ValidationException("Invalid pagination token given.") from None
-
-
 class HostingService:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         arns: ArnFactory,
         *,
         check_image: Callable[[str | None], str | None],
@@ -78,7 +57,7 @@ class HostingService:
         notify: Callable[[], None],
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        self._sessions = sessions
+        self._store = HostingStore(sessions)
         self.arns = arns
         self._check_image = check_image  # an error message when no backend can run the image
         self._live = live
@@ -86,15 +65,24 @@ class HostingService:
         self._clock = clock
 
     @contextmanager
-    def _creating(self, duplicate: str) -> Iterator[Session]:
-        """A transaction that creates a resource: a unique-key clash with a concurrent create
-        of the same name (or of a name differing only in case: one ARN) is the duplicate
-        error, not a 500."""
+    def _creating(self, duplicate: str) -> Iterator[HostingTx]:
+        """A transaction that creates a resource: its ARN taken, or a unique-key clash with a
+        concurrent create of the same name (or of a name differing only in case: one ARN), is
+        the duplicate error, not a 500."""
         try:
-            with self._sessions.begin() as s:
-                yield s
-        except IntegrityError:
+            with self._writing() as tx:
+                yield tx
+        except Duplicate:
             raise ValidationException(duplicate) from None
+
+    @contextmanager
+    def _writing(self) -> Iterator[HostingTx]:
+        """A transaction that changes rows."""
+        try:
+            with self._store.begin() as tx:
+                yield tx
+        except TooManyTags:
+            raise ValidationException(f"A resource can have at most {MAX_TAGS} tags.") from None
 
     # ---------------------------------------------------------------------------- models
     def create_model(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -125,44 +113,42 @@ class HostingService:
                     "name an Image that holds the model."
                 )
         duplicate = f'Cannot create already existing model "{arn}".'
-        with self._creating(duplicate) as s:
-            if s.scalar(select(ModelRow.name).where(ModelRow.arn == arn)) is not None:
+        with self._creating(duplicate) as tx:
+            if tx.taken(ModelRow, arn):
                 raise ValidationException(duplicate)
-            s.add(
+            tx.add(
                 ModelRow(
                     name=name, arn=arn, created_at=self._clock(), request=_without(req, "Tags")
-                )
+                ),
+                req.get("Tags", []),
             )
-            self._put_tags(s, arn, req.get("Tags", []))
         return {"ModelArn": arn}
 
-    def _model(self, s: Session, name: str) -> ModelRow:
-        row = s.get(ModelRow, name)
+    def _model(self, tx: HostingTx, name: str) -> ModelRow:
+        row = tx.model(name)
         if row is None:
             raise ValidationException(f'Could not find model "{self.arns.model(name)}".')
         return row
 
     def describe_model(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            row = self._model(s, req["ModelName"])
+        with self._store.read() as tx:
+            row = self._model(tx, req["ModelName"])
             return {**row.request, "ModelArn": row.arn, "CreationTime": row.created_at.timestamp()}
 
     def delete_model(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            row = self._model(s, req["ModelName"])
-            self._drop_tags(s, row.arn)
-            s.delete(row)
+        with self._writing() as tx:
+            tx.delete(self._model(tx, req["ModelName"]))
         return {}
 
     def list_models(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            rows = list(s.scalars(select(ModelRow)))
-        page, token = self._page(rows, req, name=lambda r: r.name, status=None)
+        with self._store.read() as tx:
+            rows = tx.models()
+        page = self._page(rows, req, name=lambda r: r.name, status=None)
         items = [
             {"ModelName": r.name, "ModelArn": r.arn, "CreationTime": r.created_at.timestamp()}
-            for r in page
+            for r in page.items
         ]
-        return {"Models": items, **({"NextToken": token} if token else {})}
+        return {"Models": items, **page.token_field()}
 
     # ------------------------------------------------------------------- endpoint configs
     def create_endpoint_config(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -182,8 +168,8 @@ class HostingService:
             if problem:
                 raise ValidationException(problem)
         duplicate = f'Cannot create already existing endpoint configuration "{arn}".'
-        with self._creating(duplicate) as s:
-            if s.scalar(select(EndpointConfigRow.name).where(EndpointConfigRow.arn == arn)):
+        with self._creating(duplicate) as tx:
+            if tx.taken(EndpointConfigRow, arn):
                 raise ValidationException(duplicate)
             for variant in variants:
                 if "ServerlessConfig" not in variant and "InitialInstanceCount" not in variant:
@@ -196,68 +182,66 @@ class HostingService:
                     raise ValidationException(
                         f"Variant {variant['VariantName']}: ModelName is required."
                     )
-                self._model(s, model)
-            s.add(
+                self._model(tx, model)
+            tx.add(
                 EndpointConfigRow(
                     name=name, arn=arn, created_at=self._clock(), request=_without(req, "Tags")
-                )
+                ),
+                req.get("Tags", []),
             )
-            self._put_tags(s, arn, req.get("Tags", []))
         return {"EndpointConfigArn": arn}
 
-    def _config(self, s: Session, name: str) -> EndpointConfigRow:
-        row = s.get(EndpointConfigRow, name)
+    def _config(self, tx: HostingTx, name: str) -> EndpointConfigRow:
+        row = tx.config(name)
         if row is None:
             arn = self.arns.endpoint_config(name)
             raise ValidationException(f'Could not find endpoint configuration "{arn}".')
         return row
 
     def describe_endpoint_config(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            row = self._config(s, req["EndpointConfigName"])
+        with self._store.read() as tx:
+            row = self._config(tx, req["EndpointConfigName"])
             out = {**row.request, "EndpointConfigArn": row.arn}
             out["CreationTime"] = row.created_at.timestamp()
             return out
 
     def delete_endpoint_config(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            row = self._config(s, req["EndpointConfigName"])
-            self._drop_tags(s, row.arn)
-            s.delete(row)
+        with self._writing() as tx:
+            tx.delete(self._config(tx, req["EndpointConfigName"]))
         return {}
 
     def list_endpoint_configs(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            rows = list(s.scalars(select(EndpointConfigRow)))
-        page, token = self._page(rows, req, name=lambda r: r.name, status=None)
+        with self._store.read() as tx:
+            rows = tx.configs()
+        page = self._page(rows, req, name=lambda r: r.name, status=None)
         items = [
             {
                 "EndpointConfigName": r.name,
                 "EndpointConfigArn": r.arn,
                 "CreationTime": r.created_at.timestamp(),
             }
-            for r in page
+            for r in page.items
         ]
-        return {"EndpointConfigs": items, **({"NextToken": token} if token else {})}
+        return {"EndpointConfigs": items, **page.token_field()}
 
     # -------------------------------------------------------------------------- endpoints
-    def _deployment(self, s: Session, config_name: str, generation: int) -> Deployment:
+    def _deployment(self, tx: HostingTx, config_name: str, generation: int) -> Deployment:
         """The configuration and its models as they are now: what the endpoint will run."""
-        config = self._config(s, config_name).request
+        config = self._config(tx, config_name).request
         variants = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
-        models = {v["ModelName"]: self._model(s, v["ModelName"]).request for v in variants}
+        models = {v["ModelName"]: self._model(tx, v["ModelName"]).request for v in variants}
         return Deployment.from_requests(config_name, generation, config, models)
 
     def create_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]
         arn = self.arns.endpoint(name)
         duplicate = f'Cannot create already existing endpoint "{arn}".'
-        with self._creating(duplicate) as s:
-            if s.scalar(select(EndpointRow.name).where(EndpointRow.arn == arn)) is not None:
+        with self._creating(duplicate) as tx:
+            if tx.taken(EndpointRow, arn):
                 raise ValidationException(duplicate)
-            deployment = self._deployment(s, req["EndpointConfigName"], generation=1)
+            deployment = self._deployment(tx, req["EndpointConfigName"], generation=1)
             now = self._clock()
-            s.add(
+            tx.add(
                 EndpointRow(
                     name=name,
                     arn=arn,
@@ -267,21 +251,21 @@ class HostingService:
                     **deployed_columns(deployment),
                     generation=deployment.generation,
                     deployment_config=req.get("DeploymentConfig"),
-                )
+                ),
+                req.get("Tags", []),
             )
-            self._put_tags(s, arn, req.get("Tags", []))
         self._notify()
         return {"EndpointArn": arn}
 
-    def _endpoint(self, s: Session, name: str) -> EndpointRow:
-        row = s.get(EndpointRow, name)
+    def _endpoint(self, tx: HostingTx, name: str) -> EndpointRow:
+        row = tx.endpoint(name)
         if row is None:
             raise ValidationException(f'Could not find endpoint "{self.arns.endpoint(name)}".')
         return row
 
     def describe_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            row = self._endpoint(s, req["EndpointName"])
+        with self._store.read() as tx:
+            row = self._endpoint(tx, req["EndpointName"])
         live = self._live.variants(row.name)
         out: dict[str, Any] = {
             "EndpointName": row.name,
@@ -363,8 +347,8 @@ class HostingService:
         return out
 
     def list_endpoints(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            rows = list(s.scalars(select(EndpointRow)))
+        with self._store.read() as tx:
+            rows = tx.endpoints()
         if req.get("StatusEquals"):
             rows = [r for r in rows if r.status == req["StatusEquals"]]
         for key, attr, before in (
@@ -379,7 +363,7 @@ class HostingService:
                     if (getattr(r, attr).timestamp() < bound) == before
                     and getattr(r, attr).timestamp() != bound
                 ]
-        page, token = self._page(rows, req, name=lambda r: r.name, status=lambda r: r.status)
+        page = self._page(rows, req, name=lambda r: r.name, status=lambda r: r.status)
         items = [
             {
                 "EndpointName": r.name,
@@ -388,19 +372,19 @@ class HostingService:
                 "LastModifiedTime": r.last_modified_at.timestamp(),
                 "EndpointStatus": r.status,
             }
-            for r in page
+            for r in page.items
         ]
-        return {"Endpoints": items, **({"NextToken": token} if token else {})}
+        return {"Endpoints": items, **page.token_field()}
 
     def update_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]
-        with self._sessions.begin() as s:
-            row = self._endpoint(s, name)
+        with self._writing() as tx:
+            row = self._endpoint(tx, name)
             if row.status != EndpointStatus.IN_SERVICE:
                 verb = "failed" if row.status == EndpointStatus.FAILED else "in-progress"
                 raise ValidationException(f'Cannot update {verb} endpoint "{row.arn}".')
             # The new fleet's generation: the one this change gives the endpoint.
-            update = self._deployment(s, req["EndpointConfigName"], row.generation + 1)
+            update = self._deployment(tx, req["EndpointConfigName"], row.generation + 1)
             if req.get("RetainAllVariantProperties"):
                 excluded = {
                     p["VariantPropertyType"]
@@ -429,8 +413,8 @@ class HostingService:
 
     def update_endpoint_weights_and_capacities(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]
-        with self._sessions.begin() as s:
-            row = self._endpoint(s, name)
+        with self._writing() as tx:
+            row = self._endpoint(tx, name)
             if row.status != EndpointStatus.IN_SERVICE:
                 raise ValidationException(f'Cannot update in-progress endpoint "{row.arn}".')
             wanted = req["DesiredWeightsAndCapacities"]
@@ -471,78 +455,45 @@ class HostingService:
         return {"EndpointArn": self.arns.endpoint(name)}
 
     def delete_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            row = self._endpoint(s, req["EndpointName"])
+        with self._writing() as tx:
+            row = self._endpoint(tx, req["EndpointName"])
             if row.status == EndpointStatus.DELETING:
                 return {}
             row.status = EndpointStatus.DELETING
             row.generation += 1
             row.last_modified_at = self._clock()
-            self._drop_tags(s, row.arn)
+            tx.drop_tags(row.arn)
         self._notify()
         return {}
 
     # ------------------------------------------------------------------------------- tags
-    def _resource_exists(self, s: Session, arn: str) -> bool:
-        for table in (ModelRow, EndpointConfigRow, EndpointRow):
-            if s.scalar(select(table.name).where(table.arn == arn)) is not None:
-                return True
-        return False
-
-    def _require_resource(self, s: Session, arn: str) -> None:
-        if not self.arns.owns(arn) or not self._resource_exists(s, arn):
+    def _require_resource(self, tx: HostingTx, arn: str) -> None:
+        if not self.arns.owns(arn) or not tx.resource_exists(arn):
             raise ValidationException(f'Could not find resource "{arn}".')
 
-    def _put_tags(self, s: Session, arn: str, tags: Iterable[dict[str, str]]) -> None:
-        for tag in tags:
-            existing = s.scalar(select(TagRow).where(TagRow.arn == arn, TagRow.key == tag["Key"]))
-            if existing is None:
-                s.add(TagRow(arn=arn, key=tag["Key"], value=tag.get("Value", "")))
-            else:
-                existing.value = tag.get("Value", "")
-        s.flush()
-        count = len(list(s.scalars(select(TagRow.id).where(TagRow.arn == arn))))
-        if count > 50:
-            raise ValidationException("A resource can have at most 50 tags.")
-
-    def _drop_tags(self, s: Session, arn: str) -> None:
-        for tag in s.scalars(select(TagRow).where(TagRow.arn == arn)):
-            s.delete(tag)
-
     def add_tags(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            self._require_resource(s, req["ResourceArn"])
-            self._put_tags(s, req["ResourceArn"], req["Tags"])
-            tags = s.scalars(select(TagRow).where(TagRow.arn == req["ResourceArn"]))
+        with self._writing() as tx:
+            self._require_resource(tx, req["ResourceArn"])
+            tx.put_tags(req["ResourceArn"], req["Tags"])
+            tags = tx.tags(req["ResourceArn"])
             return {"Tags": [{"Key": t.key, "Value": t.value} for t in tags]}
 
     def list_tags(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            self._require_resource(s, req["ResourceArn"])
-            rows = list(
-                s.scalars(
-                    select(TagRow).where(TagRow.arn == req["ResourceArn"]).order_by(TagRow.id)
-                )
-            )
-        after = _page_after(req.get("NextToken"))
-        if after is not None:
-            rows = [t for t in rows if [t.id] > after]
-        size = int(req.get("MaxResults", 50))
-        page = rows[:size]
-        out: dict[str, Any] = {"Tags": [{"Key": t.key, "Value": t.value} for t in page]}
-        if len(rows) > size:
-            out["NextToken"] = _page_token([page[-1].id])
-        return out
+        with self._store.read() as tx:
+            self._require_resource(tx, req["ResourceArn"])
+            rows = tx.tags(req["ResourceArn"])
+        page = paging.sagemaker_page(
+            rows, {**req, "SortOrder": "Ascending"}, lambda t: [t.id], default_size=MAX_TAGS
+        )
+        return {
+            "Tags": [{"Key": t.key, "Value": t.value} for t in page.items],
+            **page.token_field(),
+        }
 
     def delete_tags(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            self._require_resource(s, req["ResourceArn"])
-            for tag in s.scalars(
-                select(TagRow).where(
-                    TagRow.arn == req["ResourceArn"], TagRow.key.in_(req["TagKeys"])
-                )
-            ):
-                s.delete(tag)
+        with self._writing() as tx:
+            self._require_resource(tx, req["ResourceArn"])
+            tx.delete_tags(req["ResourceArn"], req["TagKeys"])
         return {}
 
     # ---------------------------------------------------------------------------- paging
@@ -553,7 +504,7 @@ class HostingService:
         *,
         name: Callable[[Any], str],
         status: Callable[[Any], str] | None,
-    ) -> tuple[list[Any], str | None]:
+    ) -> paging.Page[Any]:
         """SageMaker's List* semantics: filter, sort (CreationTime, descending by default), page."""
         if req.get("NameContains"):
             needle = req["NameContains"].lower()
@@ -569,15 +520,4 @@ class HostingService:
         }
         if status is not None:
             keys["Status"] = lambda r: [status(r), name(r)]
-        key = keys[sort_by]
-        descending = req.get("SortOrder", "Descending") == "Descending"
-        rows.sort(key=key, reverse=descending)
-        # Keyset paging: the token holds the last key served, so items deleted or created
-        # between pages neither skip nor repeat the others (an offset would do both).
-        after = _page_after(req.get("NextToken"))
-        if after is not None:
-            rows = [r for r in rows if (key(r) < after if descending else key(r) > after)]
-        size = int(req.get("MaxResults", 10))
-        page = rows[:size]
-        token = _page_token(key(page[-1])) if len(rows) > size else None
-        return page, token
+        return paging.sagemaker_page(rows, req, keys[sort_by], default_size=10)

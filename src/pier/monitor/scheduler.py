@@ -29,9 +29,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from pier.monitor import cron
 from pier.monitor.analysis import (
     DataMetric,
@@ -44,8 +41,10 @@ from pier.monitor.analysis import (
 from pier.monitor.capture import resolve_destination
 from pier.monitor.errors import MonitorError
 from pier.monitor.hourly import S3ClientFactory, default_s3_client
+from pier.store.db import Sessions
 from pier.store.metrics import MetricPoint, MetricStore
-from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
+from pier.store.monitoring import MonitoringStore, MonitoringTx
+from pier.store.tables import MonitoringExecutionRow, MonitoringScheduleRow
 
 log = logging.getLogger("pier.monitor.scheduler")
 
@@ -110,7 +109,7 @@ def _endpoint_input(config: dict[str, Any]) -> dict[str, Any]:
 class Scheduler:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         *,
         capture_base: Path,
         output_base: Path,
@@ -121,7 +120,7 @@ class Scheduler:
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         workers: int = 1,
     ) -> None:
-        self._sessions = sessions
+        self._store = MonitoringStore(sessions)
         self.capture_base = capture_base  # relative file: capture destinations
         self.output_base = output_base  # relative file: outputs and baselines
         self._publish = publish
@@ -170,16 +169,8 @@ class Scheduler:
     def recover(self) -> int:
         """Mark executions a stopped platform left unfinished as Failed; how many."""
         now = self._clock()
-        with self._sessions.begin() as s:
-            rows = list(
-                s.scalars(
-                    select(MonitoringExecutionRow).where(
-                        MonitoringExecutionRow.status.in_(
-                            (ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS)
-                        )
-                    )
-                )
-            )
+        with self._store.begin() as tx:
+            rows = tx.executions(statuses=(ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS))
             for row in rows:
                 row.status = ExecutionStatus.FAILED
                 row.failure_reason = "The platform stopped before the execution finished."
@@ -191,12 +182,8 @@ class Scheduler:
         """Record and start an execution for every schedule with a tick due; their ids."""
         now = self._clock()
         due: list[int] = []
-        with self._sessions.begin() as s:
-            for row in s.scalars(
-                select(MonitoringScheduleRow).where(
-                    MonitoringScheduleRow.status == ScheduleStatus.SCHEDULED
-                )
-            ):
+        with self._store.begin() as tx:
+            for row in tx.schedules(status=ScheduleStatus.SCHEDULED):
                 try:
                     parsed = parse_expression(_config(row))
                 except cron.CronError:
@@ -208,19 +195,19 @@ class Scheduler:
                 if latest is None or latest <= last:
                     continue
                 row.last_tick_at = latest
-                due.append(self._record(s, row, latest, on_demand=False))
+                due.append(self._record(tx, row, latest, on_demand=False))
         for execution_id in due:
             self._submit(execution_id)
         return due
 
     def run_now(self, name: str) -> int:
         """Start an execution of schedule ``name`` now; its id (MonitorError: no schedule)."""
-        with self._sessions.begin() as s:
-            row = s.get(MonitoringScheduleRow, name)
+        with self._store.begin() as tx:
+            row = tx.schedule(name)
             if row is None:
                 raise MonitorError(f"no monitoring schedule {name!r}")
             scheduled = self._clock().replace(microsecond=0)
-            execution_id = self._record(s, row, scheduled, on_demand=True)
+            execution_id = self._record(tx, row, scheduled, on_demand=True)
         self._submit(execution_id)
         return execution_id
 
@@ -237,7 +224,7 @@ class Scheduler:
         wait(list(self._running), timeout)
 
     def _record(
-        self, s: Session, row: MonitoringScheduleRow, scheduled: datetime, *, on_demand: bool
+        self, tx: MonitoringTx, row: MonitoringScheduleRow, scheduled: datetime, *, on_demand: bool
     ) -> int:
         now = self._clock()
         execution = MonitoringExecutionRow(
@@ -255,22 +242,20 @@ class Scheduler:
             )
         except cron.CronError as exc:
             execution.status, execution.failure_reason = ExecutionStatus.FAILED, str(exc)
-        s.add(execution)
-        s.flush()
-        return execution.id
+        return tx.add_execution(execution)
 
     # ---------------------------------------------------------------- one execution
     def execute(self, execution_id: int) -> str:
         """Run one recorded execution to its end (in a pool thread); its final status."""
-        with self._sessions.begin() as s:
-            execution = s.get(MonitoringExecutionRow, execution_id)
+        with self._store.begin() as tx:
+            execution = tx.execution(execution_id)
             if execution is None or execution.status != ExecutionStatus.PENDING:
                 return execution.status if execution is not None else ExecutionStatus.FAILED
             execution.status = ExecutionStatus.IN_PROGRESS
             execution.last_modified_at = self._clock()
-            schedule = s.get(MonitoringScheduleRow, execution.schedule_name)
+            schedule = tx.schedule(execution.schedule_name)
             config = _config(schedule) if schedule is not None else None
-            endpoint = s.get(EndpointRow, execution.endpoint_name)
+            endpoint = tx.endpoint(execution.endpoint_name)
             capture_config = (
                 (endpoint.deployed.get("config") or {}).get("DataCaptureConfig")
                 if endpoint is not None
@@ -294,8 +279,8 @@ class Scheduler:
                 None,
                 None,
             )
-        with self._sessions.begin() as s:
-            execution = s.get(MonitoringExecutionRow, execution_id)
+        with self._store.begin() as tx:
+            execution = tx.execution(execution_id)
             if execution is not None:
                 execution.status = status
                 execution.failure_reason = reason[:1024] if reason else None

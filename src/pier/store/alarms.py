@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.store.tables import AlarmHistoryRow, AlarmRow
@@ -48,6 +48,8 @@ class HistoryEntry:
     type: str  # StateUpdate | ConfigurationUpdate | Action
     summary: str
     data: str  # JSON
+    # Once stored: the row's id, which orders entries of the same timestamp (history pages).
+    id: int | None = field(default=None, compare=False)
 
 
 def _stored(row: AlarmRow) -> StoredAlarm:
@@ -248,12 +250,20 @@ class AlarmStore:
         start: datetime | None = None,
         end: datetime | None = None,
         newest_first: bool = True,
-        offset: int = 0,
+        after: tuple[datetime, int] | None = None,
         limit: int = 100,
     ) -> list[HistoryEntry]:
+        """Entries in time order (ties by id), those after `after` (the timestamp and id of
+        the last entry of the previous page) when given."""
         t = AlarmHistoryRow
         order = (t.timestamp.desc(), t.id.desc()) if newest_first else (t.timestamp, t.id)
-        q = select(t).order_by(*order).offset(offset).limit(limit)
+        q = select(t).order_by(*order).limit(limit)
+        if after is not None:
+            at, last = after
+            if newest_first:
+                q = q.where(or_(t.timestamp < at, and_(t.timestamp == at, t.id < last)))
+            else:
+                q = q.where(or_(t.timestamp > at, and_(t.timestamp == at, t.id > last)))
         if name is not None:
             q = q.where(t.alarm_name == name)
         if types:
@@ -264,7 +274,7 @@ class AlarmStore:
             q = q.where(t.timestamp <= end)
         with self._sessions() as session:
             return [
-                HistoryEntry(r.alarm_name, r.timestamp, r.type, r.summary, r.data)
+                HistoryEntry(r.alarm_name, r.timestamp, r.type, r.summary, r.data, r.id)
                 for r in session.scalars(q)
             ]
 
