@@ -118,6 +118,11 @@ class Deployment:
     `shadow_variants` are the config's ShadowProductionVariants: kept with their models, not
     served yet (room for shadow deployments: a copy of the traffic, answers discarded).
     `data_capture` is the config's DataCaptureConfig as received (CaptureSettings parses it).
+
+    How an update rolls out (the request's DeploymentConfig: blue/green traffic shifting,
+    rolling batches, auto-rollback alarms) is not part of it yet: pier always shifts all
+    traffic at once, and the row keeps the DeploymentConfig only to echo it. A rollout policy
+    belongs here, as a field with a default (all at once), when the reconciler honours one.
     """
 
     config_name: str
