@@ -258,6 +258,29 @@ def test_delete_all_or_none_and_history_stays(
     assert json.loads(items[0]["HistoryData"])["type"] == "Delete"
 
 
+def test_history_pages_newest_first_repeat_nothing_written_meanwhile(
+    env: tuple[CloudWatchAlarmService, FakeRunner],
+) -> None:
+    """The token marks the last entry served: entries written between two pages (newer
+    ones, at the head of a newest-first list) do not push an entry served into the next page."""
+    service, _ = env
+    put(service, "a")
+    for state in ("OK", "ALARM"):
+        call(service, "SetAlarmState", AlarmName="a", StateValue=state, StateReason=state)
+    first = call(service, "DescribeAlarmHistory", AlarmName="a", MaxRecords=2)
+    call(service, "SetAlarmState", AlarmName="a", StateValue="OK", StateReason="later")
+    rest = call(
+        service, "DescribeAlarmHistory", AlarmName="a", MaxRecords=2, NextToken=first["NextToken"]
+    )
+    assert [i["HistorySummary"] for i in first["AlarmHistoryItems"]] == [
+        "Alarm updated from OK to ALARM",
+        "Alarm updated from INSUFFICIENT_DATA to OK",
+    ]
+    # An offset would serve "INSUFFICIENT_DATA to OK" again, pushed down by the newer entry.
+    assert [i["HistorySummary"] for i in rest["AlarmHistoryItems"]] == ['Alarm "a" created']
+    assert "NextToken" not in rest
+
+
 def test_history_filters_and_pages(env: tuple[CloudWatchAlarmService, FakeRunner]) -> None:
     service, _ = env
     put(service, "a")

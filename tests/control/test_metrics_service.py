@@ -101,6 +101,26 @@ def test_get_metric_data_pages_by_max_datapoints(service: CloudWatchMetricsServi
     assert seen == [1, 2, 3, 4, 5]
 
 
+def test_get_metric_data_pages_resume_after_the_last_datapoint_served(
+    service: CloudWatchMetricsService,
+) -> None:
+    """Newest first, a datapoint arriving between pages (a newer minute) does not push one
+    already served into the next page: the token marks the last timestamp, not a count."""
+    for m in range(2, 6):
+        put(service, "x", m, Value=m)
+    metric = {"Namespace": "Custom", "MetricName": "x",
+              "Dimensions": [{"Name": "Model", "Value": "m"}]}  # fmt: skip
+    query = [{"Id": "q", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}]
+    first = call(service, "GetMetricData", StartTime=HOUR_AGO, EndTime=NOW,
+                 MetricDataQueries=query, MaxDatapoints=2)  # fmt: skip
+    assert first["MetricDataResults"][0]["Values"] == [2, 3]
+    put(service, "x", 1, Value=1)
+    rest = call(service, "GetMetricData", StartTime=HOUR_AGO, EndTime=NOW,
+                MetricDataQueries=query, MaxDatapoints=2, NextToken=first["NextToken"])  # fmt: skip
+    assert rest["MetricDataResults"][0]["Values"] == [4, 5]
+    assert "NextToken" not in rest
+
+
 def test_list_metrics(service: CloudWatchMetricsService) -> None:
     put(service, "psi", 1, Value=1)
     put(service, "psi", 200, Value=1)  # 200 minutes ago: not "recently active"

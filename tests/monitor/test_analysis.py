@@ -14,10 +14,8 @@ import pandas as pd
 import pytest
 
 from pier.monitor.analysis import (
-    COMPLETED,
     DATA_METRICS_NAMESPACE,
-    FAILED,
-    WITH_VIOLATIONS,
+    ExecutionStatus,
     analyse,
     load_baseline,
     output_location,
@@ -72,7 +70,7 @@ def test_a_shifted_feature_is_a_baseline_drift_violation(
     )
     out = output_location(tmp_path / "reports", "churn", "hourly", END)
     outcome = analyse(baseline, tmp_path / "capture", "churn", START, END, out)
-    assert outcome.status == WITH_VIOLATIONS, outcome.failure_reason
+    assert outcome.status == ExecutionStatus.COMPLETED_WITH_VIOLATIONS, outcome.failure_reason
     assert outcome.stats.rows == 500
     assert outcome.stats.records == 20
     report = outcome.report()
@@ -112,7 +110,7 @@ def test_unchanged_traffic_completes_without_violations(tmp_path: Path, baseline
         tmp_path,
     )
     outcome = analyse(baseline, tmp_path / "capture", "churn", START, END, tmp_path / "out")
-    assert outcome.status == COMPLETED
+    assert outcome.status == ExecutionStatus.COMPLETED
     assert outcome.report()["violations"] == []
     assert json.loads((tmp_path / "out" / "constraint_violations.json").read_text()) == {
         "violations": []
@@ -122,7 +120,7 @@ def test_unchanged_traffic_completes_without_violations(tmp_path: Path, baseline
 def test_without_a_baseline_only_statistics(tmp_path: Path) -> None:
     traffic(tmp_path / "capture", shift_b=0.0, n_requests=2)
     outcome = analyse(None, tmp_path / "capture", "churn", START, END, tmp_path / "out")
-    assert outcome.status == COMPLETED
+    assert outcome.status == ExecutionStatus.COMPLETED
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["statistics.json"]
 
 
@@ -133,7 +131,7 @@ def test_no_captured_data_fails_like_sagemaker(tmp_path: Path, baseline_dir: Pat
         tmp_path,
     )
     outcome = analyse(baseline, tmp_path / "capture", "churn", START, END, tmp_path / "out")
-    assert outcome.status == FAILED
+    assert outcome.status == ExecutionStatus.FAILED
     assert outcome.failure_reason is not None
     assert outcome.failure_reason.startswith(
         "Job inputs had no data: no captured request of endpoint churn between "
@@ -145,7 +143,7 @@ def test_no_captured_data_fails_like_sagemaker(tmp_path: Path, baseline_dir: Pat
 def test_records_that_cannot_be_read_are_named(tmp_path: Path) -> None:
     write_capture(tmp_path, "churn", "main", [record("{nope", when=T0)])
     outcome = analyse(None, tmp_path, "churn", START, END, tmp_path / "out")
-    assert outcome.status == FAILED
+    assert outcome.status == ExecutionStatus.FAILED
     assert "1 captured record(s) of endpoint churn, none readable as rows (1 × a JSON body" in (
         outcome.failure_reason or ""
     )

@@ -15,8 +15,6 @@ exist, none. History items are kept two weeks, also for deleted alarms.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -31,6 +29,7 @@ from pier.contract.cloudwatch import (
     ResourceNotFound,
     ValidationError,
 )
+from pier.control import paging
 from pier.monitor.alarm_actions import is_webhook
 from pier.monitor.alarm_runner import AlarmRunner, AlarmTransition, state_update_entry
 from pier.monitor.alarms import INITIAL_REASON, AlarmRuleError, AlarmState, rule_from_request
@@ -63,21 +62,23 @@ def alarm_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
 
 
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+def _bad_token() -> InvalidNextToken:
+    return InvalidNextToken("The service cannot find the NextToken you gave.")
 
 
-def _offset(params: Mapping[str, Any]) -> int:
+def _history_after(params: Mapping[str, Any]) -> tuple[datetime, int] | None:
+    """(timestamp, id) of the last history entry served, from DescribeAlarmHistory's token."""
     token = params.get("NextToken")
     if token is None:
-        return 0
+        return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if isinstance(data, dict) and isinstance(data.get("o"), int) and data["o"] >= 0:
-            return int(data["o"])
-    except (ValueError, binascii.Error):
-        pass
-    raise InvalidNextToken("The service cannot find the NextToken you gave.")
+        at, last = paging.decode(token)
+        after = datetime.fromisoformat(at), int(last)
+    except (paging.BadToken, TypeError, ValueError):
+        raise _bad_token() from None
+    if after[0].tzinfo is None:
+        raise _bad_token()
+    return after
 
 
 class InvalidNextToken(CloudWatchError):
@@ -188,16 +189,21 @@ class CloudWatchAlarmService:
         action_prefix = params.get("ActionPrefix")
         if action_prefix:
             found = [a for a in found if _has_action(a.request, action_prefix)]
-        offset = _offset(params)
-        size = int(params.get("MaxRecords") or DESCRIBE_PAGE)
-        page = found[offset : offset + size]
-        out: dict[str, Any] = {
-            "MetricAlarms": [self._metric_alarm(a) for a in page],
+        try:
+            page = paging.keyset(
+                found,
+                lambda a: [a.name],
+                next_token=params.get("NextToken"),
+                size=int(params.get("MaxRecords") or DESCRIBE_PAGE),
+                descending=False,
+            )
+        except paging.BadToken:
+            raise _bad_token() from None
+        return {
+            "MetricAlarms": [self._metric_alarm(a) for a in page.items],
             "CompositeAlarms": [],
+            **page.token_field(),
         }
-        if offset + size < len(found):
-            out["NextToken"] = _token(offset + size)
-        return out
 
     def describe_alarms_for_metric(self, params: dict[str, Any]) -> dict[str, Any]:
         dims = sorted((d["Name"], d["Value"]) for d in params.get("Dimensions") or ())
@@ -269,7 +275,7 @@ class CloudWatchAlarmService:
         if start is not None and end is not None and start > end:
             raise InvalidParameterValue("StartDate must not be later than EndDate.")
         kind = params.get("HistoryItemType")
-        offset = _offset(params)
+        after = _history_after(params)
         size = int(params.get("MaxRecords") or HISTORY_PAGE)
         items = self.store.history(
             name=params.get("AlarmName"),
@@ -277,7 +283,7 @@ class CloudWatchAlarmService:
             start=start,
             end=end,
             newest_first=params.get("ScanBy", "TimestampDescending") == "TimestampDescending",
-            offset=offset,
+            after=after,
             limit=size + 1,
         )
         out: dict[str, Any] = {
@@ -294,7 +300,8 @@ class CloudWatchAlarmService:
             ]
         }
         if len(items) > size:
-            out["NextToken"] = _token(offset + size)
+            last = items[size - 1]
+            out["NextToken"] = paging.encode([last.timestamp.isoformat(), last.id])
         return out
 
     # -------------------------------------------------------------------------- DeleteAlarms

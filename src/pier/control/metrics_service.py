@@ -10,9 +10,6 @@ percentiles and metric math are refused with a message saying so.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +22,7 @@ from pier.contract.cloudwatch import (
     MissingParameter,
     ValidationError,
 )
+from pier.control import paging
 from pier.store.metrics import STATISTICS, Datapoint, MetricPoint, MetricStore
 
 __all__ = ["MAX_DATAPOINTS_STATISTICS", "CloudWatchMetricsService"]
@@ -64,18 +62,20 @@ def _dimension_list(dims: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
 
 
-def _token(data: dict[str, int]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+def _bad_token() -> InvalidParameterValue:
+    return InvalidParameterValue("The value of the parameter NextToken is invalid.")
 
 
-def _untoken(token: str, keys: tuple[str, ...]) -> dict[str, int]:
+def _data_after(token: str) -> tuple[int, datetime]:
+    """GetMetricData's token: the query and the timestamp of the last datapoint served."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if isinstance(data, dict) and all(isinstance(data.get(k), int) for k in keys):
-            return {k: int(data[k]) for k in keys}
-    except (ValueError, binascii.Error):
-        pass
-    raise InvalidParameterValue("The value of the parameter NextToken is invalid.")
+        query, at = paging.decode(token)
+        after = int(query), datetime.fromisoformat(at)
+    except (paging.BadToken, TypeError, ValueError):
+        raise _bad_token() from None
+    if after[1].tzinfo is None:
+        raise _bad_token()
+    return after
 
 
 class CloudWatchMetricsService:
@@ -149,12 +149,14 @@ class CloudWatchMetricsService:
         limit = params.get("MaxDatapoints", MAX_DATAPOINTS_DATA)
         if limit < 1:
             raise InvalidParameterValue("The parameter MaxDatapoints must be at least 1.")
-        at = _untoken(params["NextToken"], ("q", "o")) if "NextToken" in params else None
+        # Keyset: a page resumes after the last datapoint served (by timestamp, one per period),
+        # so datapoints arriving meanwhile neither shift nor repeat it.
+        at = _data_after(params["NextToken"]) if "NextToken" in params else None
         descending = params.get("ScanBy", "TimestampDescending") == "TimestampDescending"
         results: list[dict[str, Any]] = []
         budget, next_token = limit, None
         for i, q in enumerate(queries):
-            if not q.get("ReturnData", True) or (at is not None and i < at["q"]):
+            if not q.get("ReturnData", True) or (at is not None and i < at[0]):
                 continue
             stat = q["MetricStat"]
             metric = stat["Metric"]
@@ -164,17 +166,19 @@ class CloudWatchMetricsService:
                 stat["Period"], stat["Stat"], stat.get("Unit"),
             )  # fmt: skip
             points: list[Datapoint] = found[::-1] if descending else found
-            if at is not None and i == at["q"]:
-                points = points[at["o"] :]
+            if at is not None and i == at[0]:
+                last = at[1]
+                points = [
+                    p for p in points if (p.timestamp < last if descending else p.timestamp > last)
+                ]
             result: dict[str, Any] = {
                 "Id": q["Id"],
                 "Label": q.get("Label", metric.get("MetricName", q["Id"])),
                 "StatusCode": "Complete",
             }
             if len(points) > budget:
-                offset = (at["o"] if at is not None and i == at["q"] else 0) + budget
-                next_token = _token({"q": i, "o": offset})
                 points, result["StatusCode"] = points[:budget], "PartialData"
+                next_token = paging.encode([i, points[-1].timestamp.isoformat()])
             result["Timestamps"] = [d.timestamp for d in points]
             result["Values"] = [d.value for d in points]
             results.append(result)
@@ -229,21 +233,28 @@ class CloudWatchMetricsService:
         found = self.store.list_metrics(
             params.get("Namespace"), params.get("MetricName"), filters, now - window
         )
-        offset = _untoken(params["NextToken"], ("o",))["o"] if "NextToken" in params else 0
-        page = found[offset : offset + LIST_PAGE]
-        out: dict[str, Any] = {
+        try:
+            page = paging.keyset(
+                found,
+                # the store's order: namespace, name, then the sorted dimension pairs
+                lambda m: [m.namespace, m.name, [list(d) for d in sorted(m.dimensions.items())]],
+                next_token=params.get("NextToken"),
+                size=LIST_PAGE,
+                descending=False,
+            )
+        except paging.BadToken:
+            raise _bad_token() from None
+        return {
             "Metrics": [
                 {
                     "Namespace": m.namespace,
                     "MetricName": m.name,
                     "Dimensions": _dimension_list(m.dimensions),
                 }
-                for m in page
-            ]
+                for m in page.items
+            ],
+            **page.token_field(),
         }
-        if offset + LIST_PAGE < len(found):
-            out["NextToken"] = _token({"o": offset + LIST_PAGE})
-        return out
 
     # -------------------------------------------------------------------------- PutMetricData
     def put_metric_data(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -20,17 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-
+from pier.control import paging
 from pier.control.arns import ArnFactory
-from pier.control.service import _epoch, _page_after, _page_token
+from pier.control.deployment import deployed
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
 from pier.monitor import cron
 from pier.monitor.capture import destination_problem
-from pier.monitor.scheduler import SCHEDULED, STOPPED, analysis_window, schedule_expression
-from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
+from pier.monitor.scheduler import ScheduleStatus, analysis_window, schedule_expression
+from pier.store.db import Duplicate, Sessions
+from pier.store.monitoring import MonitoringStore, MonitoringTx
+from pier.store.tables import MonitoringExecutionRow, MonitoringScheduleRow
 
 DATA_QUALITY = "DataQuality"
 BASELINE_SCHEMES = ("s3", "file", "models")
@@ -70,21 +69,21 @@ def _location_problem(uri: str, what: str, schemes: tuple[str, ...]) -> str | No
 class MonitoringService:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         arns: ArnFactory,
         *,
         run_now: Callable[[str], int],
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        self._sessions = sessions
+        self._store = MonitoringStore(sessions)
         self.arns = arns
         self._run_now = run_now
         self._notify = notify
         self._clock = clock
 
     # ---------------------------------------------------------------------------- checks
-    def _check(self, s: Session, req: dict[str, Any]) -> tuple[str, str]:
+    def _check(self, tx: MonitoringTx, req: dict[str, Any]) -> tuple[str, str]:
         """(endpoint name, monitoring type) of a request pier can run, or the reason not."""
         config = req["MonitoringScheduleConfig"]
         monitoring_type = config.get("MonitoringType", DATA_QUALITY)
@@ -151,10 +150,10 @@ class MonitoringService:
         if problem:
             raise ValidationException(problem)
         name = endpoint_input["EndpointName"]
-        endpoint = s.get(EndpointRow, name)
+        endpoint = tx.endpoint(name)
         if endpoint is None:
             raise ValidationException(f'Could not find endpoint "{self.arns.endpoint(name)}".')
-        capture = (endpoint.deployed.get("config") or {}).get("DataCaptureConfig")
+        capture = deployed(endpoint).data_capture
         modes = {o.get("CaptureMode") for o in (capture or {}).get("CaptureOptions", [])}
         if (
             not capture
@@ -206,18 +205,15 @@ class MonitoringService:
         duplicate = f'Monitoring schedule "{arn}" already exists.'
         now = self._clock()
         try:
-            with self._sessions.begin() as s:
-                existing = select(MonitoringScheduleRow.name).where(
-                    MonitoringScheduleRow.arn == arn
-                )
-                if s.scalar(existing) is not None:
+            with self._store.begin() as tx:
+                if tx.schedule_taken(arn):
                     raise ResourceInUse(duplicate)
-                endpoint, monitoring_type = self._check(s, req)
-                s.add(
+                endpoint, monitoring_type = self._check(tx, req)
+                tx.add_schedule(
                     MonitoringScheduleRow(
                         name=name,
                         arn=arn,
-                        status=SCHEDULED,
+                        status=ScheduleStatus.SCHEDULED,
                         endpoint_name=endpoint,
                         monitoring_type=monitoring_type,
                         created_at=now,
@@ -226,36 +222,31 @@ class MonitoringService:
                         last_tick_at=now,
                     )
                 )
-        except IntegrityError:
+        except Duplicate:
             raise ResourceInUse(duplicate) from None
         if schedule_expression(req["MonitoringScheduleConfig"]).strip().upper() == cron.NOW:
             self._run_now(name)  # SageMaker's one-time schedule: one execution, at once
         self._notify()
         return {"MonitoringScheduleArn": arn}
 
-    def _schedule(self, s: Session, name: str) -> MonitoringScheduleRow:
-        row = s.get(MonitoringScheduleRow, name)
+    def _schedule(self, tx: MonitoringTx, name: str) -> MonitoringScheduleRow:
+        row = tx.schedule(name)
         if row is None:
             arn = _schedule_arn(self.arns, name)
             raise ResourceNotFound(f'Could not find monitoring schedule "{arn}".')
         return row
 
     def describe_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            row = self._schedule(s, req["MonitoringScheduleName"])
-            last = s.scalars(
-                select(MonitoringExecutionRow)
-                .where(MonitoringExecutionRow.schedule_name == row.name)
-                .order_by(MonitoringExecutionRow.id.desc())
-                .limit(1)
-            ).first()
+        with self._store.read() as tx:
+            row = self._schedule(tx, req["MonitoringScheduleName"])
+            last = tx.latest_execution(row.name)
         out: dict[str, Any] = {
             "MonitoringScheduleArn": row.arn,
             "MonitoringScheduleName": row.name,
             "MonitoringScheduleStatus": row.status,
             "MonitoringType": row.monitoring_type,
-            "CreationTime": _epoch(row.created_at),
-            "LastModifiedTime": _epoch(row.last_modified_at),
+            "CreationTime": row.created_at.timestamp(),
+            "LastModifiedTime": row.last_modified_at.timestamp(),
             "MonitoringScheduleConfig": row.request["MonitoringScheduleConfig"],
             "EndpointName": row.endpoint_name,
         }
@@ -266,8 +257,8 @@ class MonitoringService:
         return out
 
     def list_monitoring_schedules(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions() as s:
-            rows = list(s.scalars(select(MonitoringScheduleRow)))
+        with self._store.read() as tx:
+            rows = tx.schedules()
         filters: list[Callable[[MonitoringScheduleRow], bool]] = []
         if req.get("EndpointName"):
             filters.append(lambda r: r.endpoint_name == req["EndpointName"])
@@ -284,33 +275,35 @@ class MonitoringService:
         rows = _within(rows, req, "LastModifiedTime", lambda r: r.last_modified_at)
         keys: dict[str, Callable[[MonitoringScheduleRow], list[Any]]] = {
             "Name": lambda r: [r.name],
-            "CreationTime": lambda r: [_epoch(r.created_at), r.name],
+            "CreationTime": lambda r: [r.created_at.timestamp(), r.name],
             "Status": lambda r: [r.status, r.name],
         }
-        page, token = _page(rows, req, keys[req.get("SortBy", "CreationTime")])
+        page = paging.sagemaker_page(
+            rows, req, keys[req.get("SortBy", "CreationTime")], default_size=10
+        )
         items = [
             {
                 "MonitoringScheduleName": r.name,
                 "MonitoringScheduleArn": r.arn,
-                "CreationTime": _epoch(r.created_at),
-                "LastModifiedTime": _epoch(r.last_modified_at),
+                "CreationTime": r.created_at.timestamp(),
+                "LastModifiedTime": r.last_modified_at.timestamp(),
                 "MonitoringScheduleStatus": r.status,
                 "EndpointName": r.endpoint_name,
                 "MonitoringType": r.monitoring_type,
             }
-            for r in page
+            for r in page.items
         ]
-        return {"MonitoringScheduleSummaries": items, **({"NextToken": token} if token else {})}
+        return {"MonitoringScheduleSummaries": items, **page.token_field()}
 
     def delete_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._sessions.begin() as s:
-            s.delete(self._schedule(s, req["MonitoringScheduleName"]))
+        with self._store.begin() as tx:
+            tx.delete_schedule(self._schedule(tx, req["MonitoringScheduleName"]))
         self._notify()
         return {}
 
     def _set_status(self, name: str, status: str) -> None:
-        with self._sessions.begin() as s:
-            row = self._schedule(s, name)
+        with self._store.begin() as tx:
+            row = self._schedule(tx, name)
             if row.status != status:
                 row.status = status
                 row.last_modified_at = self._clock()
@@ -319,43 +312,37 @@ class MonitoringService:
         self._notify()
 
     def stop_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._set_status(req["MonitoringScheduleName"], STOPPED)
+        self._set_status(req["MonitoringScheduleName"], ScheduleStatus.STOPPED)
         return {}
 
     def start_monitoring_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._set_status(req["MonitoringScheduleName"], SCHEDULED)
+        self._set_status(req["MonitoringScheduleName"], ScheduleStatus.SCHEDULED)
         return {}
 
     # ------------------------------------------------------------------------ executions
     def list_monitoring_executions(self, req: dict[str, Any]) -> dict[str, Any]:
-        query = select(MonitoringExecutionRow)
-        if req.get("MonitoringScheduleName"):
-            query = query.where(
-                MonitoringExecutionRow.schedule_name == req["MonitoringScheduleName"]
+        with self._store.read() as tx:
+            rows = tx.executions(
+                schedule_name=req.get("MonitoringScheduleName") or None,
+                endpoint_name=req.get("EndpointName") or None,
+                statuses=[req["StatusEquals"]] if req.get("StatusEquals") else None,
+                monitoring_type=req.get("MonitoringTypeEquals") or None,
             )
-        if req.get("EndpointName"):
-            query = query.where(MonitoringExecutionRow.endpoint_name == req["EndpointName"])
-        if req.get("StatusEquals"):
-            query = query.where(MonitoringExecutionRow.status == req["StatusEquals"])
-        if req.get("MonitoringTypeEquals"):
-            query = query.where(
-                MonitoringExecutionRow.monitoring_type == req["MonitoringTypeEquals"]
-            )
-        with self._sessions() as s:
-            rows = list(s.scalars(query))
         if req.get("MonitoringJobDefinitionName"):
             rows = []
         rows = _within(rows, req, "ScheduledTime", lambda r: r.scheduled_at)
         rows = _within(rows, req, "CreationTime", lambda r: r.created_at)
         rows = _within(rows, req, "LastModifiedTime", lambda r: r.last_modified_at)
         keys: dict[str, Callable[[MonitoringExecutionRow], list[Any]]] = {
-            "CreationTime": lambda r: [_epoch(r.created_at), r.id],
-            "ScheduledTime": lambda r: [_epoch(r.scheduled_at), r.id],
+            "CreationTime": lambda r: [r.created_at.timestamp(), r.id],
+            "ScheduledTime": lambda r: [r.scheduled_at.timestamp(), r.id],
             "Status": lambda r: [r.status, r.id],
         }
-        page, token = _page(rows, req, keys[req.get("SortBy", "CreationTime")])
-        items = [execution_summary(r) for r in page]
-        return {"MonitoringExecutionSummaries": items, **({"NextToken": token} if token else {})}
+        page = paging.sagemaker_page(
+            rows, req, keys[req.get("SortBy", "CreationTime")], default_size=10
+        )
+        items = [execution_summary(r) for r in page.items]
+        return {"MonitoringExecutionSummaries": items, **page.token_field()}
 
     # ------------------------------------------------------------------ pier's extension
     def route(self, method: str, path: str) -> dict[str, Any]:
@@ -366,22 +353,17 @@ class MonitoringService:
         """
         name, _, action = path.strip("/").partition("/")
         if method == "POST" and action == "executions":
-            with self._sessions() as s:
-                self._schedule(s, name)
+            with self._store.read() as tx:
+                self._schedule(tx, name)
             execution_id = self._run_now(name)
-            with self._sessions() as s:
-                row = s.get(MonitoringExecutionRow, execution_id)
+            with self._store.read() as tx:
+                row = tx.execution(execution_id)
                 assert row is not None
                 return execution_summary(row)
         if method == "GET" and action == "report":
-            with self._sessions() as s:
-                schedule = self._schedule(s, name)
-                row = s.scalars(
-                    select(MonitoringExecutionRow)
-                    .where(MonitoringExecutionRow.schedule_name == name)
-                    .order_by(MonitoringExecutionRow.id.desc())
-                    .limit(1)
-                ).first()
+            with self._store.read() as tx:
+                schedule = self._schedule(tx, name)
+                row = tx.latest_execution(name)
                 out: dict[str, Any] = {
                     "MonitoringScheduleName": name,
                     "EndpointName": schedule.endpoint_name,
@@ -402,9 +384,9 @@ def execution_summary(row: MonitoringExecutionRow) -> dict[str, Any]:
     """SageMaker's MonitoringExecutionSummary of an execution."""
     out: dict[str, Any] = {
         "MonitoringScheduleName": row.schedule_name,
-        "ScheduledTime": _epoch(row.scheduled_at),
-        "CreationTime": _epoch(row.created_at),
-        "LastModifiedTime": _epoch(row.last_modified_at),
+        "ScheduledTime": row.scheduled_at.timestamp(),
+        "CreationTime": row.created_at.timestamp(),
+        "LastModifiedTime": row.last_modified_at.timestamp(),
         "MonitoringExecutionStatus": row.status,
         "EndpointName": row.endpoint_name,
         "MonitoringType": row.monitoring_type,
@@ -419,22 +401,7 @@ def _within(
 ) -> list[Any]:
     """SageMaker's `<prefix>Before` / `<prefix>After` filters (strict bounds)."""
     if f"{prefix}Before" in req:
-        rows = [r for r in rows if _epoch(at(r)) < float(req[f"{prefix}Before"])]
+        rows = [r for r in rows if at(r).timestamp() < float(req[f"{prefix}Before"])]
     if f"{prefix}After" in req:
-        rows = [r for r in rows if _epoch(at(r)) > float(req[f"{prefix}After"])]
+        rows = [r for r in rows if at(r).timestamp() > float(req[f"{prefix}After"])]
     return rows
-
-
-def _page(
-    rows: list[Any], req: dict[str, Any], key: Callable[[Any], list[Any]]
-) -> tuple[list[Any], str | None]:
-    """Sort (descending by default) and page by keyset, as HostingService's lists do."""
-    descending = req.get("SortOrder", "Descending") == "Descending"
-    rows.sort(key=key, reverse=descending)
-    after = _page_after(req.get("NextToken"))
-    if after is not None:
-        rows = [r for r in rows if (key(r) < after if descending else key(r) > after)]
-    size = int(req.get("MaxResults", 10))
-    page = rows[:size]
-    token = _page_token(key(page[-1])) if len(rows) > size else None
-    return page, token

@@ -1,7 +1,8 @@
 """The reconcile loop: moves what runs toward what was asked, and alone touches the backend.
 
-Desired state is in the store (endpoints with their deployed snapshot, desired weights and
-counts, and a pending snapshot during an update). Actual state is the backend's instances. The
+Desired state is in the store: each endpoint's deployment (pier.control.deployment: its
+variants with their containers, desired weights and counts, and the label of their fleet), and
+a pending deployment during an update. Actual state is the backend's instances. The
 loop wakes when the service records a change (or every second), and on each endpoint:
 
 - Creating: launch every variant's instances, wait until healthy, publish the route, InService;
@@ -23,19 +24,26 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from pier.control.service import VariantLive, containers
-from pier.control.status import EndpointStatus
-from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState
+from pier.control.deployment import (
+    Deployment,
+    VariantLive,
+    VariantPlan,
+    deployed,
+    deployed_columns,
+    pending,
+    pending_columns,
+)
+from pier.control.status import EndpointStatus, VariantStatus
+from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState, new_instance_id
 from pier.monitor.capture import CaptureSettings
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
+from pier.store.db import Sessions
+from pier.store.hosting import HostingStore
 from pier.store.tables import EndpointRow
 
 log = logging.getLogger("pier.reconcile")
@@ -47,6 +55,23 @@ class LaunchFailed(Exception):
     pass
 
 
+class OperationKind(StrEnum):
+    """What the task running for an endpoint does."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    HEAL = "heal"
+    ORPHANS = "orphans"  # stop the instances of an endpoint that no longer exists
+
+
+#: The variant status DescribeEndpoint shows while an operation runs.
+_VARIANT_STATUS = {
+    OperationKind.CREATE: VariantStatus.CREATING,
+    OperationKind.UPDATE: VariantStatus.UPDATING,
+}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -54,7 +79,7 @@ def _now() -> datetime:
 class Reconciler:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         backend: Backend,
         table: RoutingTable,
         resolve_model: ModelResolver,
@@ -62,14 +87,15 @@ class Reconciler:
         health_interval_s: float = 5.0,
         stop_grace_s: float = 30.0,
     ) -> None:
-        self._sessions = sessions
+        self._store = HostingStore(sessions)
         self._backend = backend
         self._table = table
         self._resolve_model = resolve_model
         self._health_interval_s = health_interval_s
         self._stop_grace_s = stop_grace_s
         self._instances: dict[str, list[Instance]] = {}  # endpoint -> every instance it has
-        self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}  # endpoint -> (kind, task)
+        # endpoint -> (kind, task)
+        self._tasks: dict[str, tuple[OperationKind, asyncio.Task[None]]] = {}
         self._operation_started: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,12 +141,12 @@ class Reconciler:
     # ------------------------------------------------------------------------ live view
     def variants(self, endpoint: str) -> dict[str, VariantLive]:
         route = self._table.get(endpoint)
-        kind = self._tasks.get(endpoint, ("", None))[0]
+        task = self._tasks.get(endpoint)
+        status = _VARIANT_STATUS.get(task[0]) if task is not None else None
         started = self._operation_started.get(endpoint)
         statuses = []
-        if kind in ("create", "update"):
-            status = "Creating" if kind == "create" else "Updating"
-            statuses = [{"Status": status, "StartTime": started or time.time()}]
+        if status is not None:
+            statuses = [{"Status": str(status), "StartTime": started or time.time()}]
         out: dict[str, VariantLive] = {}
         if route is not None:
             models = {
@@ -154,8 +180,8 @@ class Reconciler:
                 log.exception("reconcile pass failed; retrying")
 
     def _load(self) -> list[EndpointRow]:
-        with self._sessions() as s:
-            return list(s.scalars(select(EndpointRow)))
+        with self._store.read() as tx:
+            return tx.endpoints()
 
     def _step_all(self, rows: list[EndpointRow]) -> None:
         names = {r.name for r in rows}
@@ -163,34 +189,39 @@ class Reconciler:
             self._step(row)
         for endpoint in list(self._instances):
             if endpoint not in names and endpoint not in self._tasks:
-                self._spawn(endpoint, "orphans", self._stop_all(endpoint))
+                self._spawn(endpoint, OperationKind.ORPHANS, self._stop_all(endpoint))
 
     def _step(self, row: EndpointRow) -> None:
         running = self._tasks.get(row.name)
         if running is not None:
             kind, task = running
-            if row.status == EndpointStatus.DELETING and kind != "delete" and not task.cancelling():
+            deleting = row.status == EndpointStatus.DELETING
+            if deleting and kind != OperationKind.DELETE and not task.cancelling():
                 task.cancel()  # its finally-blocks stop what it launched (once: not mid-cleanup)
             return
         status = EndpointStatus(row.status)
+        current = deployed(row)
+        update = pending(row)
         if status == EndpointStatus.CREATING:
-            self._spawn(row.name, "create", self._create(row))
-        elif status == EndpointStatus.UPDATING and row.pending is not None:
-            self._spawn(row.name, "update", self._update_config(row))
+            self._spawn(row.name, OperationKind.CREATE, self._create(row.name, current))
+        elif status == EndpointStatus.UPDATING and update is not None:
+            self._spawn(
+                row.name, OperationKind.UPDATE, self._update_config(row.name, current, update)
+            )
         elif status == EndpointStatus.UPDATING:
-            self._spawn(row.name, "update", self._update_capacity(row))
+            self._spawn(row.name, OperationKind.UPDATE, self._update_capacity(row.name, current))
         elif status == EndpointStatus.DELETING:
-            self._spawn(row.name, "delete", self._delete(row))
-        elif status == EndpointStatus.IN_SERVICE and self._missing(row):
-            self._spawn(row.name, "heal", self._heal(row))
+            self._spawn(row.name, OperationKind.DELETE, self._delete(row.name))
+        elif status == EndpointStatus.IN_SERVICE and self._missing(row.name, current):
+            self._spawn(row.name, OperationKind.HEAL, self._heal(row.name, current))
 
-    def _spawn(self, endpoint: str, kind: str, coro: Any) -> None:
+    def _spawn(self, endpoint: str, kind: OperationKind, coro: Coroutine[Any, Any, None]) -> None:
         self._operation_started[endpoint] = time.time()
         task = asyncio.create_task(coro, name=f"pier-{kind}-{endpoint}")
         self._tasks[endpoint] = (kind, task)
 
         def done(t: asyncio.Task[None]) -> None:
-            if self._tasks.get(endpoint, ("", None))[1] is t:
+            if endpoint in self._tasks and self._tasks[endpoint][1] is t:
                 del self._tasks[endpoint]
             if not t.cancelled() and t.exception() is not None:
                 log.error("%s of %s failed", kind, endpoint, exc_info=t.exception())
@@ -206,38 +237,29 @@ class Reconciler:
             if i.spec.fleet == config and (variant is None or i.spec.variant == variant)
         ]
 
-    def _missing(self, row: EndpointRow) -> bool:
-        for variant, want in row.desired.items():
+    def _missing(self, endpoint: str, deployment: Deployment) -> bool:
+        for variant in deployment.variants:
             have = [
-                i for i in self._of(row.name, row.fleet, variant)
+                i for i in self._of(endpoint, deployment.fleet, variant.name)
                 if i.state == InstanceState.HEALTHY
             ]  # fmt: skip
-            if len(have) < int(want["DesiredInstanceCount"]):
+            if len(have) < variant.instance_count:
                 return True
         return False
 
     async def _launch(
-        self,
-        endpoint: str,
-        fleet: str,
-        snapshot: dict[str, Any],
-        variant: dict[str, Any],
-        model_uri: str,
+        self, endpoint: str, fleet: str, variant: VariantPlan, model_uri: str
     ) -> Instance:
-        model = snapshot["models"][variant["ModelName"]]
-        container = containers(model)[0]
         spec = InstanceSpec(
             endpoint=endpoint,
-            variant=variant["VariantName"],
+            variant=variant.name,
             fleet=fleet,
-            instance_id=f"{endpoint}-{variant['VariantName']}-{uuid.uuid4().hex[:8]}",
-            image=container.get("Image"),
+            instance_id=new_instance_id(endpoint, variant.name),
+            image=variant.image,
             model_path=model_uri,
-            environment=dict(container.get("Environment", {})),
-            startup_timeout_s=float(
-                variant.get("ContainerStartupHealthCheckTimeoutInSeconds", 240)
-            ),
-            instance_type=str(variant.get("InstanceType") or ""),
+            environment=variant.environment,
+            startup_timeout_s=variant.startup_timeout_s,
+            instance_type=variant.instance_type,
         )
         instance = await self._backend.launch(spec)
         self._instances.setdefault(endpoint, []).append(instance)
@@ -251,53 +273,46 @@ class Reconciler:
             )
         return instance
 
-    async def _launch_variants(
-        self, endpoint: str, fleet: str, snapshot: dict[str, Any], desired: dict[str, Any]
-    ) -> None:
+    async def _launch_variants(self, endpoint: str, deployment: Deployment) -> None:
         jobs = []
-        for variant in snapshot["config"]["ProductionVariants"]:
-            want = int(desired[variant["VariantName"]]["DesiredInstanceCount"])
-            have = self._of(endpoint, fleet, variant["VariantName"])
+        fleet = deployment.fleet
+        for variant in deployment.variants:
+            want = variant.instance_count
+            have = self._of(endpoint, fleet, variant.name)
             if want <= len(have):
                 continue
             try:
-                model_uri = await self._model_uri(snapshot, variant, have)
+                model_uri = await self._model_uri(variant, have)
             except Exception as exc:  # the reason goes to FailureReason
-                raise LaunchFailed(f"Variant {variant['VariantName']}: {exc}") from exc
+                raise LaunchFailed(f"Variant {variant.name}: {exc}") from exc
             for _ in range(want - len(have)):
-                jobs.append(self._launch(endpoint, fleet, snapshot, variant, model_uri))
+                jobs.append(self._launch(endpoint, fleet, variant, model_uri))
         results = await asyncio.gather(*jobs, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
             raise first if isinstance(first, LaunchFailed) else LaunchFailed(str(first))
 
-    async def _model_uri(
-        self, snapshot: dict[str, Any], variant: dict[str, Any], running: list[Instance]
-    ) -> str:
+    async def _model_uri(self, variant: VariantPlan, running: list[Instance]) -> str:
         """What the variant's instances load. Resolved once per fleet: a registry alias
         (models:/name@champion) is pinned to its version when the fleet is created, and
         instances added later (scaling, healing) load that same version, as the running ones
         do; moving the alias takes an UpdateEndpoint, as on SageMaker."""
         if running:
             return running[0].spec.model_path
-        container = containers(snapshot["models"][variant["ModelName"]])[0]
-        return await asyncio.to_thread(self._resolve_model, container)
+        return await asyncio.to_thread(self._resolve_model, variant.container)
 
-    def _publish(
-        self, endpoint: str, fleet: str, desired: dict[str, Any], config: dict[str, Any]
-    ) -> None:
-        """Route traffic to the fleet's healthy instances, with the endpoint config's data
-        capture (`config`: the EndpointConfig request the fleet runs)."""
+    def _publish(self, endpoint: str, deployment: Deployment) -> None:
+        """Route traffic to the deployment's healthy instances, with its data capture."""
         variants = {}
-        for name, want in desired.items():
+        for variant in deployment.variants:
             targets = [
                 Target(i.spec.instance_id, i.url)
-                for i in self._of(endpoint, fleet, name)
+                for i in self._of(endpoint, deployment.fleet, variant.name)
                 if i.state == InstanceState.HEALTHY
             ]
-            variants[name] = VariantRoute(name, float(want["DesiredWeight"]), targets)
-        capture = CaptureSettings.from_config(config.get("DataCaptureConfig"))
+            variants[variant.name] = VariantRoute(variant.name, variant.weight, targets)
+        capture = CaptureSettings.from_config(deployment.data_capture)
         self._table.set(EndpointRoute(endpoint, variants, capture))
 
     async def _stop_instance(self, instance: Instance) -> None:
@@ -318,8 +333,8 @@ class Reconciler:
 
     async def _save(self, name: str, **changes: Any) -> None:
         def write() -> None:
-            with self._sessions.begin() as s:
-                row = s.get(EndpointRow, name)
+            with self._store.begin() as tx:
+                row = tx.endpoint(name)
                 if row is None or row.status == EndpointStatus.DELETING:
                     return  # deleted meanwhile: the delete task owns it now
                 for key, value in changes.items():
@@ -329,93 +344,83 @@ class Reconciler:
         await asyncio.to_thread(write)
 
     # ------------------------------------------------------------------------ operations
-    async def _create(self, row: EndpointRow) -> None:
+    async def _create(self, endpoint: str, deployment: Deployment) -> None:
         try:
-            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+            await self._launch_variants(endpoint, deployment)
         except asyncio.CancelledError:
-            await self._stop_all(row.name)
+            await self._stop_all(endpoint)
             raise
         except Exception as exc:
-            await self._stop_all(row.name)
-            await self._save(row.name, status=EndpointStatus.FAILED, failure_reason=str(exc))
+            await self._stop_all(endpoint)
+            await self._save(endpoint, status=EndpointStatus.FAILED, failure_reason=str(exc))
             return
-        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
-        await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
+        self._publish(endpoint, deployment)
+        await self._save(endpoint, status=EndpointStatus.IN_SERVICE, failure_reason=None)
 
-    async def _update_config(self, row: EndpointRow) -> None:
+    async def _update_config(self, endpoint: str, old: Deployment, new: Deployment) -> None:
         """Blue/green: the new fleet comes up beside the old one, then takes the traffic."""
-        assert row.pending is not None
-        assert row.pending_config_name is not None
-        new_fleet = f"{row.pending_config_name}@{row.generation}"
-        new_desired = row.pending["desired"]
-        snapshot = {"config": row.pending["config"], "models": row.pending["models"]}
         try:
-            await self._launch_variants(row.name, new_fleet, snapshot, new_desired)
+            await self._launch_variants(endpoint, new)
         except asyncio.CancelledError:
-            await self._stop_config(row.name, new_fleet)
+            await self._stop_config(endpoint, new.fleet)
             raise
         except Exception as exc:
-            await self._stop_config(row.name, new_fleet)
+            await self._stop_config(endpoint, new.fleet)
             await self._save(
-                row.name,
+                endpoint,
                 status=EndpointStatus.IN_SERVICE,
-                failure_reason=f"Update failed, still serving {row.config_name}: {exc}",
-                pending=None,
-                pending_config_name=None,
+                failure_reason=f"Update failed, still serving {old.config_name}: {exc}",
+                **pending_columns(None),
             )
             return
         await self._save(
-            row.name,
+            endpoint,
             status=EndpointStatus.IN_SERVICE,
             failure_reason=None,
-            config_name=row.pending_config_name,
-            deployed=snapshot,
-            desired=new_desired,
-            fleet=new_fleet,
-            pending=None,
-            pending_config_name=None,
+            **deployed_columns(new),
+            **pending_columns(None),
         )
-        self._publish(row.name, new_fleet, new_desired, snapshot["config"])  # traffic moves
-        await self._stop_config(row.name, row.fleet)  # the old one drains and stops
+        self._publish(endpoint, new)  # traffic moves
+        await self._stop_config(endpoint, old.fleet)  # the old one drains and stops
 
-    async def _update_capacity(self, row: EndpointRow) -> None:
+    async def _update_capacity(self, endpoint: str, deployment: Deployment) -> None:
         try:
-            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+            await self._launch_variants(endpoint, deployment)
         except Exception as exc:
-            self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
+            self._publish(endpoint, deployment)
             await self._save(
-                row.name, status=EndpointStatus.IN_SERVICE, failure_reason=f"Update failed: {exc}"
+                endpoint, status=EndpointStatus.IN_SERVICE, failure_reason=f"Update failed: {exc}"
             )
             return
-        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
-        for name, want in row.desired.items():
-            extra = self._of(row.name, row.fleet, name)[int(want["DesiredInstanceCount"]) :]
+        self._publish(endpoint, deployment)
+        for variant in deployment.variants:
+            extra = self._of(endpoint, deployment.fleet, variant.name)[variant.instance_count :]
             for instance in extra:
                 instance.state = InstanceState.STOPPED
             if extra:
-                self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
+                self._publish(endpoint, deployment)
                 await asyncio.gather(*(self._stop_instance(i) for i in extra))
-        await self._save(row.name, status=EndpointStatus.IN_SERVICE, failure_reason=None)
+        await self._save(endpoint, status=EndpointStatus.IN_SERVICE, failure_reason=None)
 
-    async def _delete(self, row: EndpointRow) -> None:
-        self._table.remove(row.name)
-        await self._stop_all(row.name)
+    async def _delete(self, endpoint: str) -> None:
+        self._table.remove(endpoint)
+        await self._stop_all(endpoint)
 
         def drop() -> None:
-            with self._sessions.begin() as s:
-                current = s.get(EndpointRow, row.name)
+            with self._store.begin() as tx:
+                current = tx.endpoint(endpoint)
                 if current is not None:
-                    s.delete(current)
+                    tx.delete(current)
 
         await asyncio.to_thread(drop)
 
-    async def _heal(self, row: EndpointRow) -> None:
+    async def _heal(self, endpoint: str, deployment: Deployment) -> None:
         try:
-            await self._launch_variants(row.name, row.fleet, row.deployed, row.desired)
+            await self._launch_variants(endpoint, deployment)
         except Exception as exc:
-            log.warning("could not replace an instance of %s: %s", row.name, exc)
+            log.warning("could not replace an instance of %s: %s", endpoint, exc)
             await asyncio.sleep(5)  # do not hammer a model that keeps failing
-        self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
+        self._publish(endpoint, deployment)
 
     async def _check_health(self, rows: list[EndpointRow]) -> None:
         serving = {r.name: r for r in rows if r.status == EndpointStatus.IN_SERVICE}
@@ -430,7 +435,7 @@ class Reconciler:
                     log.warning("instance %s of %s is unhealthy: replacing it",
                                 instance.spec.instance_id, endpoint)  # fmt: skip
                     instance.state = InstanceState.UNHEALTHY
-                    self._publish(endpoint, row.fleet, row.desired, row.deployed["config"])
+                    self._publish(endpoint, deployed(row))
                     await self._stop_instance(instance)
         self._wakeup.set()
 
@@ -441,11 +446,13 @@ class Reconciler:
         leftovers: list[Instance] = []
         for instance in adopted:
             row = by_name.get(instance.spec.endpoint)
+            current = deployed(row) if row is not None else None
             keep = (
                 row is not None
+                and current is not None
                 and row.status in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING)
-                and instance.spec.fleet == row.fleet
-                and instance.spec.variant in row.desired
+                and instance.spec.fleet == current.fleet
+                and current.variant(instance.spec.variant) is not None
             )
             if keep:
                 self._instances.setdefault(instance.spec.endpoint, []).append(instance)
@@ -454,7 +461,7 @@ class Reconciler:
                 leftovers.append(instance)
         for row in rows:
             if row.name in self._instances:
-                self._publish(row.name, row.fleet, row.desired, row.deployed["config"])
+                self._publish(row.name, deployed(row))
         if leftovers:
             # Drained concurrently and in the background: the API serves meanwhile.
             log.info("stopping %d leftover instance(s)", len(leftovers))

@@ -1,4 +1,4 @@
-"""Endpoint lifecycle states, with SageMaker's values."""
+"""Endpoint and variant lifecycle states, with SageMaker's values."""
 
 from __future__ import annotations
 
@@ -23,7 +23,3 @@ class VariantStatus(StrEnum):
     DELETING = "Deleting"
     ACTIVATING_TRAFFIC = "ActivatingTraffic"
     BAKING = "Baking"
-
-
-#: States in which the reconciler has work to do.
-IN_PROGRESS = frozenset({EndpointStatus.CREATING, EndpointStatus.UPDATING, EndpointStatus.DELETING})

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -43,10 +44,19 @@ from pier.monitor.violations import VIOLATIONS_FILE, check
 STATISTICS_FILE = "statistics.json"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 VIOLATIONS_METRIC = "constraint_violations"  # pier's: SageMaker publishes per feature only
-COMPLETED = "Completed"
-WITH_VIOLATIONS = "CompletedWithViolations"
-FAILED = "Failed"
 MODEL_SCHEME = "models:/"
+
+
+class ExecutionStatus(StrEnum):
+    """A monitoring execution's status, with SageMaker's values (MonitoringExecutionStatus)."""
+
+    PENDING = "Pending"
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    COMPLETED_WITH_VIOLATIONS = "CompletedWithViolations"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ def _iso(t: datetime) -> str:
 
 @dataclass
 class Outcome:
-    status: str
+    status: ExecutionStatus
     start: datetime
     end: datetime
     stats: ReadStats = field(default_factory=ReadStats)
@@ -230,7 +240,7 @@ def analyse(
     """Profile ``endpoint``'s captured requests of ``[start, end)``, check them against
     ``baseline`` (None: statistics only) and write the files into ``output``."""
     stats = ReadStats()
-    outcome = Outcome(FAILED, start, end, stats)
+    outcome = Outcome(ExecutionStatus.FAILED, start, end, stats)
     features = [f.name for f in baseline.statistics.features] if baseline is not None else []
     try:
         batches = read_window(capture, endpoint, start, end, features, stats, s3=s3)
@@ -263,18 +273,18 @@ def analyse(
     _write(output, files, s3)
     outcome.output = location_uri(output)
     has_violations = outcome.violations is not None and bool(outcome.violations.violations)
-    outcome.status = WITH_VIOLATIONS if has_violations else COMPLETED
+    outcome.status = (
+        ExecutionStatus.COMPLETED_WITH_VIOLATIONS if has_violations else ExecutionStatus.COMPLETED
+    )
     return outcome
 
 
 __all__ = [
-    "COMPLETED",
     "DATA_METRICS_NAMESPACE",
-    "FAILED",
     "STATISTICS_FILE",
     "VIOLATIONS_METRIC",
-    "WITH_VIOLATIONS",
     "DataMetric",
+    "ExecutionStatus",
     "Outcome",
     "analyse",
     "load_baseline",

@@ -106,7 +106,10 @@ class Cron:
 
 
 def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    """``t`` in UTC, the zone of the ticks; a naive time is refused (its zone is a guess)."""
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t.isoformat()} given for a schedule time")
+    return t.astimezone(UTC)
 
 
 def parse(expression: str) -> Cron:

@@ -25,16 +25,14 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from pier.monitor import cron
 from pier.monitor.analysis import (
-    FAILED,
     DataMetric,
+    ExecutionStatus,
     analyse,
     load_baseline,
     output_location,
@@ -43,27 +41,30 @@ from pier.monitor.analysis import (
 from pier.monitor.capture import resolve_destination
 from pier.monitor.errors import MonitorError
 from pier.monitor.hourly import S3ClientFactory, default_s3_client
+from pier.store.db import Sessions
 from pier.store.metrics import MetricPoint, MetricStore
-from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
+from pier.store.monitoring import MonitoringStore, MonitoringTx
+from pier.store.tables import MonitoringExecutionRow, MonitoringScheduleRow
 
 log = logging.getLogger("pier.monitor.scheduler")
 
-SCHEDULED = "Scheduled"
-STOPPED = "Stopped"
-PENDING = "Pending"
-IN_PROGRESS = "InProgress"
 DEFAULT_POLL_INTERVAL_S = 15.0
 
 Publish = Callable[[list[DataMetric]], None]
 FromModel = Callable[[str, Path], Path]
 
 
+class ScheduleStatus(StrEnum):
+    """A monitoring schedule's status, with SageMaker's values (MonitoringScheduleStatus)."""
+
+    PENDING = "Pending"
+    FAILED = "Failed"
+    SCHEDULED = "Scheduled"
+    STOPPED = "Stopped"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def schedule_expression(config: dict[str, Any]) -> str:
@@ -108,7 +109,7 @@ def _endpoint_input(config: dict[str, Any]) -> dict[str, Any]:
 class Scheduler:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         *,
         capture_base: Path,
         output_base: Path,
@@ -119,7 +120,7 @@ class Scheduler:
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         workers: int = 1,
     ) -> None:
-        self._sessions = sessions
+        self._store = MonitoringStore(sessions)
         self.capture_base = capture_base  # relative file: capture destinations
         self.output_base = output_base  # relative file: outputs and baselines
         self._publish = publish
@@ -168,16 +169,10 @@ class Scheduler:
     def recover(self) -> int:
         """Mark executions a stopped platform left unfinished as Failed; how many."""
         now = self._clock()
-        with self._sessions.begin() as s:
-            rows = list(
-                s.scalars(
-                    select(MonitoringExecutionRow).where(
-                        MonitoringExecutionRow.status.in_((PENDING, IN_PROGRESS))
-                    )
-                )
-            )
+        with self._store.begin() as tx:
+            rows = tx.executions(statuses=(ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS))
             for row in rows:
-                row.status = FAILED
+                row.status = ExecutionStatus.FAILED
                 row.failure_reason = "The platform stopped before the execution finished."
                 row.last_modified_at = now
         return len(rows)
@@ -187,10 +182,8 @@ class Scheduler:
         """Record and start an execution for every schedule with a tick due; their ids."""
         now = self._clock()
         due: list[int] = []
-        with self._sessions.begin() as s:
-            for row in s.scalars(
-                select(MonitoringScheduleRow).where(MonitoringScheduleRow.status == SCHEDULED)
-            ):
+        with self._store.begin() as tx:
+            for row in tx.schedules(status=ScheduleStatus.SCHEDULED):
                 try:
                     parsed = parse_expression(_config(row))
                 except cron.CronError:
@@ -198,23 +191,23 @@ class Scheduler:
                 if parsed is None:
                     continue
                 latest = parsed.latest_at_or_before(now)
-                last = _utc(row.last_tick_at or row.created_at)
+                last = row.last_tick_at or row.created_at
                 if latest is None or latest <= last:
                     continue
                 row.last_tick_at = latest
-                due.append(self._record(s, row, latest, on_demand=False))
+                due.append(self._record(tx, row, latest, on_demand=False))
         for execution_id in due:
             self._submit(execution_id)
         return due
 
     def run_now(self, name: str) -> int:
         """Start an execution of schedule ``name`` now; its id (MonitorError: no schedule)."""
-        with self._sessions.begin() as s:
-            row = s.get(MonitoringScheduleRow, name)
+        with self._store.begin() as tx:
+            row = tx.schedule(name)
             if row is None:
                 raise MonitorError(f"no monitoring schedule {name!r}")
             scheduled = self._clock().replace(microsecond=0)
-            execution_id = self._record(s, row, scheduled, on_demand=True)
+            execution_id = self._record(tx, row, scheduled, on_demand=True)
         self._submit(execution_id)
         return execution_id
 
@@ -231,7 +224,7 @@ class Scheduler:
         wait(list(self._running), timeout)
 
     def _record(
-        self, s: Session, row: MonitoringScheduleRow, scheduled: datetime, *, on_demand: bool
+        self, tx: MonitoringTx, row: MonitoringScheduleRow, scheduled: datetime, *, on_demand: bool
     ) -> int:
         now = self._clock()
         execution = MonitoringExecutionRow(
@@ -241,39 +234,37 @@ class Scheduler:
             scheduled_at=scheduled,
             created_at=now,
             last_modified_at=now,
-            status=PENDING,
+            status=ExecutionStatus.PENDING,
         )
         try:
             execution.window_start, execution.window_end = analysis_window(
                 _config(row), scheduled, on_demand=on_demand
             )
         except cron.CronError as exc:
-            execution.status, execution.failure_reason = FAILED, str(exc)
-        s.add(execution)
-        s.flush()
-        return execution.id
+            execution.status, execution.failure_reason = ExecutionStatus.FAILED, str(exc)
+        return tx.add_execution(execution)
 
     # ---------------------------------------------------------------- one execution
     def execute(self, execution_id: int) -> str:
         """Run one recorded execution to its end (in a pool thread); its final status."""
-        with self._sessions.begin() as s:
-            execution = s.get(MonitoringExecutionRow, execution_id)
-            if execution is None or execution.status != PENDING:
-                return execution.status if execution is not None else FAILED
-            execution.status = IN_PROGRESS
+        with self._store.begin() as tx:
+            execution = tx.execution(execution_id)
+            if execution is None or execution.status != ExecutionStatus.PENDING:
+                return execution.status if execution is not None else ExecutionStatus.FAILED
+            execution.status = ExecutionStatus.IN_PROGRESS
             execution.last_modified_at = self._clock()
-            schedule = s.get(MonitoringScheduleRow, execution.schedule_name)
+            schedule = tx.schedule(execution.schedule_name)
             config = _config(schedule) if schedule is not None else None
-            endpoint = s.get(EndpointRow, execution.endpoint_name)
+            endpoint = tx.endpoint(execution.endpoint_name)
             capture_config = (
                 (endpoint.deployed.get("config") or {}).get("DataCaptureConfig")
                 if endpoint is not None
                 else None
             )
-            scheduled = _utc(execution.scheduled_at)
+            scheduled = execution.scheduled_at
             assert execution.window_start is not None
             assert execution.window_end is not None
-            start, end = _utc(execution.window_start), _utc(execution.window_end)
+            start, end = execution.window_start, execution.window_end
             name, endpoint_name = execution.schedule_name, execution.endpoint_name
         try:
             status, reason, report, output = self._analyse(
@@ -282,9 +273,14 @@ class Scheduler:
             )  # fmt: skip
         except Exception as exc:
             log.exception("monitoring execution %s of %s failed", execution_id, name)
-            status, reason, report, output = FAILED, f"Internal error: {exc}", None, None
-        with self._sessions.begin() as s:
-            execution = s.get(MonitoringExecutionRow, execution_id)
+            status, reason, report, output = (
+                ExecutionStatus.FAILED,
+                f"Internal error: {exc}",
+                None,
+                None,
+            )
+        with self._store.begin() as tx:
+            execution = tx.execution(execution_id)
             if execution is not None:
                 execution.status = status
                 execution.failure_reason = reason[:1024] if reason else None
@@ -306,11 +302,21 @@ class Scheduler:
         end: datetime,
     ) -> tuple[str, str | None, dict[str, Any] | None, str | None]:
         if config is None:
-            return FAILED, f"The monitoring schedule {name} was deleted.", None, None
+            return (
+                ExecutionStatus.FAILED,
+                f"The monitoring schedule {name} was deleted.",
+                None,
+                None,
+            )
         if not endpoint_exists:
-            return FAILED, f"Endpoint {endpoint} does not exist.", None, None
+            return ExecutionStatus.FAILED, f"Endpoint {endpoint} does not exist.", None, None
         if not capture_config or not capture_config.get("EnableCapture", True):
-            return FAILED, f"Endpoint {endpoint} does not capture its requests.", None, None
+            return (
+                ExecutionStatus.FAILED,
+                f"Endpoint {endpoint} does not capture its requests.",
+                None,
+                None,
+            )
         capture = resolve_destination(capture_config["DestinationS3Uri"], self.capture_base)
         job = _job(config)
         resources = job.get("BaselineConfig") or {}
@@ -324,7 +330,7 @@ class Scheduler:
                     self.output_base, s3=self._s3, from_model=self._from_model,
                 )  # fmt: skip
             except MonitorError as exc:
-                return FAILED, f"Could not read the baseline: {exc}", None, None
+                return ExecutionStatus.FAILED, f"Could not read the baseline: {exc}", None, None
         outputs = job["MonitoringOutputConfig"]["MonitoringOutputs"]
         target = resolve_location(outputs[0]["S3Output"]["S3Uri"], self.output_base)
         output = output_location(target, endpoint, name, scheduled)
@@ -354,10 +360,7 @@ def publish_to(store: MetricStore) -> Publish:
 
 
 __all__ = [
-    "IN_PROGRESS",
-    "PENDING",
-    "SCHEDULED",
-    "STOPPED",
+    "ScheduleStatus",
     "Scheduler",
     "analysis_window",
     "parse_expression",

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.store.tables import AlarmHistoryRow, AlarmRow
 
-__all__ = ["AlarmStore", "HistoryEntry", "StoredAlarm", "as_utc", "history_json"]
+__all__ = ["AlarmStore", "HistoryEntry", "StoredAlarm", "history_json"]
 
 _RETRIES = 5
-
-
-def as_utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes: they were written in UTC."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -53,6 +48,8 @@ class HistoryEntry:
     type: str  # StateUpdate | ConfigurationUpdate | Action
     summary: str
     data: str  # JSON
+    # Once stored: the row's id, which orders entries of the same timestamp (history pages).
+    id: int | None = field(default=None, compare=False)
 
 
 def _stored(row: AlarmRow) -> StoredAlarm:
@@ -63,8 +60,8 @@ def _stored(row: AlarmRow) -> StoredAlarm:
         row.state,
         row.reason,
         row.reason_data,
-        as_utc(row.state_updated_at),
-        as_utc(row.configuration_updated_at),
+        row.state_updated_at,
+        row.configuration_updated_at,
     )
 
 
@@ -211,7 +208,7 @@ class AlarmStore:
                 if expect_state is not None and before.state != expect_state:
                     return None
                 if expect_configuration is not None and (
-                    before.configuration_updated_at != as_utc(expect_configuration)
+                    before.configuration_updated_at != expect_configuration
                 ):
                     return None
                 now = max(asked, before.state_updated_at)
@@ -236,7 +233,7 @@ class AlarmStore:
                     session.add(_history_row(replace(entry, timestamp=max(entry.timestamp, now))))
                 after = replace(
                     before, state=state, reason=reason, reason_data=reason_data,
-                    state_updated_at=as_utc(now),
+                    state_updated_at=now.astimezone(UTC),
                 )  # fmt: skip
                 return before, after
         return None
@@ -253,12 +250,20 @@ class AlarmStore:
         start: datetime | None = None,
         end: datetime | None = None,
         newest_first: bool = True,
-        offset: int = 0,
+        after: tuple[datetime, int] | None = None,
         limit: int = 100,
     ) -> list[HistoryEntry]:
+        """Entries in time order (ties by id), those after `after` (the timestamp and id of
+        the last entry of the previous page) when given."""
         t = AlarmHistoryRow
         order = (t.timestamp.desc(), t.id.desc()) if newest_first else (t.timestamp, t.id)
-        q = select(t).order_by(*order).offset(offset).limit(limit)
+        q = select(t).order_by(*order).limit(limit)
+        if after is not None:
+            at, last = after
+            if newest_first:
+                q = q.where(or_(t.timestamp < at, and_(t.timestamp == at, t.id < last)))
+            else:
+                q = q.where(or_(t.timestamp > at, and_(t.timestamp == at, t.id > last)))
         if name is not None:
             q = q.where(t.alarm_name == name)
         if types:
@@ -269,7 +274,7 @@ class AlarmStore:
             q = q.where(t.timestamp <= end)
         with self._sessions() as session:
             return [
-                HistoryEntry(r.alarm_name, as_utc(r.timestamp), r.type, r.summary, r.data)
+                HistoryEntry(r.alarm_name, r.timestamp, r.type, r.summary, r.data, r.id)
                 for r in session.scalars(q)
             ]
 

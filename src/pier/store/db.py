@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -15,12 +13,19 @@ from pier.errors import PierError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+#: What opens sessions on the state store; the repositories (pier.store.*) take one.
+Sessions = sessionmaker[Session]
+
 
 class StoreUnavailable(PierError):
     """The state database cannot be reached or opened."""
 
     status = 503
     code = "ServiceUnavailable"
+
+
+class Duplicate(Exception):
+    """A row with the same unique key exists (found by a repository, or clashing at commit)."""
 
 
 def _normalise(url: str) -> str:
@@ -69,11 +74,5 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def sessions(engine: Engine) -> sessionmaker[Session]:
+def sessions(engine: Engine) -> Sessions:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    with factory.begin() as session:
-        yield session

@@ -18,7 +18,7 @@ The interface other modules build on (alarms, the CloudWatch API, `pier metrics`
 
 `query` matches dimensions exactly (as CloudWatch does: each set of dimensions is a metric of
 its own), returns only periods that hold data, and aligns periods on `start` rounded down to
-the minute. Times are aware datetimes (naive ones are taken as UTC) or epoch seconds.
+the minute. Times are aware datetimes or epoch seconds.
 """
 
 from __future__ import annotations
@@ -55,9 +55,12 @@ Time = datetime | int | float
 
 
 def epoch_seconds(t: Time) -> int:
-    """Whole epoch seconds of a datetime (naive = UTC) or a number (rounded down)."""
+    """Whole epoch seconds of an aware datetime or a number (rounded down)."""
     if isinstance(t, datetime):
-        return math.floor((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+        if t.tzinfo is None:
+            # Which zone a naive time means is a guess: refuse it, as the store's columns do.
+            raise ValueError(f"naive datetime {t.isoformat()} given for a metric time")
+        return math.floor(t.timestamp())
     return math.floor(t)
 
 

@@ -4,11 +4,14 @@ and the reconcile loop moves one toward the other.
 
 Resource requests are stored as the JSON the API received (validated), because Describe*
 answers echo them; the columns pulled out are the ones queries filter and sort on.
+
+Every datetime column is a `UtcDateTime`: written in UTC and read back aware, on SQLite as on
+PostgreSQL, so no caller repairs what the store hands back.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -22,13 +25,43 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp with time zone that always comes back aware, in UTC.
+
+    PostgreSQL's timestamptz returns aware values in the session's time zone; SQLite has no
+    time zone type, and SQLAlchemy stores and returns its wall-clock digits without the offset.
+    So values are converted to UTC before they are written (an aware time in another zone
+    would otherwise be stored as its local digits on SQLite) and marked UTC when read. The
+    column type in the database is unchanged: DateTime(timezone=True), as the migrations made.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # Which zone a naive time means is a guess: refuse it rather than store a wrong one.
+            raise ValueError(f"naive datetime {value.isoformat()} given for a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # SQLite hands back the stored digits, which are UTC (see process_bind_param).
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
     }
 
 
@@ -60,7 +93,8 @@ class EndpointRow(Base):
     last_modified_at: Mapped[datetime]
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     # The configuration that serves (or is being created), snapshotted at Create/Update time:
-    # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel.
+    # SageMaker keeps serving a config even after DeleteEndpointConfig / DeleteModel. The JSON
+    # of deployed/desired/pending is pier.control.deployment's (Deployment.to_json).
     config_name: Mapped[str] = mapped_column(String(63))
     deployed: Mapped[dict[str, Any]]
     # Label of the instances that serve (config name @ generation): a restarted platform adopts
@@ -174,7 +208,7 @@ class AlarmHistoryRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alarm_name: Mapped[str] = mapped_column(String(255), index=True)
-    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     type: Mapped[str] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)  # HistoryData: a JSON string, as CloudWatch's
