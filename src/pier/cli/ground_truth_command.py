@@ -198,10 +198,11 @@ def quality(
     bucket_s = parse_duration(bucket, "--bucket")
     if not bucket_s.is_integer():
         raise fail(f"--bucket {bucket!r}: a whole number of seconds", 2)
-    from pier.monitor.capture import default_base, resolve_destination
+    from pier.monitor.capture import default_base
     from pier.monitor.ground_truth import store_for_home
     from pier.monitor.hourly import read_captures
     from pier.monitor.quality import Problem, QualityError, QualityOptions, compute
+    from pier.storage import resolve
 
     try:
         options = QualityOptions(
@@ -229,7 +230,7 @@ def quality(
     start = end - window_s
     try:
         store = store_for_home(settings.home, settings.ground_truth_uri)
-        destination = resolve_destination(destination_uri, default_base(settings.home))
+        destination = resolve(destination_uri, default_base(settings.home))
     except ValueError as exc:
         raise fail(str(exc)) from None
     with aws_errors():  # S3 destinations: botocore's errors as one line

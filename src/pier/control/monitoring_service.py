@@ -28,8 +28,8 @@ from pier.control.arns import ArnFactory
 from pier.control.service import _epoch, _page_after, _page_token
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
 from pier.monitor import cron
-from pier.monitor.capture import destination_problem
 from pier.monitor.scheduler import SCHEDULED, STOPPED, analysis_window, schedule_expression
+from pier.storage import location_problem
 from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
 
 DATA_QUALITY = "DataQuality"
@@ -170,7 +170,7 @@ class MonitoringService:
                 "them from data capture (DataCaptureConfig with EnableCapture and CaptureMode "
                 "Input in the endpoint's configuration)."
             )
-        problem = destination_problem(capture.get("DestinationS3Uri", ""))
+        problem = location_problem(capture.get("DestinationS3Uri", ""))
         if problem:
             raise ValidationException(problem)
         return name, monitoring_type

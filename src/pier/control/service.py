@@ -25,7 +25,7 @@ from pier.control.arns import ArnFactory
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
-from pier.monitor.capture import destination_problem
+from pier.storage import location_problem
 from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
@@ -194,7 +194,7 @@ class HostingService:
             )
         capture = req.get("DataCaptureConfig")
         if capture is not None:
-            problem = destination_problem(capture["DestinationS3Uri"])
+            problem = location_problem(capture["DestinationS3Uri"])
             if problem:
                 raise ValidationException(problem)
         duplicate = f'Cannot create already existing endpoint configuration "{arn}".'

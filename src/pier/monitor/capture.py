@@ -59,11 +59,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Protocol
-from urllib.parse import unquote, urlsplit
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
+
+from pier.storage import Location, S3Client, S3ClientFactory, resolve, s3_client
 
 log = logging.getLogger("pier.capture")
 
@@ -115,44 +116,6 @@ class CaptureSettings:
 def _media_type(content_type: str) -> str:
     """`Text/CSV; charset=utf-8` -> `text/csv`."""
     return content_type.split(";", 1)[0].strip().lower()
-
-
-class S3Target(NamedTuple):
-    bucket: str
-    prefix: str  # without leading or trailing "/"; may be empty
-
-
-def destination_problem(uri: str) -> str | None:
-    """Why pier cannot capture to `uri` (a message for ValidationException), or None."""
-    parsed = urlsplit(uri)
-    scheme = parsed.scheme.lower()
-    if scheme == "s3":
-        return None if parsed.netloc else f"DestinationS3Uri {uri} names no bucket."
-    if scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            return (
-                f"DestinationS3Uri {uri}: a file URI names an absolute directory "
-                "(file:///path) or one relative to the platform's capture directory (file:name)."
-            )
-        if not parsed.path or ".." in Path(unquote(parsed.path)).parts:
-            return f"DestinationS3Uri {uri}: the file URI names no directory, or uses '..'."
-        return None
-    return (
-        f"DestinationS3Uri {uri}: pier captures to s3://bucket/prefix or to a local directory "
-        "(file:///path)."
-    )
-
-
-def resolve_destination(uri: str, base: Path) -> Path | S3Target:
-    """Where records of `uri` go: a local directory or an S3 bucket and prefix."""
-    problem = destination_problem(uri)
-    if problem:
-        raise ValueError(problem)
-    parsed = urlsplit(uri)
-    if parsed.scheme.lower() == "s3":
-        return S3Target(parsed.netloc, parsed.path.strip("/"))
-    path = Path(unquote(parsed.path))
-    return path if path.is_absolute() else base / path
 
 
 # ----------------------------------------------------------------------------- records
@@ -272,28 +235,6 @@ class CaptureMetrics:
 
 
 # ----------------------------------------------------------------------------- S3
-class S3Client(Protocol):
-    def put_object(self, **kwargs: Any) -> Any: ...
-
-
-def make_s3_client_factory(endpoint_url: str | None = None) -> Callable[[], S3Client]:
-    """boto3 S3 clients with the default credential chain (as hosting.model_data builds them);
-    without `endpoint_url`, boto3 itself honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."""
-
-    def create() -> S3Client:
-        import boto3
-        from botocore.config import Config
-
-        # Bounded, so that a clean stop with S3 unreachable ends: the file stays in the spool.
-        config = Config(
-            connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
-        )
-        client: S3Client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
-        return client
-
-    return create
-
-
 @dataclass
 class _Spooled:
     """A closed S3 capture file waiting for its upload (`{id}.jsonl` + `{id}.json`)."""
@@ -357,9 +298,9 @@ class Writer:
     clock: Callable[[], float] = time.time
     file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
     file_max_age_s: float = DEFAULT_FILE_MAX_AGE_S
-    s3_client_factory: Callable[[], S3Client] = field(default_factory=make_s3_client_factory)
+    s3_client_factory: S3ClientFactory = s3_client
     _files: dict[_FileKey, _OpenFile] = field(default_factory=dict)
-    _targets: dict[str, Path | S3Target] = field(default_factory=dict)
+    _targets: dict[str, Location] = field(default_factory=dict)
     _uploads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="pier-capture-s3")
     )
@@ -413,7 +354,7 @@ class Writer:
         destination, kms, endpoint, variant = key
         target = self._targets.get(destination)
         if target is None:
-            target = self._targets[destination] = resolve_destination(destination, self.base)
+            target = self._targets[destination] = resolve(destination, self.base)
         name = file_name(first)
         relative = f"{endpoint}/{variant}/{hour}/{name}"
         if isinstance(target, Path):
@@ -565,14 +506,14 @@ class Capturer:
         file_max_age_s: float = DEFAULT_FILE_MAX_AGE_S,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        s3_client_factory: Callable[[], S3Client] | None = None,
+        s3_client_factory: S3ClientFactory = s3_client,
     ) -> None:
         if queue_size < 1 or flush_interval_s <= 0:
             raise ValueError("queue_size must be ≥ 1 and flush_interval_s > 0")
         self.metrics = CaptureMetrics(registry)
         self.writer = Writer(
             base, self.metrics, clock, file_max_bytes, file_max_age_s,
-            s3_client_factory or make_s3_client_factory(),
+            s3_client_factory,
         )  # fmt: skip
         self._queue_size = queue_size
         self._batch_size = batch_size or max(1, queue_size // 4)
@@ -676,14 +617,10 @@ __all__ = [
     "CaptureSettings",
     "Capturer",
     "Event",
-    "S3Target",
     "Writer",
     "build_record",
     "default_base",
-    "destination_problem",
     "event_ids",
     "file_name",
     "hour_path",
-    "make_s3_client_factory",
-    "resolve_destination",
 ]

@@ -37,22 +37,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from pier.monitor.capture import S3Target
-from pier.monitor.hourly import (
-    Line,
-    S3ClientFactory,
-    child,
-    default_s3_client,
-    read_lines,
-    subdirectories,
-)
+from pier.monitor.hourly import Line, read_lines, subdirectories
+from pier.storage import Location, S3ClientFactory, child, s3_client
 
 DEFAULT_BATCH_ROWS = 10_000
 _INTEGRAL = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -91,11 +83,11 @@ class ReadStats:
 
 
 def window_lines(
-    destination: Path | S3Target,
+    destination: Location,
     endpoint: str,
     start: datetime,
     end: datetime,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> Iterator[Line]:
     """Every line of ``endpoint``'s capture files (all variants) in the window's hours."""
     root = child(destination, endpoint)
@@ -351,7 +343,7 @@ def read_batches(
 
 
 def read_window(
-    target: Path | S3Target,
+    target: Location,
     endpoint: str,
     start: datetime,
     end: datetime,
@@ -359,7 +351,7 @@ def read_window(
     stats: ReadStats,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> Iterator[pd.DataFrame]:
     """Batches of the rows ``endpoint`` received in ``[start, end)``, read from its captures."""
     lines = window_lines(target, endpoint, start, end, s3)

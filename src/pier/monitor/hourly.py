@@ -9,41 +9,15 @@ ground-truth files are named after the time of their first line, so that is time
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pier.monitor.capture import S3Target
 from pier.monitor.quality import Captured, QualityError, captured_from_record
-
-Location = Path | S3Target
-S3ClientFactory = Callable[[], Any]
-
-
-def default_s3_client() -> Any:
-    """boto3's default credential chain; AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL are honoured."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3})
-    return boto3.client("s3", config=config)
-
-
-def child(location: Location, *parts: str) -> Location:
-    """`location/part/...`: a subdirectory, or a longer S3 prefix."""
-    if isinstance(location, Path):
-        return location.joinpath(*parts)
-    prefix = "/".join(p for p in (location.prefix, *parts) if p)
-    return S3Target(location.bucket, prefix)
-
-
-def describe(location: Location) -> str:
-    if isinstance(location, Path):
-        return str(location)
-    return f"s3://{location.bucket}/{location.prefix}"
+from pier.storage import Location, S3Client, S3ClientFactory, child, s3_client
 
 
 def hours(start: float, end: float) -> list[str]:
@@ -60,7 +34,7 @@ class Line:
     text: bytes
 
 
-def _s3_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+def _s3_keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
@@ -71,7 +45,7 @@ def _s3_keys(client: Any, bucket: str, prefix: str) -> list[str]:
         request["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def subdirectories(location: Location, s3: S3ClientFactory = default_s3_client) -> list[str]:
+def subdirectories(location: Location, s3: S3ClientFactory = s3_client) -> list[str]:
     """Names of the directories (S3: common prefixes) directly under `location`."""
     if isinstance(location, Path):
         if not location.is_dir():
@@ -90,7 +64,7 @@ def subdirectories(location: Location, s3: S3ClientFactory = default_s3_client) 
 
 
 def read_lines(
-    location: Location, start: float, end: float, s3: S3ClientFactory = default_s3_client
+    location: Location, start: float, end: float, s3: S3ClientFactory = s3_client
 ) -> Iterator[Line]:
     """Every non-blank line of the `*.jsonl` files in the hours overlapping [start, end]."""
     client = None
@@ -132,7 +106,7 @@ def read_captures(
     endpoint: str,
     start: float,
     end: float,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> CaptureWindow:
     """Records under `{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/` of every variant,
     in the hours overlapping [start, end] (the caller filters by inferenceTime)."""
@@ -154,10 +128,6 @@ def read_captures(
 __all__ = [
     "CaptureWindow",
     "Line",
-    "Location",
-    "child",
-    "default_s3_client",
-    "describe",
     "hours",
     "read_captures",
     "read_lines",

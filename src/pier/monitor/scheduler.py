@@ -40,9 +40,8 @@ from pier.monitor.analysis import (
     output_location,
     resolve_location,
 )
-from pier.monitor.capture import resolve_destination
 from pier.monitor.errors import MonitorError
-from pier.monitor.hourly import S3ClientFactory, default_s3_client
+from pier.storage import S3ClientFactory, resolve, s3_client
 from pier.store.metrics import MetricPoint, MetricStore
 from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
 
@@ -113,7 +112,7 @@ class Scheduler:
         capture_base: Path,
         output_base: Path,
         publish: Publish | None = None,
-        s3: S3ClientFactory = default_s3_client,
+        s3: S3ClientFactory = s3_client,
         from_model: FromModel | None = None,
         clock: Callable[[], datetime] = _now,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
@@ -311,7 +310,7 @@ class Scheduler:
             return FAILED, f"Endpoint {endpoint} does not exist.", None, None
         if not capture_config or not capture_config.get("EnableCapture", True):
             return FAILED, f"Endpoint {endpoint} does not capture its requests.", None, None
-        capture = resolve_destination(capture_config["DestinationS3Uri"], self.capture_base)
+        capture = resolve(capture_config["DestinationS3Uri"], self.capture_base)
         job = _job(config)
         resources = job.get("BaselineConfig") or {}
         statistics = (resources.get("StatisticsResource") or {}).get("S3Uri")
