@@ -31,10 +31,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pier.contract.capture_config import CaptureSettings
 from pier.control.service import VariantLive, containers
 from pier.control.status import EndpointStatus
 from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState
-from pier.monitor.capture import CaptureSettings
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
 from pier.store.tables import EndpointRow
 
