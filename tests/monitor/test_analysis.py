@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pier.monitor.analysis import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.schedules.analysis import (
     COMPLETED,
     DATA_METRICS_NAMESPACE,
     FAILED,
@@ -23,8 +24,7 @@ from pier.monitor.analysis import (
     output_location,
     resolve_location,
 )
-from pier.monitor.baseline import suggest_baseline, write_baseline
-from pier.monitor.errors import MonitorError
+from pier.monitor.stats.baseline import suggest_baseline, write_baseline
 from pier.storage import S3Location
 from tests.monitor.test_captured import record, write_capture
 

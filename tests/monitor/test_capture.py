@@ -19,9 +19,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pier.contract.capture_config import CaptureSettings
-from pier.monitor.capture import Capturer
-from pier.monitor.capture_record import Event, build_record, file_name
-from pier.monitor.capture_writer import CaptureMetrics, Writer
+from pier.monitor.capture.capture import Capturer
+from pier.monitor.capture.record import Event, build_record, file_name
+from pier.monitor.capture.writer import CaptureMetrics, Writer
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 NAME = re.compile(r"^\d\d-\d\d-\d{3}-[0-9a-f-]{36}\.jsonl$")

@@ -1,6 +1,7 @@
 """Ground-truth JSONL: validation (line numbers, nothing kept from a bad upload), the store's
 layout and atomic files, reading a window back, locally and on S3 (moto in-process); and
-pier.monitor.hourly reading capture files written here in SageMaker's documented format."""
+pier.monitor.quality.captures reading capture files written here in SageMaker's documented
+format."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import boto3
 import pytest
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.ground_truth import (
+from pier.monitor.quality.captures import read_captures
+from pier.monitor.quality.ground_truth import (
     LOCATION_FILE,
     GroundTruthError,
     GroundTruthStore,
@@ -24,9 +26,8 @@ from pier.monitor.ground_truth import (
     store_uri,
     validate,
 )
-from pier.monitor.hourly import hours, read_captures, subdirectories
-from pier.monitor.quality import GroundTruth, compute
-from pier.storage import S3Location
+from pier.monitor.quality.quality import GroundTruth, compute
+from pier.storage import S3Location, hours, subdirectories
 
 T0 = datetime(2026, 11, 30, 6, 41, 7, 250000, tzinfo=UTC).timestamp()
 

@@ -91,7 +91,7 @@ def _time(t: datetime | None) -> str:
 
 
 def _condition(alarm: dict[str, Any]) -> str:
-    from pier.monitor.alarms import condition_in_words
+    from pier.monitor.alarms.alarms import condition_in_words
 
     return condition_in_words(alarm)
 

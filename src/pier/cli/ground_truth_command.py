@@ -34,7 +34,7 @@ from pier.cli.platform_commands import HomeOption, _settings, err, out
 from pier.platform.home import Home
 
 if TYPE_CHECKING:
-    from pier.monitor.quality import QualityReport
+    from pier.monitor.quality.quality import QualityReport
 
 CHUNK_BYTES = 8 * 1024 * 1024  # the platform takes up to 16 MiB per request
 CONTENT_TYPE = "application/jsonlines"
@@ -115,7 +115,7 @@ def upload(
     home: HomeOption = None,
 ) -> None:
     """Upload labels for captured inferences (eventMetadata.eventId = the InferenceId)."""
-    from pier.monitor.ground_truth import GroundTruthError, validate
+    from pier.monitor.quality.ground_truth import GroundTruthError, validate
 
     try:
         data = file.read_bytes()
@@ -198,10 +198,10 @@ def quality(
     bucket_s = parse_duration(bucket, "--bucket")
     if not bucket_s.is_integer():
         raise fail(f"--bucket {bucket!r}: a whole number of seconds", 2)
-    from pier.monitor.capture import default_base
-    from pier.monitor.ground_truth import store_for_home
-    from pier.monitor.hourly import read_captures
-    from pier.monitor.quality import Problem, QualityError, QualityOptions, compute
+    from pier.monitor.capture.capture import default_base
+    from pier.monitor.quality.captures import read_captures
+    from pier.monitor.quality.ground_truth import store_for_home
+    from pier.monitor.quality.quality import Problem, QualityError, QualityOptions, compute
     from pier.storage import resolve
 
     try:

@@ -31,7 +31,7 @@ from pier.cli.platform_commands import HomeOption, _settings, err, out
 from pier.platform.home import Home
 
 if TYPE_CHECKING:
-    from pier.monitor.baseline import Baseline
+    from pier.monitor.stats.baseline import Baseline
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -87,9 +87,9 @@ def baseline(
         raise fail("give --model models:/name/version (to store it), -o DIR, or both", 2)
     if model is None and data is None:
         raise fail("without --model, give the data with --data", 2)
-    from pier.monitor.baseline import profile_path, suggest_baseline, write_baseline
     from pier.monitor.errors import MonitorError
-    from pier.monitor.profile import profile_frame
+    from pier.monitor.stats.baseline import profile_path, suggest_baseline, write_baseline
+    from pier.monitor.stats.profile import profile_frame
 
     with tempfile.TemporaryDirectory(prefix="pier-baseline-") as scratch:
         try:
@@ -101,7 +101,7 @@ def baseline(
                 described = str(data)
             else:
                 assert version is not None
-                from pier.monitor.model_baselines import training_data
+                from pier.monitor.schedules.model_baselines import training_data
 
                 found = training_data(version, Path(scratch))
                 if found.warning:
@@ -127,7 +127,7 @@ def baseline(
         if output is not None:
             out.print(f"Wrote {output / 'statistics.json'} and {output / 'constraints.json'}")
         if version is not None:
-            from pier.monitor.model_baselines import BASELINE_TAG, store_baseline
+            from pier.monitor.schedules.model_baselines import BASELINE_TAG, store_baseline
 
             try:
                 stored = store_baseline(version, directory)
@@ -141,7 +141,7 @@ def baseline(
 
 
 def _model_version(uri: str, home: Path | None) -> Any:
-    from pier.monitor.model_baselines import model_version
+    from pier.monitor.schedules.model_baselines import model_version
 
     tracking = _tracking_uri(home)
     if not tracking:
@@ -155,7 +155,7 @@ def _model_version(uri: str, home: Path | None) -> Any:
 def _drop_non_inputs(profile: Any, version: Any) -> list[str]:
     if version is None:
         return []
-    from pier.monitor.model_baselines import keep_model_inputs, model_input_names
+    from pier.monitor.schedules.model_baselines import keep_model_inputs, model_input_names
 
     return keep_model_inputs(profile, model_input_names(version))
 

@@ -1,7 +1,7 @@
 """SageMaker's DataCaptureConfig, parsed once when an endpoint's route is published.
 
-The router carries it on each route and the capturer (pier.monitor.capture) samples and encodes
-with it; the control plane builds it from the EndpointConfig. Wire shapes only: no I/O.
+The router carries it on each route and the capturer (pier.monitor.capture) samples and
+encodes with it; the control plane builds it from the EndpointConfig. Wire shapes only: no I/O.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ MonitoringSchedule and ListMonitoringExecutions, plus pier's own "run now" and r
 Input has passed botocore's shape validation (pier.contract.sagemaker), with the S3 URI
 patterns relaxed so that ``file:`` and ``models:/`` locations get here; this module checks
 what pier can run and says precisely why not. Executions are the scheduler's business
-(pier.monitor.scheduler): this service records schedules, nudges the scheduler, and reads the
-executions it recorded.
+(pier.monitor.schedules.scheduler): this service records schedules, nudges the scheduler, and
+reads the executions it recorded.
 
 What pier runs: ``DataQuality`` schedules of an endpoint (``EndpointInput``) with an inline
 ``MonitoringJobDefinition``; the baseline from ``s3://``, ``file:`` or ``models:/name/version``
@@ -27,8 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from pier.control.arns import ArnFactory
 from pier.control.service import _epoch, _page_after, _page_token
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
-from pier.monitor import cron
-from pier.monitor.scheduler import SCHEDULED, STOPPED, analysis_window, schedule_expression
+from pier.monitor.schedules import cron
+from pier.monitor.schedules.scheduler import (
+    SCHEDULED,
+    STOPPED,
+    analysis_window,
+    schedule_expression,
+)
 from pier.storage import location_problem
 from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
 

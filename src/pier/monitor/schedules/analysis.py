@@ -2,10 +2,10 @@
 
 What SageMaker's model-monitor container does in a data-quality processing job, in process:
 
-1. read the endpoint's captured requests of ``[start, end)`` (:mod:`pier.monitor.captured`);
-2. profile them with mergeable sketches (:mod:`pier.monitor.profile`);
-3. compare with the baseline (:mod:`pier.monitor.drift`) and check its constraints
-   (:mod:`pier.monitor.violations`);
+1. read the endpoint's captured requests of ``[start, end)`` (:mod:`pier.monitor.capture.captured`);
+2. profile them with mergeable sketches (:mod:`pier.monitor.stats.profile`);
+3. compare with the baseline (:mod:`pier.monitor.stats.drift`) and check its constraints
+   (:mod:`pier.monitor.stats.violations`);
 4. write ``statistics.json`` and ``constraint_violations.json`` into the output location,
    ``{S3Output}/{endpoint}/{schedule}/yyyy/mm/dd/hh/`` as SageMaker lays it out (a local
    directory or S3).
@@ -30,13 +30,13 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from pier.monitor.baseline import Baseline, read_baseline, statistics_from_profile
-from pier.monitor.captured import ReadStats, read_window
-from pier.monitor.drift import DriftReport, compare
+from pier.monitor.capture.captured import ReadStats, read_window
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import ConstraintViolations, to_dict
-from pier.monitor.profile import profile_frame
-from pier.monitor.violations import VIOLATIONS_FILE, check
+from pier.monitor.stats.baseline import Baseline, read_baseline, statistics_from_profile
+from pier.monitor.stats.drift import DriftReport, compare
+from pier.monitor.stats.formats import ConstraintViolations, to_dict
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.violations import VIOLATIONS_FILE, check
 from pier.storage import Location, S3ClientFactory, S3Location, s3_client
 
 STATISTICS_FILE = "statistics.json"

@@ -3,7 +3,7 @@
 A record is `captureData.endpointInput|endpointOutput` (observedContentType, mode, data,
 encoding), `eventMetadata` (eventId, inferenceId when the caller sent one, inferenceTime) and
 `eventVersion` "0"; files are `{endpoint}/{variant}/yyyy/mm/dd/hh/{MM}-{SS}-{mmm}-{uuid}.jsonl`
-(pier.monitor.capture's docstring has the whole format and what can be lost).
+(pier.monitor.capture.capture's docstring has the whole format and what can be lost).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """CloudWatch metric alarms: the rule, one evaluation, and the reason CloudWatch would give.
 
-Pure: no I/O and no clock. The alarm runner (`pier.monitor.alarm_runner`) fetches the points
+Pure: no I/O and no clock. The alarm runner (`pier.monitor.alarms.runner`) fetches the points
 of the evaluation range and calls `evaluate`; the API stores what it returns.
 
 Semantics (CloudWatch User Guide, "Using Amazon CloudWatch alarms"):

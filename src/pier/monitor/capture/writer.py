@@ -1,9 +1,9 @@
 """The capture writer: appends records to files, rolls them, and spools and uploads S3 files.
 
-It runs in the capturer's writer thread (pier.monitor.capture, whose docstring says what can be
-lost and how it shows). A local destination gets its files directly; an S3 file is written to
-the spool first and uploaded with one PutObject when it rolls, retried with back-off, and a
-spool left by a crash is uploaded at the next start.
+It runs in the capturer's writer thread (pier.monitor.capture.capture, whose docstring says
+what can be lost and how it shows). A local destination gets its files directly; an S3 file is
+written to the spool first and uploaded with one PutObject when it rolls, retried with back-off,
+and a spool left by a crash is uploaded at the next start.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import BinaryIO
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from pier.monitor.capture_record import Event, build_record, event_ids, file_name, hour_path
+from pier.monitor.capture.record import Event, build_record, event_ids, file_name, hour_path
 from pier.storage import Location, S3Client, S3ClientFactory, resolve, s3_client
 
 log = logging.getLogger("pier.capture.writer")

@@ -1,9 +1,9 @@
 """Captured requests as rows: SageMaker's capture files of a time window, read into batches.
 
-Data capture (:mod:`pier.monitor.capture`, or SageMaker itself) writes JSON Lines under
+Data capture (:mod:`pier.monitor.capture.capture`, or SageMaker itself) writes JSON Lines under
 ``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``, a local directory or S3. This
 module lists the hour directories a window ``[start, end)`` touches (every variant, through
-:mod:`pier.monitor.hourly`), keeps the
+:mod:`pier.storage`), keeps the
 records whose ``eventMetadata.inferenceTime`` falls in it, and turns each record's
 ``captureData.endpointInput`` into rows:
 
@@ -20,7 +20,7 @@ Rows without a name for a position (a JSON list row, a CSV row) take the feature
 order, so the window profiles with the baseline's columns. Batches are DataFrames of up to
 ``batch_rows`` rows whose columns keep their kind: only integers become a nullable ``Int64``
 column, numbers ``float64``, anything else ``object``; they feed
-:func:`pier.monitor.profile.profile_frame` directly. What could not be read is counted by
+:func:`pier.monitor.stats.profile.profile_frame` directly. What could not be read is counted by
 reason in :class:`ReadStats`, never raised: one bad record does not fail a window.
 """
 
@@ -43,8 +43,15 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from pier.monitor.hourly import Line, read_lines, subdirectories
-from pier.storage import Location, S3ClientFactory, child, s3_client
+from pier.storage import (
+    Line,
+    Location,
+    S3ClientFactory,
+    child,
+    read_lines,
+    s3_client,
+    subdirectories,
+)
 
 DEFAULT_BATCH_ROWS = 10_000
 _INTEGRAL = re.compile(r"^\s*[+-]?\d+\s*$")

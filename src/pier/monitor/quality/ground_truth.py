@@ -31,8 +31,7 @@ from typing import Any
 import orjson
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.hourly import read_lines
-from pier.monitor.quality import GroundTruth, QualityError, parse_labels
+from pier.monitor.quality.quality import GroundTruth, QualityError, parse_labels
 from pier.storage import (
     Location,
     S3Client,
@@ -40,6 +39,7 @@ from pier.storage import (
     S3Location,
     child,
     describe,
+    read_lines,
     resolve,
     s3_client,
 )

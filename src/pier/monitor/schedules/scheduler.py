@@ -9,8 +9,8 @@ one interval of the schedule before now.
 
 An execution (:meth:`Scheduler.execute`) reads the schedule and the endpoint's current
 DataCaptureConfig from the state store, loads the baseline (``file:``, ``s3://`` or
-``models:/name/version``), runs :func:`pier.monitor.analysis.analyse` on the window, records
-the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` with its reason) and
+``models:/name/version``), runs :func:`pier.monitor.schedules.analysis.analyse` on the window,
+records the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` with its reason) and
 hands the drift metrics to ``publish``. Executions left ``Pending`` or ``InProgress`` by a
 platform that stopped are marked ``Failed`` at the next start.
 
@@ -31,8 +31,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pier.monitor import cron
-from pier.monitor.analysis import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.schedules import cron
+from pier.monitor.schedules.analysis import (
     FAILED,
     DataMetric,
     analyse,
@@ -40,12 +41,11 @@ from pier.monitor.analysis import (
     output_location,
     resolve_location,
 )
-from pier.monitor.errors import MonitorError
 from pier.storage import S3ClientFactory, resolve, s3_client
 from pier.store.metrics import MetricPoint, MetricStore
 from pier.store.tables import EndpointRow, MonitoringExecutionRow, MonitoringScheduleRow
 
-log = logging.getLogger("pier.monitor.scheduler")
+log = logging.getLogger("pier.monitor.schedules.scheduler")
 
 SCHEDULED = "Scheduled"
 STOPPED = "Stopped"

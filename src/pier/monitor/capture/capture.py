@@ -56,8 +56,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from pier.contract.capture_config import CaptureSettings
-from pier.monitor.capture_record import Event
-from pier.monitor.capture_writer import (
+from pier.monitor.capture.record import Event
+from pier.monitor.capture.writer import (
     DEFAULT_FILE_MAX_AGE_S,
     DEFAULT_FILE_MAX_BYTES,
     CaptureMetrics,
