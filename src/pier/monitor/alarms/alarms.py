@@ -38,7 +38,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pier.errors import AwsError
+from pier.errors import PierError
 
 __all__ = [
     "EXTRA_RANGE_PERIODS",
@@ -123,12 +123,15 @@ class MissingData(StrEnum):
     NOT_BREACHING = "notBreaching"
 
 
-class AlarmRuleError(AwsError):
+class AlarmRuleError(PierError):
     """A PutMetricAlarm CloudWatch refuses, or one pier cannot evaluate (said so plainly).
 
     `code` is CloudWatch's: ValidationError, MissingParameter, InvalidParameterCombination
-    or InvalidParameterValue.
+    or InvalidParameterValue. Not an API error itself: the alarm service raises CloudWatch's
+    error of that code.
     """
+
+    status = 400
 
     def __init__(self, message: str, code: str = "ValidationError") -> None:
         super().__init__(message)
