@@ -17,8 +17,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from pier.cli.endpoint_commands import JsonOption, aws_errors, connect, fail, print_json
-from pier.cli.platform_commands import HomeOption, out
+from pier.cli.common import HomeOption, JsonOption, aws_errors, connect, fail, out, print_json
 
 RECENT = 10  # history items shown with NAME
 HISTORY = 100  # with --history

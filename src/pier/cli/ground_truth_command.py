@@ -29,8 +29,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pier.cli.endpoint_commands import JsonOption, aws_errors, connect, fail, print_json
-from pier.cli.platform_commands import HomeOption, _settings, err, out
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    connect,
+    err,
+    fail,
+    out,
+    platform_settings,
+    print_json,
+)
 from pier.platform.home import Home
 
 if TYPE_CHECKING:
@@ -67,7 +76,7 @@ def parse_duration(text: str, option: str) -> float:
 # ------------------------------------------------------------------------------- upload
 def _platform(home: Path | None) -> tuple[str, Any, str]:
     """(url, credentials, region) of the running platform of `home`; exit 1 if it is not."""
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     h = Home(settings.home)
     url = h.url()
     creds = h.credentials(create=False)
@@ -199,10 +208,9 @@ def quality(
     if not bucket_s.is_integer():
         raise fail(f"--bucket {bucket!r}: a whole number of seconds", 2)
     from pier.monitor.capture.capture import default_base
-    from pier.monitor.quality.captures import read_captures
     from pier.monitor.quality.ground_truth import store_for_home
-    from pier.monitor.quality.quality import Problem, QualityError, QualityOptions, compute
-    from pier.storage import resolve
+    from pier.monitor.quality.job import run_quality
+    from pier.monitor.quality.quality import Problem, QualityError, QualityOptions
 
     try:
         options = QualityOptions(
@@ -216,7 +224,7 @@ def quality(
         )
     except QualityError as exc:
         raise fail(exc.message, 2) from None
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     sm = connect(home)
     with aws_errors():
         described = sm.describe_endpoint(EndpointName=endpoint)
@@ -230,16 +238,17 @@ def quality(
     start = end - window_s
     try:
         store = store_for_home(settings.home, settings.ground_truth_uri)
-        destination = resolve(destination_uri, default_base(settings.home))
     except ValueError as exc:
         raise fail(str(exc)) from None
+    capture_base = default_base(settings.home)
     with aws_errors():  # S3 destinations: botocore's errors as one line
-        captured = read_captures(destination, endpoint, start, end)
-        labels = store.read(endpoint, start, end)
-    try:
-        report = compute(captured.captures, labels, options, start, end)
-    except QualityError as exc:
-        raise fail(exc.message, 2) from None
+        try:
+            run = run_quality(endpoint, destination_uri, capture_base, store, options, start, end)
+        except QualityError as exc:  # before ValueError: it is one
+            raise fail(exc.message, 2) from None
+        except ValueError as exc:  # the capture destination cannot be read
+            raise fail(str(exc)) from None
+    report, captured, labels = run.report, run.captured, run.labels
     if as_json:
         print_json(
             {
