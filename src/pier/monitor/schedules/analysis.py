@@ -37,7 +37,7 @@ from pier.monitor.stats.drift import DriftReport, compare
 from pier.monitor.stats.formats import ConstraintViolations, to_dict
 from pier.monitor.stats.profile import profile_frame
 from pier.monitor.stats.violations import VIOLATIONS_FILE, check
-from pier.storage import Location, S3ClientFactory, S3Location, s3_client
+from pier.storage import Location, S3ClientFactory, S3Location, child, s3_client
 
 STATISTICS_FILE = "statistics.json"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -153,10 +153,7 @@ def output_location(
     target: Location, endpoint: str, schedule: str, scheduled: datetime
 ) -> Location:
     """SageMaker's report directory of one execution: ``{endpoint}/{schedule}/yyyy/mm/dd/hh``."""
-    relative = f"{endpoint}/{schedule}/{scheduled.astimezone(UTC):%Y/%m/%d/%H}"
-    if isinstance(target, Path):
-        return target / relative
-    return S3Location(target.bucket, f"{target.prefix}/{relative}" if target.prefix else relative)
+    return child(target, endpoint, schedule, f"{scheduled.astimezone(UTC):%Y/%m/%d/%H}")
 
 
 def location_uri(target: Location) -> str:
