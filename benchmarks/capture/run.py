@@ -13,14 +13,13 @@ it reads the platform's CPU. At the end the platform is stopped with SIGTERM and
 records are counted against the `captured` endpoint's invocations (pier_endpoint_invocations
 _total) and the drops (pier_capture_dropped_records_total). Writes
 benchmarks/capture/results/latest.json and prints a Markdown section for docs/benchmarks.md.
-Timings are reported, never asserted. Reuses benchmarks/hosting/run.py (training, the platform,
+Timings are reported, never asserted. Reuses benchmarks/hosting (training, the platform,
 signing) and benchmarks/serving (wrk).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -38,26 +37,27 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def _load_hosting() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "hosting_bench", ROOT / "benchmarks" / "hosting" / "run.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hosting_bench"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-hosting = _load_hosting()  # also puts benchmarks/serving on sys.path
+# benchmarks/hosting's parts (training, the platform, CPU accounting, SigV4 replay) and
+# benchmarks/serving's wrk runner and process helpers.
+sys.path.insert(0, str(ROOT / "benchmarks" / "serving"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "hosting"))
 import loadgen  # noqa: E402  (benchmarks/serving)
 import procs  # noqa: E402
+from bench import say  # noqa: E402  (benchmarks/hosting)
+from machine_load import (  # noqa: E402
+    background_cores,
+    cpu_seconds,
+    load_average,
+    machine_busy_seconds,
+    wait_for_quiet_machine,
+    wait_quiet,
+)
+from pier_platform import start_platform, stop_platform, train_model  # noqa: E402
+from signed_requests import post, signed_headers, write_signed_lua  # noqa: E402
 
 RESULTS = HERE / "results"
 TARGET_RATIO = 0.9
 ENDPOINTS = ("plain", "captured")
-say = hosting.say
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,14 +134,14 @@ def measure(
     path = f"/endpoints/{name}/invocations"
     if args.warmup > 0:
         loadgen.run_wrk(wrk, plat.port, path, lua, connections, args.warmup, args.threads)
-    background = hosting.background_cores(1.0)
-    cpu0 = hosting.cpu_seconds(plat.proc.pid)
-    busy0 = hosting.machine_busy_seconds()
+    background = background_cores(1.0)
+    cpu0 = cpu_seconds(plat.proc.pid)
+    busy0 = machine_busy_seconds()
     t0 = time.monotonic()
     load = loadgen.run_wrk(wrk, plat.port, path, lua, connections, args.duration, args.threads)
     wall = time.monotonic() - t0
-    platform_cores = (hosting.cpu_seconds(plat.proc.pid) - cpu0) / wall
-    machine = (hosting.machine_busy_seconds() - busy0) / wall
+    platform_cores = (cpu_seconds(plat.proc.pid) - cpu0) / wall
+    machine = (machine_busy_seconds() - busy0) / wall
     return {
         "endpoint": name,
         "connections": connections,
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_s": args.warmup,
         "threads": args.threads,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "load_average_start": hosting.load_average(),
+        "load_average_start": load_average(),
         "notes": [],
     }
     plat = None
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wrk = loadgen.ensure_wrk()
         say("training the model")
-        model_dir = hosting.train_model(work / "model")
+        model_dir = train_model(work / "model")
         from sklearn.datasets import load_diabetes
 
         frame = load_diabetes(as_frame=True).data.iloc[:1]
@@ -251,20 +251,20 @@ def main(argv: list[str] | None = None) -> int:
         body_file.write_text(json.dumps({"dataframe_split": split}))
         body = body_file.read_bytes()
 
-        plat = hosting.start_platform(home, work / "logs" / "platform.log")
+        plat = start_platform(home, work / "logs" / "platform.log")
         sm, _ = plat.clients()
         create_endpoints(sm, model_dir, captured_dir)
         scripts = {}
         for name in ENDPOINTS:
             path = f"/endpoints/{name}/invocations"
-            headers = hosting.signed_headers(plat, path, body)
-            status, answer = hosting.post(plat.port, path, body, headers)
+            headers = signed_headers(plat, path, body)
+            status, answer = post(plat.port, path, body, headers)
             if status != 200:
                 raise RuntimeError(f"{name} answered {status}: {answer[:300]!r}")
-            scripts[name] = hosting.write_signed_lua(work / f"{name}.lua", body_file, headers)
+            scripts[name] = write_signed_lua(work / f"{name}.lua", body_file, headers)
         pids = [plat.proc.pid, *(int(r["pid"]) for n in ENDPOINTS for r in plat.instances(n))]
-        hosting.wait_quiet(pids)
-        doc["quiet"] = hosting.wait_for_quiet_machine(args.quiet_max, args.quiet_cores)
+        wait_quiet(pids)
+        doc["quiet"] = wait_for_quiet_machine(args.quiet_max, args.quiet_cores)
         for round_no in range(1, args.rounds + 1):
             order = ENDPOINTS if round_no % 2 else tuple(reversed(ENDPOINTS))
             for connections in args.connections:
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         if plat is not None:
-            left = hosting.stop_platform(plat)  # SIGTERM: the capturer writes what is queued
+            left = stop_platform(plat)  # SIGTERM: the capturer writes what is queued
             if left:
                 doc["notes"].append(f"instances left running: {left}")
         procs.stop_all()

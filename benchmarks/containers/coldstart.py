@@ -45,7 +45,7 @@ def train_r(client: Any, work: Path) -> Path:
     SageMaker would: `docker run IMAGE train` with /opt/ml mounted."""
     import numpy as np
 
-    from pier.quickstart import load_data
+    from pier.demo.quickstart import load_data
 
     data = load_data()
     ml = work / "r-ml"

@@ -1,6 +1,6 @@
 """What the container benchmarks share: the model, the engine, commands timed, readiness.
 
-The model is the quickstart's champion (pier.quickstart: RandomForestRegressor(n_estimators=50,
+The model is the quickstart's champion (pier.demo.quickstart: RandomForestRegressor(n_estimators=50,
 max_depth=6, random_state=0) on the diabetes training split), saved as an MLflow model
 directory with the same signature, input example and serialization as `quickstart.train`
 logs it. A "new model version" is the same estimator with another random_state: same
@@ -43,7 +43,7 @@ def train_model(out_dir: Path, random_state: int = 0) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from pier.quickstart import CHAMPION, Candidate, load_data
+    from pier.demo.quickstart import CHAMPION, Candidate, load_data
 
     data = load_data()
     params = {**CHAMPION.params, "random_state": random_state}

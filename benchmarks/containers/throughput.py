@@ -9,7 +9,6 @@ docker ÷ process (target ≥ 0.9).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import sys
@@ -20,22 +19,12 @@ from typing import Any
 from common import PIER, ROOT, clean_env, free_port, one_row_body, say, train_model, wait_ping
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "serving"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "hosting"))  # its Platform and SigV4 replay
 import loadgen  # (benchmarks/serving: wrk script, runner and parser)
 import procs  # (benchmarks/serving: launching, stopping)
+from pier_platform import Platform  # (benchmarks/hosting)
+from signed_requests import post, signed_headers, write_signed_lua
 
-
-def _hosting() -> Any:
-    """benchmarks/hosting/run.py, for its SigV4 replay (signed_headers, write_signed_lua)."""
-    spec = importlib.util.spec_from_file_location("hosting_run", ROOT / "benchmarks/hosting/run.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError("benchmarks/hosting/run.py is missing")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hosting_run"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-hosting = _hosting()
 ENDPOINT = "bench-diabetes"
 
 
@@ -50,7 +39,7 @@ def start(backend: str, work: Path, base_image: str) -> Any:
     proc = procs.launch(cmd, clean_env(), log)
     wait_ping(port, t0, 120.0, alive=lambda: proc.poll() is None)
     creds = json.loads((home / "credentials.json").read_text())
-    return hosting.Platform(proc, port, home, creds["access_key_id"], creds["secret_access_key"])
+    return Platform(proc, port, home, creds["access_key_id"], creds["secret_access_key"])
 
 
 def deploy(plat: Any, model: Path, timeout_s: float) -> float:
@@ -78,11 +67,11 @@ def deploy(plat: Any, model: Path, timeout_s: float) -> float:
 def script(plat: Any, backend: str, body_file: Path, work: Path) -> Path:
     path = f"/endpoints/{ENDPOINT}/invocations"
     body = body_file.read_bytes()
-    headers = hosting.signed_headers(plat, path, body)
-    status, answer = hosting.post(plat.port, path, body, headers)
+    headers = signed_headers(plat, path, body)
+    status, answer = post(plat.port, path, body, headers)
     if status != 200:
         raise RuntimeError(f"{backend}: the signed request answered {status}: {answer[:300]!r}")
-    return hosting.write_signed_lua(work / f"{backend}.lua", body_file, headers)
+    return write_signed_lua(work / f"{backend}.lua", body_file, headers)
 
 
 def measure(

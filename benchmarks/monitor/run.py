@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pier.monitor.baseline import suggest_baseline
-from pier.monitor.drift import compare
-from pier.monitor.profile import profile_frame
-from pier.monitor.violations import check
+from pier.monitor.stats.baseline import suggest_baseline
+from pier.monitor.stats.drift import compare
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.violations import check
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pier.monitor.baseline import read_baseline, suggest_baseline, write_baseline
-from pier.monitor.formats import ConstraintViolations
-from pier.monitor.profile import DatasetProfile, merge_profiles, profile_frame
-from pier.monitor.violations import check, write_violations
+from pier.monitor.stats.baseline import read_baseline, suggest_baseline, write_baseline
+from pier.monitor.stats.formats import ConstraintViolations
+from pier.monitor.stats.profile import DatasetProfile, merge_profiles, profile_frame
+from pier.monitor.stats.violations import check, write_violations
 
 PLANS = np.array(["basic", "plus", "premium"])
 

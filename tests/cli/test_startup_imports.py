@@ -8,10 +8,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pier.cli import iac_commands
+from pier.cli import options
 from pier.iac.cloudformation import execute
 
-HEAVY = ("pier.iac", "pier.quickstart", "botocore", "boto3", "mlflow", "sqlalchemy", "yaml")
+HEAVY = ("pier.iac", "pier.demo", "botocore", "boto3", "mlflow", "sqlalchemy", "yaml")
 
 
 def test_cli_import_leaves_heavy_modules_alone() -> None:
@@ -27,4 +27,4 @@ def test_cli_import_leaves_heavy_modules_alone() -> None:
 
 
 def test_apply_timeout_default_matches_the_engine() -> None:
-    assert iac_commands.DEFAULT_TIMEOUT == execute.DEFAULT_TIMEOUT
+    assert options.DEFAULT_TIMEOUT == execute.DEFAULT_TIMEOUT

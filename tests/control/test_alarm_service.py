@@ -12,7 +12,7 @@ import pytest
 
 from pier.contract.cloudwatch import CloudWatchError, validate_input
 from pier.control.alarm_service import CloudWatchAlarmService
-from pier.monitor.alarm_runner import AlarmTransition
+from pier.monitor.alarms.runner import AlarmTransition
 from pier.store import db
 from pier.store.alarms import AlarmStore
 

@@ -19,10 +19,10 @@ from pier.control.arns import ArnFactory
 from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
 from pier.errors import AwsError, ResourceInUse, ResourceNotFound, ValidationException
-from pier.monitor.analysis import DataMetric
-from pier.monitor.baseline import suggest_baseline, write_baseline
 from pier.monitor.errors import MonitorError
-from pier.monitor.scheduler import Scheduler
+from pier.monitor.schedules.analysis import DataMetric
+from pier.monitor.schedules.scheduler import Scheduler
+from pier.monitor.stats.baseline import suggest_baseline, write_baseline
 from pier.store import db
 from tests.monitor.test_analysis import training
 from tests.monitor.test_captured import record, write_capture

@@ -22,7 +22,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from pier.cli.platform_commands import sagemaker_client
+from pier.cli.common import sagemaker_client
 from pier.platform.home import Home
 from tests.e2e.test_serve_process import free_port
 

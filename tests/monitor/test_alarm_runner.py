@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pier.monitor.alarm_actions import WebhookSender
-from pier.monitor.alarm_runner import AlarmRunner, AlarmTransition, state_update_entry
-from pier.monitor.alarms import INITIAL_REASON
+from pier.monitor.alarms.actions import WebhookSender
+from pier.monitor.alarms.alarms import INITIAL_REASON
+from pier.monitor.alarms.runner import AlarmRunner, AlarmTransition, state_update_entry
 from pier.store import db
 from pier.store.alarms import AlarmStore, HistoryEntry
 from pier.store.metrics import MetricPoint, MetricStore

@@ -1,4 +1,4 @@
-"""pier.monitor.alarms against CloudWatch's documented behaviour.
+"""pier.monitor.alarms.alarms against CloudWatch's documented behaviour.
 
 The two tables of the CloudWatch User Guide ("How alarm state is evaluated when data is
 missing", Period 5 min, evaluation range 5): rows are the 5 most recent datapoints, oldest
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pier.monitor.alarms import (
+from pier.monitor.alarms.alarms import (
     AlarmRule,
     AlarmRuleError,
     AlarmState,

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pier.monitor.analysis import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.schedules.analysis import (
     DATA_METRICS_NAMESPACE,
     ExecutionStatus,
     analyse,
@@ -21,9 +22,8 @@ from pier.monitor.analysis import (
     output_location,
     resolve_location,
 )
-from pier.monitor.baseline import suggest_baseline, write_baseline
-from pier.monitor.capture import S3Target
-from pier.monitor.errors import MonitorError
+from pier.monitor.stats.baseline import suggest_baseline, write_baseline
+from pier.storage import S3Location
 from tests.monitor.test_captured import record, write_capture
 
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
@@ -152,8 +152,8 @@ def test_records_that_cannot_be_read_are_named(tmp_path: Path) -> None:
 def test_locations(tmp_path: Path) -> None:
     assert resolve_location("file:///var/reports", tmp_path) == Path("/var/reports")
     assert resolve_location("file:reports", tmp_path) == tmp_path / "reports"
-    assert resolve_location("s3://bucket/a/b/", tmp_path) == S3Target("bucket", "a/b")
-    assert output_location(S3Target("bucket", "a"), "e", "s", END) == S3Target(
+    assert resolve_location("s3://bucket/a/b/", tmp_path) == S3Location("bucket", "a/b")
+    assert output_location(S3Location("bucket", "a"), "e", "s", END) == S3Location(
         "bucket", "a/e/s/2026/11/30/07"
     )
     for bad in ("https://x/y", "s3:///key", "file:../up", "ftp://h/p"):

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pier.monitor.baseline import profile_path, suggest_baseline
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import to_dict
+from pier.monitor.stats.baseline import profile_path, suggest_baseline
+from pier.monitor.stats.formats import to_dict
 from tests.monitor.data import tabular
 
 

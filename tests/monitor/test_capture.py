@@ -18,18 +18,10 @@ import boto3
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pier.monitor.capture import (
-    CaptureMetrics,
-    Capturer,
-    CaptureSettings,
-    Event,
-    S3Target,
-    Writer,
-    build_record,
-    destination_problem,
-    file_name,
-    resolve_destination,
-)
+from pier.contract.capture_config import CaptureSettings
+from pier.monitor.capture.capture import Capturer
+from pier.monitor.capture.record import Event, build_record, file_name
+from pier.monitor.capture.writer import CaptureMetrics, Writer
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 NAME = re.compile(r"^\d\d-\d\d-\d{3}-[0-9a-f-]{36}\.jsonl$")
@@ -109,27 +101,6 @@ def test_settings_from_sagemaker_config() -> None:
     assert CaptureSettings.from_config(None) is None
     assert CaptureSettings.from_config({**config, "EnableCapture": False}) is None
     assert CaptureSettings.from_config({**config, "InitialSamplingPercentage": 0}) is None
-
-
-def test_destinations(tmp_path: Path) -> None:
-    assert destination_problem("s3://bucket") is None
-    assert destination_problem("s3://bucket/a/b/") is None
-    assert destination_problem("file:///var/capture") is None
-    assert destination_problem("file:captures/x") is None
-    for bad in (
-        "https://b.s3.amazonaws.com/p",
-        "s3:///nobucket",
-        "file://host/x",
-        "file:../x",
-        "/x",
-    ):
-        assert destination_problem(bad), bad
-    assert resolve_destination("s3://bucket/a/b/", tmp_path) == S3Target("bucket", "a/b")
-    assert resolve_destination("s3://bucket", tmp_path) == S3Target("bucket", "")
-    assert resolve_destination("file:///var/c%20d", tmp_path) == Path("/var/c d")
-    assert resolve_destination("file:rel/x", tmp_path) == tmp_path / "rel" / "x"
-    with pytest.raises(ValueError, match="file:///path"):
-        resolve_destination("ftp://x/y", tmp_path)
 
 
 # ----------------------------------------------------------------------------- records

@@ -12,14 +12,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pier.monitor.captured import (
+from pier.monitor.capture.captured import (
     ReadStats,
     Unreadable,
     read_batches,
     read_window,
     record_rows,
 )
-from pier.monitor.profile import InferredType, profile_frame
+from pier.monitor.stats.profile import InferredType, profile_frame
 
 FEATURES = ["age", "income", "plan"]
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)

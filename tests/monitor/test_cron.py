@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pier.monitor import cron
+from pier.monitor.schedules import cron
 
 
 def at(text: str) -> datetime:

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pier.monitor.baseline import suggest_baseline
-from pier.monitor.drift import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.stats.baseline import suggest_baseline
+from pier.monitor.stats.drift import (
     DriftThresholds,
     categorical_linf,
     chi_squared,
@@ -21,11 +22,10 @@ from pier.monitor.drift import (
     robust_linf,
     wasserstein_distance,
 )
-from pier.monitor.errors import MonitorError
-from pier.monitor.formats import MonitoringConfig
-from pier.monitor.profile import profile_frame
-from pier.monitor.sketches import WeightedSample
-from pier.monitor.violations import check
+from pier.monitor.stats.formats import MonitoringConfig
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.sketches import WeightedSample
+from pier.monitor.stats.violations import check
 from tests.monitor.data import tabular
 
 N = 10_000

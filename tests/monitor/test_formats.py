@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pier.monitor.baseline import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.stats.baseline import (
     Baseline,
     read_baseline,
     read_constraints,
@@ -19,10 +20,9 @@ from pier.monitor.baseline import (
     suggest_baseline,
     write_baseline,
 )
-from pier.monitor.errors import MonitorError
-from pier.monitor.formats import to_dict
-from pier.monitor.profile import profile_frame
-from pier.monitor.violations import check, read_violations, write_violations
+from pier.monitor.stats.formats import to_dict
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.violations import check, read_violations, write_violations
 from tests.monitor.data import tabular
 
 NUMBER = (int, float)

@@ -1,6 +1,7 @@
 """Ground-truth JSONL: validation (line numbers, nothing kept from a bad upload), the store's
 layout and atomic files, reading a window back, locally and on S3 (moto in-process); and
-pier.monitor.hourly reading capture files written here in SageMaker's documented format."""
+pier.monitor.quality.captures reading capture files written here in SageMaker's documented
+format."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pier.monitor.capture import S3Target
 from pier.monitor.errors import MonitorError
-from pier.monitor.ground_truth import (
+from pier.monitor.quality.captures import read_captures
+from pier.monitor.quality.ground_truth import (
     LOCATION_FILE,
     GroundTruthError,
     GroundTruthStore,
@@ -25,8 +26,8 @@ from pier.monitor.ground_truth import (
     store_uri,
     validate,
 )
-from pier.monitor.hourly import hours, read_captures, subdirectories
-from pier.monitor.quality import GroundTruth, compute
+from pier.monitor.quality.quality import GroundTruth, compute
+from pier.storage import S3Location, hours, subdirectories
 
 T0 = datetime(2026, 11, 30, 6, 41, 7, 250000, tzinfo=UTC).timestamp()
 
@@ -135,7 +136,7 @@ def test_lines_put_there_by_hand_are_counted_not_fatal(tmp_path: Path) -> None:
 def test_where_the_store_is(tmp_path: Path) -> None:
     assert store_uri(None, tmp_path) == (tmp_path / "ground-truth").as_uri()
     assert store_uri("s3://b/p", tmp_path) == "s3://b/p"
-    assert GroundTruthStore("s3://b/gt/", tmp_path).location == S3Target("b", "gt")
+    assert GroundTruthStore("s3://b/gt/", tmp_path).location == S3Location("b", "gt")
     relative = GroundTruthStore("file:labels", tmp_path).location
     assert relative == tmp_path / "ground-truth" / "labels"
     with pytest.raises(MonitorError, match="ground-truth URI ftp://x"):
@@ -143,9 +144,9 @@ def test_where_the_store_is(tmp_path: Path) -> None:
     # `pier quality` reads where the running platform said it stores ground truth
     announce(tmp_path, GroundTruthStore("s3://b/gt", tmp_path))
     assert (tmp_path / LOCATION_FILE).read_text() == "s3://b/gt\n"
-    assert store_for_home(tmp_path, None).location == S3Target("b", "gt")
+    assert store_for_home(tmp_path, None).location == S3Location("b", "gt")
     (tmp_path / LOCATION_FILE).unlink()
-    assert store_for_home(tmp_path, "s3://c/x").location == S3Target("c", "x")
+    assert store_for_home(tmp_path, "s3://c/x").location == S3Location("c", "x")
 
 
 def test_hours_of_a_window() -> None:
@@ -234,8 +235,8 @@ def test_s3_store_and_capture_destination(tmp_path: Path, s3: Any) -> None:
     }.items():
         key = f"capture/ep/{variant}/2026/11/30/06/41-07-250-x.jsonl"
         s3.put_object(Bucket="quality-data", Key=key, Body=("\n".join(lines) + "\n").encode())
-    destination = S3Target("quality-data", "capture")
-    assert subdirectories(S3Target("quality-data", "capture/ep")) == ["challenger", "champion"]
+    destination = S3Location("quality-data", "capture")
+    assert subdirectories(S3Location("quality-data", "capture/ep")) == ["challenger", "champion"]
     window = read_captures(destination, "ep", T0 - 60, T0)
     report = compute(window.captures, got, start=T0 - 3600, end=T0 + 1)
     assert {v: t.metrics["mae"] for v, t in report.totals.items()} == {

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pier.monitor.drift import linf_distance
 from pier.monitor.errors import MonitorError
-from pier.monitor.profile import DatasetProfile, FeatureProfile, merge_profiles, profile_frame
-from pier.monitor.summaries import NumericSummary, StringSummary
+from pier.monitor.stats.drift import linf_distance
+from pier.monitor.stats.profile import DatasetProfile, FeatureProfile, merge_profiles, profile_frame
+from pier.monitor.stats.summaries import NumericSummary, StringSummary
 from tests.monitor.data import tabular
 
 
@@ -212,7 +212,7 @@ def test_unusable_input_is_refused_clearly() -> None:
     with pytest.raises(MonitorError, match="must be JSON"):
         DatasetProfile.from_json("{")
     with pytest.raises(MonitorError, match="malformed"):
-        DatasetProfile.from_json('{"format": "pier.monitor.profile/1", "kll_k": 2048}')
+        DatasetProfile.from_json('{"format": "pier.monitor.stats.profile/1", "kll_k": 2048}')
     with pytest.raises(MonitorError, match="pass a DataFrame"):
         DatasetProfile().update([1, 2])  # type: ignore[arg-type]
 

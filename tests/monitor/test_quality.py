@@ -1,4 +1,4 @@
-"""pier.monitor.quality: predictions read from captured outputs, labels, the join by
+"""pier.monitor.quality.quality: predictions read from captured outputs, labels, the join by
 inferenceId / eventId, batches, unmatched counts, and metrics per variant and bucket.
 
 Capture records are written here in SageMaker's documented format, not by pier's writer."""
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pier.monitor.quality import (
+from pier.monitor.quality.quality import (
     Captured,
     GroundTruth,
     Predicted,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from pier.monitor.quality_metrics import (
+from pier.monitor.quality.metrics import (
     binary_metrics,
     macro_auc,
     multiclass_metrics,

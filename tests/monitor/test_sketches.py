@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pier.monitor.drift import linf_distance
 from pier.monitor.errors import MonitorError
-from pier.monitor.sketches import WeightedSample, kll_levels, new_kll
+from pier.monitor.stats.drift import linf_distance
+from pier.monitor.stats.sketches import WeightedSample, kll_levels, new_kll
 
 ROWS = 200_000
 

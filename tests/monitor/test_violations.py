@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pier.monitor.baseline import Baseline, suggest_baseline
-from pier.monitor.drift import compare
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import CheckType, ConstraintViolations, MonitoringConfig, Statistics
-from pier.monitor.profile import profile_frame
-from pier.monitor.violations import check
+from pier.monitor.stats.baseline import Baseline, suggest_baseline
+from pier.monitor.stats.drift import compare
+from pier.monitor.stats.formats import CheckType, ConstraintViolations, MonitoringConfig, Statistics
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.violations import check
 from tests.monitor.data import SHARES, tabular
 
 N = 10_000

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pier.errors import MissingAuthenticationToken, ValidationException
-from pier.monitor.ground_truth import GroundTruthStore, store_uri
+from pier.monitor.quality.ground_truth import GroundTruthStore, store_uri
 from pier.platform.ground_truth_api import GroundTruthApi, is_ground_truth
 
 GOOD = b'{"groundTruthData": {"data": "1,2", "encoding": "CSV"}, "eventMetadata": {"eventId": "a"}, "eventVersion": "0"}\n'  # noqa: E501

@@ -17,8 +17,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from pier.cli.endpoint_commands import JsonOption, aws_errors, connect, fail, print_json
-from pier.cli.platform_commands import HomeOption, out
+from pier.cli.common import HomeOption, JsonOption, aws_errors, connect, fail, out, print_json
 
 RECENT = 10  # history items shown with NAME
 HISTORY = 100  # with --history
@@ -91,7 +90,7 @@ def _time(t: datetime | None) -> str:
 
 
 def _condition(alarm: dict[str, Any]) -> str:
-    from pier.monitor.alarms import condition_in_words
+    from pier.monitor.alarms.alarms import condition_in_words
 
     return condition_in_words(alarm)
 

@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from pier.cli.common import err
 from pier.errors import PierError
 from pier.settings import BuildSettings
 
 if TYPE_CHECKING:
     from pier.hosting.images import BuiltImage
 
-err = Console(stderr=True, soft_wrap=True)
 _STEP_PREFIXES = ("Step ", "wheelhouse ", "building ", "environment image ", "model ", "some ")
 
 

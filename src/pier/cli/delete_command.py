@@ -13,8 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pier.cli.endpoint_commands import aws_errors, connect, fail, unless_gone
-from pier.cli.platform_commands import HomeOption, out
+from pier.cli.common import HomeOption, aws_errors, connect, fail, out, unless_gone
 
 DELETE_TIMEOUT_S = 300.0  # an endpoint drains its instances (30 s grace each) before it is gone
 

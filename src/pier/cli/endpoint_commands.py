@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,70 +19,17 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from pier.cli.platform_commands import HomeOption, _settings, err, out, sagemaker_client
-from pier.platform.home import Home
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one error line; the caller raises what this returns."""
-    err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(code)
-
-
-def connect(home: Path | None, service: str = "sagemaker") -> Any:
-    """A boto3 client of the running platform of `home`, or exit 1 saying it is not running."""
-    h = Home(_settings(home=home).home)
-    url = h.url()
-    if h.running_pid() is None or url is None:
-        raise fail(f"pier is not running (home {h.root}); start it with pier up --detach")
-    return sagemaker_client(h, url, service)
-
-
-@contextlib.contextmanager
-def aws_errors() -> Iterator[None]:
-    """AWS's errors as one line and exit 1: never a traceback."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}") from None
-    except BotoCoreError as exc:
-        raise fail(str(exc)) from None
-
-
-def not_found(exc: Exception) -> bool:
-    """Whether an error is SageMaker's `ValidationException: Could not find ...` (SageMaker has
-    no code of its own for a missing resource; boto3's waiters match the message too)."""
-    error = getattr(exc, "response", {}).get("Error", {})
-    return error.get("Code") == "ValidationException" and str(error.get("Message", "")).startswith(
-        "Could not find"
-    )
-
-
-def unless_gone(call: Any, **request: Any) -> dict[str, Any] | None:
-    """`call(**request)` without its ResponseMetadata; None if the resource does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        response: dict[str, Any] = call(**request)
-    except ClientError as exc:
-        if not_found(exc):
-            return None
-        raise
-    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
-
-
-def print_json(value: Any) -> None:
-    def iso(o: object) -> str:
-        if isinstance(o, datetime):
-            return o.isoformat()
-        raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-    typer.echo(json.dumps(value, indent=2, default=iso))
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    connect,
+    err,
+    fail,
+    out,
+    print_json,
+    unless_gone,
+)
 
 
 def _status(status: str) -> str:

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from pier.cli.common import err, fail
 from pier.errors import PierError
-
-err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 _DEFAULT_NAMES = {"cloudformation": "template.yaml", "terraform": "main.tf"}
 
@@ -22,19 +20,14 @@ class ExportFormat(enum.StrEnum):
     terraform = "terraform"
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}")  # a spec's errors: one per line
-    return typer.Exit(code)
-
-
 def _model_data(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, location = pair.partition("=")
         if not sep or not key or not location:
-            raise _fail(f"--model-data {pair!r}: write MODEL=S3URI, e.g. {_EXAMPLE}")
+            raise fail(f"--model-data {pair!r}: write MODEL=S3URI, e.g. {_EXAMPLE}", 2)
         if key in out:
-            raise _fail(f"--model-data {key}: given twice")
+            raise fail(f"--model-data {key}: given twice", 2)
         out[key] = location
     return out
 
@@ -88,8 +81,9 @@ def export(
     try:
         doc = read(file)
         if not is_spec(doc):
-            raise _fail(
-                f"{file}: not a pier spec (it needs `endpoint:` and `variants:`, see docs/spec.md)"
+            raise fail(
+                f"{file}: not a pier spec (it needs `endpoint:` and `variants:`, see docs/spec.md)",
+                2,
             )
         spec = load_spec(doc)
         if output_format is ExportFormat.cloudformation:
@@ -111,7 +105,7 @@ def export(
                 source=str(file),
             )
     except PierError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message, 2) from None
 
     if output == "-":
         typer.echo(text, nl=False)
@@ -122,5 +116,5 @@ def export(
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"cannot write {target}: {exc.strerror or exc}", code=1) from None
+        raise fail(f"cannot write {target}: {exc.strerror or exc}", 1) from None
     err.print(f"wrote {escape(str(target))}")

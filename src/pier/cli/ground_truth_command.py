@@ -29,12 +29,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pier.cli.endpoint_commands import JsonOption, aws_errors, connect, fail, print_json
-from pier.cli.platform_commands import HomeOption, _settings, err, out
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    connect,
+    err,
+    fail,
+    out,
+    platform_settings,
+    print_json,
+)
 from pier.platform.home import Home
 
 if TYPE_CHECKING:
-    from pier.monitor.quality import QualityReport
+    from pier.monitor.quality.quality import QualityReport
 
 CHUNK_BYTES = 8 * 1024 * 1024  # the platform takes up to 16 MiB per request
 CONTENT_TYPE = "application/jsonlines"
@@ -67,7 +76,7 @@ def parse_duration(text: str, option: str) -> float:
 # ------------------------------------------------------------------------------- upload
 def _platform(home: Path | None) -> tuple[str, Any, str]:
     """(url, credentials, region) of the running platform of `home`; exit 1 if it is not."""
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     h = Home(settings.home)
     url = h.url()
     creds = h.credentials(create=False)
@@ -115,7 +124,7 @@ def upload(
     home: HomeOption = None,
 ) -> None:
     """Upload labels for captured inferences (eventMetadata.eventId = the InferenceId)."""
-    from pier.monitor.ground_truth import GroundTruthError, validate
+    from pier.monitor.quality.ground_truth import GroundTruthError, validate
 
     try:
         data = file.read_bytes()
@@ -198,10 +207,10 @@ def quality(
     bucket_s = parse_duration(bucket, "--bucket")
     if not bucket_s.is_integer():
         raise fail(f"--bucket {bucket!r}: a whole number of seconds", 2)
-    from pier.monitor.capture import default_base, resolve_destination
-    from pier.monitor.ground_truth import store_for_home
-    from pier.monitor.hourly import read_captures
-    from pier.monitor.quality import Problem, QualityError, QualityOptions, compute
+    from pier.monitor.capture.capture import default_base
+    from pier.monitor.quality.ground_truth import store_for_home
+    from pier.monitor.quality.job import run_quality
+    from pier.monitor.quality.quality import Problem, QualityError, QualityOptions
 
     try:
         options = QualityOptions(
@@ -215,7 +224,7 @@ def quality(
         )
     except QualityError as exc:
         raise fail(exc.message, 2) from None
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     sm = connect(home)
     with aws_errors():
         described = sm.describe_endpoint(EndpointName=endpoint)
@@ -229,16 +238,17 @@ def quality(
     start = end - window_s
     try:
         store = store_for_home(settings.home, settings.ground_truth_uri)
-        destination = resolve_destination(destination_uri, default_base(settings.home))
     except ValueError as exc:
         raise fail(str(exc)) from None
+    capture_base = default_base(settings.home)
     with aws_errors():  # S3 destinations: botocore's errors as one line
-        captured = read_captures(destination, endpoint, start, end)
-        labels = store.read(endpoint, start, end)
-    try:
-        report = compute(captured.captures, labels, options, start, end)
-    except QualityError as exc:
-        raise fail(exc.message, 2) from None
+        try:
+            run = run_quality(endpoint, destination_uri, capture_base, store, options, start, end)
+        except QualityError as exc:  # before ValueError: it is one
+            raise fail(exc.message, 2) from None
+        except ValueError as exc:  # the capture destination cannot be read
+            raise fail(str(exc)) from None
+    report, captured, labels = run.report, run.captured, run.labels
     if as_json:
         print_json(
             {

@@ -9,48 +9,23 @@ cannot be applied (nothing was changed).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pier.cli.platform_commands import HomeOption
+from pier.cli.common import HomeOption
+from pier.cli.options import (
+    DEFAULT_TIMEOUT,
+    FileOption,
+    MapImageOption,
+    MapModelOption,
+    MappingOption,
+    ParameterOption,
+    StackOption,
+    TimeoutOption,
+)
 
-__all__ = ["HomeOption", "apply", "delete", "plan"]
-
-# The same as pier.iac.cloudformation.execute.DEFAULT_TIMEOUT (tests/cli pins it): not imported,
-# so that `pier` starts without the engine.
-DEFAULT_TIMEOUT = 1800.0
-
-FileOption = Annotated[
-    Path, typer.Option("--file", "-f", help="A CloudFormation template or a pier spec (YAML/JSON).")
-]
-ParameterOption = Annotated[
-    list[str] | None,
-    typer.Option("--parameter", "-p", help="A template parameter NAME=VALUE (repeatable)."),
-]
-StackOption = Annotated[
-    str | None,
-    typer.Option(help="Stack name (default: the file's name; a spec's endpoint name)."),
-]
-MapImageOption = Annotated[
-    list[str] | None,
-    typer.Option("--map-image", help="Run IMAGE where the template says URI: URI=IMAGE."),
-]
-MapModelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--map-model",
-        help="Use MODEL_URI where the template says S3URI (exact or prefix): S3URI=MODEL_URI.",
-    ),
-]
-MappingOption = Annotated[
-    Path | None,
-    typer.Option("--mapping", help="A YAML file with `images:` and `models:` mappings."),
-]
-TimeoutOption = Annotated[
-    float, typer.Option(help="Seconds an endpoint may take to become InService.")
-]
+__all__ = ["apply", "delete", "plan"]
 
 
 def apply(

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from pier.cli.iac_commands import (
+from pier.cli.common import HomeOption, connect, fail, out, platform_settings
+from pier.cli.options import (
     FileOption,
-    HomeOption,
     MapImageOption,
     MapModelOption,
     MappingOption,
@@ -22,7 +21,6 @@ from pier.cli.iac_commands import (
     StackOption,
     TimeoutOption,
 )
-from pier.cli.platform_commands import _settings, sagemaker_client
 from pier.errors import PierError
 from pier.iac.cloudformation import engine, execute
 from pier.iac.cloudformation.engine import Action, Plan
@@ -33,15 +31,6 @@ from pier.iac.cloudformation.stack import Stack, compile_stack, stack_name_error
 from pier.iac.cloudformation.state import ApplyError, error_text
 from pier.iac.cloudformation.template import TemplateError, parse
 from pier.iac.source import Located, LocatedList, SourceError, read
-from pier.platform.home import Home
-
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)  # one error, one line
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(code)
 
 
 def _plain(value: Any, file: str) -> Any:
@@ -109,7 +98,7 @@ def _compile(
     home: Path | None,
 ) -> Stack:
     """The stack the file describes; exit 2 with one line if it cannot be applied."""
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     try:
         doc, spec_stack = _template_doc(file)
         name = stack_name or spec_stack or _default_stack_name(file)
@@ -119,9 +108,9 @@ def _compile(
             template, _given(parameters), pseudo, _locations(map_image, map_model, mapping)
         )
     except (TemplateError, SourceError) as exc:
-        raise _fail(exc.message, 2) from None
+        raise fail(exc.message, 2) from None
     except PierError as exc:  # e.g. a spec's own validation
-        raise _fail(exc.message, 2) from None
+        raise fail(exc.message, 2) from None
 
 
 def _default_stack_name(file: Path) -> str:
@@ -129,21 +118,13 @@ def _default_stack_name(file: Path) -> str:
     return "".join(c if c.isalnum() or c == "-" else "-" for c in file.stem)
 
 
-def _connect(home: Path | None) -> Any:
-    h = Home(_settings(home=home).home)
-    url = h.url()
-    if h.running_pid() is None or url is None:
-        raise _fail(f"pier is not running (home {h.root}); start it with pier up --detach", 1)
-    return sagemaker_client(h, url)
-
-
 def _plan(client: Any, stack: Stack) -> Plan:
     try:
         return engine.plan(client, stack)
     except TemplateError as exc:
-        raise _fail(exc.message, 2) from None
+        raise fail(exc.message, 2) from None
     except Exception as exc:  # botocore: the platform could not be read
-        raise _fail(f"cannot read the stack from the platform: {error_text(exc)}", 1) from None
+        raise fail(f"cannot read the stack from the platform: {error_text(exc)}", 1) from None
 
 
 _SIGNS = {
@@ -252,7 +233,7 @@ def apply(
     What left the file is deleted; a failed apply is rolled back.
     """
     stack = _compile(file, parameter, stack_name, map_image, map_model, mapping, home)
-    client = _connect(home)
+    client = connect(home)
     the_plan = _plan(client, stack)
     _print_plan(the_plan, file)
     if not the_plan.has_changes:
@@ -263,7 +244,7 @@ def apply(
         execute.apply(client, the_plan, reporter, timeout)
     except ApplyError as exc:
         reporter.stop()
-        raise _fail(exc.message, 1) from None
+        raise fail(exc.message, 1) from None
     finally:
         reporter.stop()
     out.print(f"[green]✓[/green] stack {escape(stack.name)} applied")
@@ -282,7 +263,7 @@ def plan(
 ) -> None:
     """Show what `pier apply` would change, and change nothing."""
     stack = _compile(file, parameter, stack_name, map_image, map_model, mapping, home)
-    the_plan = _plan(_connect(home), stack)
+    the_plan = _plan(connect(home), stack)
     if as_json:
         typer.echo(json.dumps(the_plan.to_json(), indent=2))
         return
@@ -300,19 +281,19 @@ def delete(
     try:
         _, spec_stack = _template_doc(file)
     except PierError as exc:
-        raise _fail(exc.message, 2) from None
+        raise fail(exc.message, 2) from None
     name = stack_name or spec_stack or _default_stack_name(file)
     bad = stack_name_error(name)
     if bad:
-        raise _fail(bad, 2)
-    client = _connect(home)
+        raise fail(bad, 2)
+    client = connect(home)
     reporter = _ConsoleReporter()
     try:
         deleted = execute.delete_stack(client, name, reporter, timeout)
     except ApplyError as exc:
-        raise _fail(exc.message, 1) from None
+        raise fail(exc.message, 1) from None
     except Exception as exc:  # botocore: the platform could not be read
-        raise _fail(f"cannot delete stack {name}: {error_text(exc)}", 1) from None
+        raise fail(f"cannot delete stack {name}: {error_text(exc)}", 1) from None
     finally:
         reporter.stop()
     if deleted:

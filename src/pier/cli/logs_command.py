@@ -25,8 +25,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from pier.cli.endpoint_commands import fail
-from pier.cli.platform_commands import HomeOption, _settings, err, out
+from pier.cli.common import HomeOption, err, fail, out, platform_settings
 from pier.platform.home import Home
 
 RECORD_FILE = "instance.json"  # as pier.hosting.process writes them
@@ -136,7 +135,7 @@ def logs(
     home: HomeOption = None,
 ) -> None:
     """Print the last lines of an endpoint's instance logs, each prefixed by variant/instance."""
-    h = Home(_settings(home=home).home)
+    h = Home(platform_settings(home=home).home)
     found = find_logs(h, name, variant)
     if not found and not follow:
         which = f"variant {variant} of endpoint {name}" if variant else f"endpoint {name}"

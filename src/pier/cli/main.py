@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from pier import __version__
+from pier.cli.common import err
 from pier.settings import ServeSettings
 
 app = typer.Typer(
@@ -19,7 +19,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
 def _version(value: bool) -> None:

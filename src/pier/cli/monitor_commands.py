@@ -26,12 +26,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pier.cli.endpoint_commands import JsonOption, aws_errors, connect, fail, print_json
-from pier.cli.platform_commands import HomeOption, _settings, err, out
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    connect,
+    err,
+    fail,
+    out,
+    platform_settings,
+    print_json,
+)
 from pier.platform.home import Home
 
 if TYPE_CHECKING:
-    from pier.monitor.baseline import Baseline
+    from pier.monitor.stats.baseline import Baseline
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -46,7 +55,10 @@ _TERMINAL = {"Completed", "CompletedWithViolations", "Failed", "Stopped"}
 
 # ------------------------------------------------------------------------------ baseline
 def _tracking_uri(home: Path | None) -> str | None:
-    return os.environ.get("MLFLOW_TRACKING_URI") or Home(_settings(home=home).home).mlflow_url()
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI")
+        or Home(platform_settings(home=home).home).mlflow_url()
+    )
 
 
 @monitor_app.command("baseline")
@@ -87,35 +99,24 @@ def baseline(
         raise fail("give --model models:/name/version (to store it), -o DIR, or both", 2)
     if model is None and data is None:
         raise fail("without --model, give the data with --data", 2)
-    from pier.monitor.baseline import profile_path, suggest_baseline, write_baseline
     from pier.monitor.errors import MonitorError
-    from pier.monitor.profile import profile_frame
+    from pier.monitor.schedules.baseline_job import baseline_data, suggest_for
+    from pier.monitor.stats.baseline import write_baseline
 
     with tempfile.TemporaryDirectory(prefix="pier-baseline-") as scratch:
         try:
             version = _model_version(model, home) if model else None
-            if data is not None:
-                if not data.exists():
-                    raise fail(f"--data {data}: no such file or directory", 2)
-                source: Any = data
-                described = str(data)
-            else:
-                assert version is not None
-                from pier.monitor.model_baselines import training_data
-
-                found = training_data(version, Path(scratch))
-                if found.warning:
-                    err.print(f"[yellow]warning:[/yellow] {escape(found.warning)}")
-                source, described = found.data, found.description
+            if data is not None and not data.exists():
+                raise fail(f"--data {data}: no such file or directory", 2)
+            source = baseline_data(version, data, Path(scratch))
+            if source.warning:
+                err.print(f"[yellow]warning:[/yellow] {escape(source.warning)}")
+            described = source.description
             with out.status(f"Profiling {described}..."):
-                if isinstance(source, Path):
-                    profile = profile_path(source)
-                else:
-                    profile = profile_frame(source)
-                dropped = _drop_non_inputs(profile, version) if not all_columns else []
-                result = suggest_baseline(profile)
+                suggested = suggest_for(source, version, all_columns)
         except MonitorError as exc:
             raise fail(exc.message) from None
+        result, dropped = suggested.baseline, suggested.dropped
         if dropped:
             out.print(
                 f"Left out {len(dropped)} column(s) the model does not take as input: "
@@ -127,7 +128,7 @@ def baseline(
         if output is not None:
             out.print(f"Wrote {output / 'statistics.json'} and {output / 'constraints.json'}")
         if version is not None:
-            from pier.monitor.model_baselines import BASELINE_TAG, store_baseline
+            from pier.monitor.schedules.model_baselines import BASELINE_TAG, store_baseline
 
             try:
                 stored = store_baseline(version, directory)
@@ -141,7 +142,7 @@ def baseline(
 
 
 def _model_version(uri: str, home: Path | None) -> Any:
-    from pier.monitor.model_baselines import model_version
+    from pier.monitor.schedules.model_baselines import model_version
 
     tracking = _tracking_uri(home)
     if not tracking:
@@ -150,14 +151,6 @@ def _model_version(uri: str, home: Path | None) -> Any:
 
     mlflow.set_tracking_uri(tracking)
     return model_version(uri)
-
-
-def _drop_non_inputs(profile: Any, version: Any) -> list[str]:
-    if version is None:
-        return []
-    from pier.monitor.model_baselines import keep_model_inputs, model_input_names
-
-    return keep_model_inputs(profile, model_input_names(version))
 
 
 def _print_baseline(result: Baseline, source: str) -> None:
@@ -267,7 +260,7 @@ def _request(home: Path | None, method: str, path: str) -> dict[str, Any]:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     h = Home(settings.home)
     url, creds = h.url(), h.credentials(create=False)
     if h.running_pid() is None or url is None or creds is None:

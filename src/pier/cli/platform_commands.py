@@ -8,39 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
 from pier.errors import PierError
 from pier.platform.home import Home
 from pier.settings import PlatformSettings
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # one error, one line
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="pier's home directory (default $PIER_HOME or ~/.pier)."),
-]
-
-
-OPTION_NAMES = {"image_map": "--map-image"}  # settings whose option is not named after them
-
-
-def _settings(**given: Any) -> PlatformSettings:
-    try:
-        return PlatformSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        for e in exc.errors():
-            name = str(e["loc"][0]) if e["loc"] else ""
-            field = OPTION_NAMES.get(name, "--" + name.replace("_", "-")) if name else "?"
-            err.print(f"[red]error:[/red] {field}: {e['msg']}")
-        raise typer.Exit(2) from None
 
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
@@ -107,7 +83,7 @@ def up(
     ] = None,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
-    settings = _settings(
+    settings = platform_settings(
         home=home, host=host, port=port, state_url=state_url, mlflow=mlflow,
         mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
         artifacts_destination=artifacts_destination, backend=backend,
@@ -115,7 +91,7 @@ def up(
     )  # fmt: skip
     h = Home(settings.home)
     if detach:
-        _up_detached(settings, h)
+        up_detached(settings, h)
         return
     from pier.platform.server import run
 
@@ -127,7 +103,7 @@ def up(
     raise typer.Exit(code)
 
 
-def _up_detached(settings: PlatformSettings, h: Home) -> None:
+def up_detached(settings: PlatformSettings, h: Home) -> None:
     try:
         h.prepare()
     except PierError as exc:
@@ -182,7 +158,7 @@ def settings_env(settings: PlatformSettings) -> dict[str, str]:
 
 def down(home: HomeOption = None) -> None:
     """Stop the platform and every instance it runs."""
-    h = Home(_settings(home=home).home)
+    h = Home(platform_settings(home=home).home)
     pid = h.running_pid()
     if pid is None:
         out.print(f"pier is not running (home {h.root})")
@@ -203,7 +179,7 @@ def down(home: HomeOption = None) -> None:
 
 def status(home: HomeOption = None) -> None:
     """Tell what runs: the platform, its URL, and its endpoints."""
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     h = Home(settings.home)
     pid, url = h.running_pid(), h.url()
     if pid is None or not url:
@@ -228,7 +204,7 @@ def status(home: HomeOption = None) -> None:
 
 def env(home: HomeOption = None) -> None:
     """Print the `export` lines boto3 and the AWS CLI need to talk to pier."""
-    settings = _settings(home=home)
+    settings = platform_settings(home=home)
     h = Home(settings.home)
     creds = h.credentials(create=False)
     url = h.url() or f"http://{settings.host}:{settings.port}"
@@ -244,18 +220,3 @@ def env(home: HomeOption = None) -> None:
     mlflow_url = h.mlflow_url()
     if mlflow_url:
         typer.echo(f"export MLFLOW_TRACKING_URI={mlflow_url}")
-
-
-def sagemaker_client(h: Home, url: str, service: str = "sagemaker") -> Any:
-    import boto3
-
-    creds = h.credentials(create=False)
-    if creds is None:
-        raise typer.Exit(1)
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=PlatformSettings(home=h.root).region,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-    )

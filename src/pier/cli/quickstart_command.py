@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from pier.cli.platform_commands import HomeOption, _settings, _up_detached, err, out
+from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
+from pier.cli.platform_commands import up_detached
 from pier.errors import PierError
 from pier.platform.home import Home
 
@@ -59,14 +60,14 @@ def quickstart(
     diabetes@champion and diabetes@challenger, deploys both behind endpoint `diabetes`
     (90/10) and invokes it with boto3 and `pier invoke`. Re-running updates the endpoint.
     """
-    settings = _settings(home=home, port=port)
+    settings = platform_settings(home=home, port=port)
     h = Home(settings.home)
     pier_options = [] if home is None else ["--home", str(settings.home)]
     pier = shlex.join(_pier_command())
     opts = " " + shlex.join(pier_options) if pier_options else ""
     if h.running_pid() is None:
         try:
-            _up_detached(settings, h)
+            up_detached(settings, h)
         except typer.Exit as exc:
             if exc.exit_code:
                 err.print(f"  logs: {h.log_file.parent}/ (platform.log, platform.console.log)")
@@ -89,8 +90,7 @@ def quickstart(
     import botocore.exceptions
     from mlflow.exceptions import MlflowException
 
-    from pier import quickstart as flow
-    from pier.cli.platform_commands import sagemaker_client
+    from pier.demo import quickstart as flow
 
     platform = flow.Platform(
         tracking_uri=tracking_uri,

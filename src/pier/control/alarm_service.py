@@ -4,7 +4,7 @@ EnableAlarmActions, DisableAlarmActions.
 
 Registered with the CloudWatch dispatcher (pier.control.cloudwatch_api) beside the metric
 operations. Inputs arrive checked against botocore's model (pier.contract.cloudwatch); the
-rules of a metric alarm are pier.monitor.alarms', evaluation and actions the alarm runner's.
+rules of a metric alarm are pier.monitor.alarms.alarms', evaluation and actions the alarm runner's.
 
 As on CloudWatch: a new alarm starts in INSUFFICIENT_DATA ("Unchecked: Initial alarm
 creation") and is evaluated at once; PutMetricAlarm on an existing alarm replaces its
@@ -30,9 +30,9 @@ from pier.contract.cloudwatch import (
     ValidationError,
 )
 from pier.control import paging
-from pier.monitor.alarm_actions import is_webhook
-from pier.monitor.alarm_runner import AlarmRunner, AlarmTransition, state_update_entry
-from pier.monitor.alarms import INITIAL_REASON, AlarmRuleError, AlarmState, rule_from_request
+from pier.monitor.alarms.actions import is_webhook
+from pier.monitor.alarms.alarms import INITIAL_REASON, AlarmRuleError, AlarmState, rule_from_request
+from pier.monitor.alarms.runner import AlarmRunner, AlarmTransition, state_update_entry
 from pier.store.alarms import AlarmStore, HistoryEntry, StoredAlarm, history_json
 
 __all__ = ["MAX_ALARMS", "CloudWatchAlarmService", "InvalidFormat", "alarm_arn"]

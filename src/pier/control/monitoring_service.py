@@ -4,8 +4,8 @@ MonitoringSchedule and ListMonitoringExecutions, plus pier's own "run now" and r
 Input has passed botocore's shape validation (pier.contract.sagemaker), with the S3 URI
 patterns relaxed so that ``file:`` and ``models:/`` locations get here; this module checks
 what pier can run and says precisely why not. Executions are the scheduler's business
-(pier.monitor.scheduler): this service records schedules, nudges the scheduler, and reads the
-executions it recorded.
+(pier.monitor.schedules.scheduler): this service records schedules, nudges the scheduler, and
+reads the executions it recorded.
 
 What pier runs: ``DataQuality`` schedules of an endpoint (``EndpointInput``) with an inline
 ``MonitoringJobDefinition``; the baseline from ``s3://``, ``file:`` or ``models:/name/version``
@@ -24,9 +24,9 @@ from pier.control import paging
 from pier.control.arns import ArnFactory
 from pier.control.deployment import deployed
 from pier.errors import ResourceInUse, ResourceNotFound, ValidationException
-from pier.monitor import cron
-from pier.monitor.capture import destination_problem
-from pier.monitor.scheduler import ScheduleStatus, analysis_window, schedule_expression
+from pier.monitor.schedules import cron
+from pier.monitor.schedules.scheduler import ScheduleStatus, analysis_window, schedule_expression
+from pier.storage import location_problem
 from pier.store.db import Duplicate, Sessions
 from pier.store.monitoring import MonitoringStore, MonitoringTx
 from pier.store.tables import MonitoringExecutionRow, MonitoringScheduleRow
@@ -169,7 +169,7 @@ class MonitoringService:
                 "them from data capture (DataCaptureConfig with EnableCapture and CaptureMode "
                 "Input in the endpoint's configuration)."
             )
-        problem = destination_problem(capture.get("DestinationS3Uri", ""))
+        problem = location_problem(capture.get("DestinationS3Uri", ""))
         if problem:
             raise ValidationException(problem)
         return name, monitoring_type

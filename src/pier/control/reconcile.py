@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pier.contract.capture_config import CaptureSettings
 from pier.control.deployment import (
     Deployment,
     VariantLive,
@@ -40,7 +41,6 @@ from pier.control.deployment import (
 )
 from pier.control.status import EndpointStatus, VariantStatus
 from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState, new_instance_id
-from pier.monitor.capture import CaptureSettings
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
 from pier.store.db import Sessions
 from pier.store.hosting import HostingStore

@@ -29,7 +29,7 @@ from pier.control.deployment import (
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
-from pier.monitor.capture import destination_problem
+from pier.storage import location_problem
 from pier.store.db import Duplicate, Sessions
 from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags
 from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow
@@ -164,7 +164,7 @@ class HostingService:
             )
         capture = req.get("DataCaptureConfig")
         if capture is not None:
-            problem = destination_problem(capture["DestinationS3Uri"])
+            problem = location_problem(capture["DestinationS3Uri"])
             if problem:
                 raise ValidationException(problem)
         duplicate = f'Cannot create already existing endpoint configuration "{arn}".'

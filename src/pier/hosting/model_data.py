@@ -33,39 +33,19 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import httpx
 
 from pier.errors import ValidationException
+from pier.storage import S3Client, S3ClientFactory, s3_client
 
 PASS_THROUGH = ("models:", "runs:", "mlflow-artifacts:")
 DEFAULT_MAX_BYTES = 64 * 1024**3  # per download and unpacked: refuses decompression bombs
 CHUNK = 1024 * 1024
 _LOOPBACK_NAMES = ("localhost",)
-
-
-class S3Client(Protocol):
-    """The calls of a boto3 S3 client this module makes."""
-
-    def head_object(self, **kwargs: Any) -> Any: ...
-    def get_object(self, **kwargs: Any) -> Any: ...
-    def list_objects_v2(self, **kwargs: Any) -> Any: ...
-
-
-def make_s3_client_factory(endpoint_url: str | None = None) -> Callable[[], S3Client]:
-    """boto3 S3 clients with the default credential chain and an optional endpoint (e.g. the
-    AWS_ENDPOINT_URL_S3 the caller read from its settings)."""
-
-    def create() -> S3Client:
-        import boto3
-
-        client: S3Client = boto3.client("s3", endpoint_url=endpoint_url)
-        return client
-
-    return create
 
 
 def default_http_client() -> httpx.Client:
@@ -77,7 +57,7 @@ def resolve(
     cache_dir: Path,
     *,
     compression: Literal["Gzip", "None"] | None = None,
-    s3_client_factory: Callable[[], S3Client] = make_s3_client_factory(),  # noqa: B008
+    s3_client_factory: S3ClientFactory = s3_client,
     http_client_factory: Callable[[], httpx.Client] = default_http_client,
     max_bytes: int = DEFAULT_MAX_BYTES,
     mlflow_model: bool = True,
@@ -180,7 +160,7 @@ def _resolve_s3(
     uri: str,
     cache_dir: Path,
     compression: str | None,
-    client_factory: Callable[[], S3Client],
+    client_factory: S3ClientFactory,
     max_bytes: int,
     mlflow_model: bool,
 ) -> str:

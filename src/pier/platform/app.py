@@ -57,7 +57,7 @@ from pier.errors import (
     SerializationException,
     UnknownOperationException,
 )
-from pier.monitor.capture import Capturer
+from pier.monitor.capture.capture import Capturer
 from pier.platform.ground_truth_api import GroundTruthApi, is_ground_truth
 from pier.platform.monitoring_api import is_monitoring, monitoring_route
 from pier.router.invoke import Router

@@ -2,7 +2,7 @@
 
 On SageMaker, ground truth is files put in S3 under a prefix a model-quality job reads; pier
 takes the same records over its own signed API and writes them to its ground-truth store
-(pier.monitor.ground_truth), so users need neither a bucket nor its layout.
+(pier.monitor.quality.ground_truth), so users need neither a bucket nor its layout.
 
     POST /endpoints/{name}/ground-truth
     Content-Type: application/jsonlines (or application/x-ndjson, application/jsonl)
@@ -36,7 +36,7 @@ from pier.contract.asgi import (
 )
 from pier.control.service import HostingService
 from pier.errors import AwsError, InternalFailure, ValidationException
-from pier.monitor.ground_truth import (
+from pier.monitor.quality.ground_truth import (
     CONTENT_TYPES,
     GroundTruthError,
     GroundTruthStore,

@@ -30,11 +30,11 @@ from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
 from pier.hosting.image_map import ImageMap
 from pier.hosting.process import ProcessBackend
-from pier.monitor.alarm_runner import AlarmRunner
-from pier.monitor.capture import Capturer, default_base
-from pier.monitor.ground_truth import GroundTruthStore, announce, store_uri
-from pier.monitor.model_baselines import fetch_baseline
-from pier.monitor.scheduler import Scheduler, publish_to
+from pier.monitor.alarms.runner import AlarmRunner
+from pier.monitor.capture.capture import Capturer, default_base
+from pier.monitor.quality.ground_truth import GroundTruthStore, announce, store_uri
+from pier.monitor.schedules.model_baselines import fetch_baseline
+from pier.monitor.schedules.scheduler import Scheduler, publish_to
 from pier.platform.app import PlatformApp
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import Home

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pier.monitor.capture import CaptureSettings
+from pier.contract.capture_config import CaptureSettings
 
 
 @dataclass(eq=False)

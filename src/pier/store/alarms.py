@@ -3,7 +3,7 @@
 An alarm row holds the PutMetricAlarm request as the API accepted it and the alarm's current
 state; `alarm_history` holds DescribeAlarmHistory's items (StateUpdate, ConfigurationUpdate,
 Action), each with CloudWatch's summary and HistoryData JSON string. What those say is decided
-by the callers (pier.monitor.alarm_service and pier.monitor.alarm_runner); this module only
+by the callers (pier.monitor.alarm_service and pier.monitor.alarms.runner); this module only
 keeps them. Every method is one short transaction: call it from a thread on an event loop.
 """
 

@@ -1,10 +1,10 @@
 """Monitoring schedules and their executions in the state store.
 
-The rules (pier.control.monitoring_service) and the runs (pier.monitor.scheduler) are decided
-elsewhere; this module reads and writes the rows. As in pier.store.hosting, a unit of work is
-one transaction: `MonitoringStore.begin()` for changes, `read()` for reads, and `MonitoringTx`
-offers the queries. A schedule reads the endpoint it monitors (its deployed data capture), so
-`endpoint` is here too.
+The rules (pier.control.monitoring_service) and the runs (pier.monitor.schedules.scheduler) are
+decided elsewhere; this module reads and writes the rows. As in pier.store.hosting, a unit of
+work is one transaction: `MonitoringStore.begin()` for changes, `read()` for reads, and
+`MonitoringTx` offers the queries. A schedule reads the endpoint it monitors (its deployed data
+capture), so `endpoint` is here too.
 """
 
 from __future__ import annotations

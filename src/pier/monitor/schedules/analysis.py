@@ -2,10 +2,10 @@
 
 What SageMaker's model-monitor container does in a data-quality processing job, in process:
 
-1. read the endpoint's captured requests of ``[start, end)`` (:mod:`pier.monitor.captured`);
-2. profile them with mergeable sketches (:mod:`pier.monitor.profile`);
-3. compare with the baseline (:mod:`pier.monitor.drift`) and check its constraints
-   (:mod:`pier.monitor.violations`);
+1. read the endpoint's captured requests of ``[start, end)`` (:mod:`pier.monitor.capture.captured`);
+2. profile them with mergeable sketches (:mod:`pier.monitor.stats.profile`);
+3. compare with the baseline (:mod:`pier.monitor.stats.drift`) and check its constraints
+   (:mod:`pier.monitor.stats.violations`);
 4. write ``statistics.json`` and ``constraint_violations.json`` into the output location,
    ``{S3Output}/{endpoint}/{schedule}/yyyy/mm/dd/hh/`` as SageMaker lays it out (a local
    directory or S3).
@@ -31,15 +31,14 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from pier.monitor.baseline import Baseline, read_baseline, statistics_from_profile
-from pier.monitor.capture import S3Target
-from pier.monitor.captured import ReadStats, read_window
-from pier.monitor.drift import DriftReport, compare
+from pier.monitor.capture.captured import ReadStats, read_window
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import ConstraintViolations, to_dict
-from pier.monitor.hourly import S3ClientFactory, default_s3_client
-from pier.monitor.profile import profile_frame
-from pier.monitor.violations import VIOLATIONS_FILE, check
+from pier.monitor.stats.baseline import Baseline, read_baseline, statistics_from_profile
+from pier.monitor.stats.drift import DriftReport, compare
+from pier.monitor.stats.formats import ConstraintViolations, to_dict
+from pier.monitor.stats.profile import profile_frame
+from pier.monitor.stats.violations import VIOLATIONS_FILE, check
+from pier.storage import Location, S3ClientFactory, S3Location, child, s3_client
 
 STATISTICS_FILE = "statistics.json"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -144,14 +143,14 @@ class Outcome:
 # ------------------------------------------------------------------------------ locations
 
 
-def resolve_location(uri: str, base: Path) -> Path | S3Target:
+def resolve_location(uri: str, base: Path) -> Location:
     """``s3://bucket/prefix``, ``file:///abs/dir`` or ``file:rel/dir`` (under ``base``)."""
     parsed = urlsplit(uri)
     scheme = parsed.scheme.lower()
     if scheme == "s3":
         if not parsed.netloc:
             raise MonitorError(f"{uri} names no bucket")
-        return S3Target(parsed.netloc, parsed.path.strip("/"))
+        return S3Location(parsed.netloc, parsed.path.strip("/"))
     if scheme == "file":
         path = Path(unquote(parsed.path))
         if ".." in path.parts:
@@ -161,22 +160,19 @@ def resolve_location(uri: str, base: Path) -> Path | S3Target:
 
 
 def output_location(
-    target: Path | S3Target, endpoint: str, schedule: str, scheduled: datetime
-) -> Path | S3Target:
+    target: Location, endpoint: str, schedule: str, scheduled: datetime
+) -> Location:
     """SageMaker's report directory of one execution: ``{endpoint}/{schedule}/yyyy/mm/dd/hh``."""
-    relative = f"{endpoint}/{schedule}/{scheduled.astimezone(UTC):%Y/%m/%d/%H}"
-    if isinstance(target, Path):
-        return target / relative
-    return S3Target(target.bucket, f"{target.prefix}/{relative}" if target.prefix else relative)
+    return child(target, endpoint, schedule, f"{scheduled.astimezone(UTC):%Y/%m/%d/%H}")
 
 
-def location_uri(target: Path | S3Target) -> str:
+def location_uri(target: Location) -> str:
     if isinstance(target, Path):
         return target.as_uri()
     return f"s3://{target.bucket}/{target.prefix}"
 
 
-def _write(target: Path | S3Target, files: dict[str, dict[str, Any]], s3: S3ClientFactory) -> None:
+def _write(target: Location, files: dict[str, dict[str, Any]], s3: S3ClientFactory) -> None:
     if isinstance(target, Path):
         target.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
@@ -197,7 +193,7 @@ def load_baseline(
     constraints_uri: str,
     base: Path,
     *,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
     from_model: Callable[[str, Path], Path] | None = None,
 ) -> Baseline:
     """The baseline the two URIs name: files (``file:``), S3 objects, or ``models:/name/version``
@@ -229,13 +225,13 @@ def load_baseline(
 
 def analyse(
     baseline: Baseline | None,
-    capture: Path | S3Target,
+    capture: Location,
     endpoint: str,
     start: datetime,
     end: datetime,
-    output: Path | S3Target,
+    output: Location,
     *,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> Outcome:
     """Profile ``endpoint``'s captured requests of ``[start, end)``, check them against
     ``baseline`` (None: statistics only) and write the files into ``output``."""

@@ -3,7 +3,8 @@
 A :class:`DatasetProfile` is built from a DataFrame or from batches (DataFrames, Arrow record
 batches or tables), merges with the profile of other rows of the same data (hours, instances)
 and serializes to JSON, so it can be stored and rolled up later. Statistics files
-(:mod:`pier.monitor.baseline`) and drift (:mod:`pier.monitor.drift`) are computed from it.
+(:mod:`pier.monitor.stats.baseline`) and drift (:mod:`pier.monitor.stats.drift`) are computed
+from it.
 
 Types are inferred as SageMaker's analyzer (Deequ) does: every present value is Integral,
 Fractional or String; a column with any String value is String, else with any Fractional
@@ -27,10 +28,10 @@ import pandas as pd
 import pyarrow as pa
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.sketches import DEFAULT_KLL_K, new_kll
-from pier.monitor.summaries import DEFAULT_STRING_CAP, NumericSummary, StringSummary
+from pier.monitor.stats.sketches import DEFAULT_KLL_K, new_kll
+from pier.monitor.stats.summaries import DEFAULT_STRING_CAP, NumericSummary, StringSummary
 
-FORMAT = "pier.monitor.profile/1"
+FORMAT = "pier.monitor.stats.profile/1"
 # Deequ's patterns for numbers written as text (an optional sign, then one optional space).
 _INTEGRAL = re.compile(r"[+-]? ?\d+")
 _FRACTIONAL = re.compile(r"[+-]? ?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")

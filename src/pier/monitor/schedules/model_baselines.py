@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.profile import DatasetProfile
+from pier.monitor.stats.profile import DatasetProfile
 
 BASELINE_TAG = "pier.monitoring.baseline"
 ARTIFACT_DIR = "monitoring/baseline"

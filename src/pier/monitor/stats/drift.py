@@ -28,11 +28,11 @@ from typing import Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
-from pier.monitor.baseline import Baseline
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import FeatureStatistics, MonitoringConfig
-from pier.monitor.profile import DatasetProfile, FeatureProfile, InferredType
-from pier.monitor.sketches import WeightedSample
+from pier.monitor.stats.baseline import Baseline
+from pier.monitor.stats.formats import FeatureStatistics, MonitoringConfig
+from pier.monitor.stats.profile import DatasetProfile, FeatureProfile, InferredType
+from pier.monitor.stats.sketches import WeightedSample
 
 NumericalMetric = Literal["linf", "psi", "wasserstein"]
 ROBUST_FACTOR = 1.8  # Deequ: 1.8·sqrt((n+m)/(n·m)), the KS critical value at α ≈ 0.003

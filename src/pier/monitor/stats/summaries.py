@@ -17,7 +17,7 @@ import numpy as np
 from datasketches import frequent_items_error_type, frequent_strings_sketch, hll_sketch, hll_union
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.sketches import DEFAULT_KLL_K, FloatArray, WeightedSample, new_kll
+from pier.monitor.stats.sketches import DEFAULT_KLL_K, FloatArray, WeightedSample, new_kll
 
 # Exact counts for up to this many distinct strings per column; beyond, a frequent-items
 # sketch (top values, error ≤ 3.5/768 of the count) and HLL (distinct count, ±1.6 %).

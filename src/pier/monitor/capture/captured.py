@@ -1,9 +1,9 @@
 """Captured requests as rows: SageMaker's capture files of a time window, read into batches.
 
-Data capture (:mod:`pier.monitor.capture`, or SageMaker itself) writes JSON Lines under
+Data capture (:mod:`pier.monitor.capture.capture`, or SageMaker itself) writes JSON Lines under
 ``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``, a local directory or S3. This
 module lists the hour directories a window ``[start, end)`` touches (every variant, through
-:mod:`pier.monitor.hourly`), keeps the
+:mod:`pier.storage`), keeps the
 records whose ``eventMetadata.inferenceTime`` falls in it, and turns each record's
 ``captureData.endpointInput`` into rows:
 
@@ -20,7 +20,7 @@ Rows without a name for a position (a JSON list row, a CSV row) take the feature
 order, so the window profiles with the baseline's columns. Batches are DataFrames of up to
 ``batch_rows`` rows whose columns keep their kind: only integers become a nullable ``Int64``
 column, numbers ``float64``, anything else ``object``; they feed
-:func:`pier.monitor.profile.profile_frame` directly. What could not be read is counted by
+:func:`pier.monitor.stats.profile.profile_frame` directly. What could not be read is counted by
 reason in :class:`ReadStats`, never raised: one bad record does not fail a window.
 """
 
@@ -37,20 +37,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from pier.monitor.capture import S3Target
-from pier.monitor.hourly import (
+from pier.storage import (
     Line,
+    Location,
     S3ClientFactory,
     child,
-    default_s3_client,
     read_lines,
+    s3_client,
     subdirectories,
 )
 
@@ -91,11 +90,11 @@ class ReadStats:
 
 
 def window_lines(
-    destination: Path | S3Target,
+    destination: Location,
     endpoint: str,
     start: datetime,
     end: datetime,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> Iterator[Line]:
     """Every line of ``endpoint``'s capture files (all variants) in the window's hours."""
     root = child(destination, endpoint)
@@ -351,7 +350,7 @@ def read_batches(
 
 
 def read_window(
-    target: Path | S3Target,
+    target: Location,
     endpoint: str,
     start: datetime,
     end: datetime,
@@ -359,7 +358,7 @@ def read_window(
     stats: ReadStats,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    s3: S3ClientFactory = default_s3_client,
+    s3: S3ClientFactory = s3_client,
 ) -> Iterator[pd.DataFrame]:
     """Batches of the rows ``endpoint`` received in ``[start, end)``, read from its captures."""
     lines = window_lines(target, endpoint, start, end, s3)

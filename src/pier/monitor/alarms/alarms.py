@@ -1,6 +1,6 @@
 """CloudWatch metric alarms: the rule, one evaluation, and the reason CloudWatch would give.
 
-Pure: no I/O and no clock. The alarm runner (`pier.monitor.alarm_runner`) fetches the points
+Pure: no I/O and no clock. The alarm runner (`pier.monitor.alarms.runner`) fetches the points
 of the evaluation range and calls `evaluate`; the API stores what it returns.
 
 Semantics (CloudWatch User Guide, "Using Amazon CloudWatch alarms"):
@@ -38,7 +38,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pier.errors import AwsError
+from pier.errors import PierError
 
 __all__ = [
     "EXTRA_RANGE_PERIODS",
@@ -123,12 +123,15 @@ class MissingData(StrEnum):
     NOT_BREACHING = "notBreaching"
 
 
-class AlarmRuleError(AwsError):
+class AlarmRuleError(PierError):
     """A PutMetricAlarm CloudWatch refuses, or one pier cannot evaluate (said so plainly).
 
     `code` is CloudWatch's: ValidationError, MissingParameter, InvalidParameterCombination
-    or InvalidParameterValue.
+    or InvalidParameterValue. Not an API error itself: the alarm service raises CloudWatch's
+    error of that code.
     """
+
+    status = 400
 
     def __init__(self, message: str, code: str = "ValidationError") -> None:
         super().__init__(message)

@@ -30,17 +30,19 @@ from typing import Any
 
 import orjson
 
-from pier.monitor.capture import S3Target, resolve_destination
 from pier.monitor.errors import MonitorError
-from pier.monitor.hourly import (
+from pier.monitor.quality.quality import GroundTruth, QualityError, parse_labels
+from pier.storage import (
     Location,
+    S3Client,
     S3ClientFactory,
+    S3Location,
     child,
-    default_s3_client,
     describe,
     read_lines,
+    resolve,
+    s3_client,
 )
-from pier.monitor.quality import GroundTruth, QualityError, parse_labels
 
 CONTENT_TYPES = frozenset({"application/jsonlines", "application/x-ndjson", "application/jsonl"})
 DEFAULT_DIR = "ground-truth"  # under the pier home
@@ -153,9 +155,9 @@ def _upload_name(now: float) -> str:
 class GroundTruthStore:
     """Ground truth of every endpoint under one root (a directory or an S3 prefix)."""
 
-    def __init__(self, uri: str, home: Path, s3: S3ClientFactory = default_s3_client) -> None:
+    def __init__(self, uri: str, home: Path, s3: S3ClientFactory = s3_client) -> None:
         try:
-            self.location: Location = resolve_destination(uri, home / DEFAULT_DIR)
+            self.location: Location = resolve(uri, home / DEFAULT_DIR)
         except ValueError:
             raise MonitorError(
                 f"ground-truth URI {uri}: pier stores ground truth under s3://bucket/prefix or "
@@ -163,7 +165,7 @@ class GroundTruthStore:
             ) from None
         self.uri = uri
         self._s3 = s3
-        self._client: Any = None
+        self._client: S3Client | None = None
 
     def __repr__(self) -> str:
         return f"GroundTruthStore({describe(self.location)})"
@@ -189,7 +191,7 @@ class GroundTruthStore:
                 temporary.unlink(missing_ok=True)
                 raise
             return str(target / name)
-        assert isinstance(target, S3Target)
+        assert isinstance(target, S3Location)
         if self._client is None:
             self._client = self._s3()
         key = f"{target.prefix}/{name}"
@@ -228,7 +230,7 @@ class GroundTruthWindow:
 
 
 def store_for_home(
-    home: Path, configured: str | None, s3: S3ClientFactory = default_s3_client
+    home: Path, configured: str | None, s3: S3ClientFactory = s3_client
 ) -> GroundTruthStore:
     """The store of a pier home: the one its platform last announced in LOCATION_FILE, else the
     configured one, else `$PIER_HOME/ground-truth`."""

@@ -12,17 +12,17 @@ threshold it failed:
   ``completeness`` constraint (the baseline's own completeness unless edited).
 - ``categorical_values_check``: the share of a string feature's values inside its
   ``string_constraints.domains`` is below ``domain_content_threshold`` (1.0 by default).
-- ``baseline_drift_check``: :func:`pier.monitor.drift.compare` says the feature drifted.
+- ``baseline_drift_check``: :func:`pier.monitor.stats.drift.compare` says the feature drifted.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pier.monitor.baseline import Baseline
-from pier.monitor.drift import DriftReport, DriftThresholds, FeatureDrift, compare
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import (
+from pier.monitor.stats.baseline import Baseline
+from pier.monitor.stats.drift import DriftReport, DriftThresholds, FeatureDrift, compare
+from pier.monitor.stats.formats import (
     CheckType,
     ConstraintViolations,
     FeatureConstraints,
@@ -31,7 +31,7 @@ from pier.monitor.formats import (
     dump,
     load,
 )
-from pier.monitor.profile import DatasetProfile, FeatureProfile, InferredType
+from pier.monitor.stats.profile import DatasetProfile, FeatureProfile, InferredType
 
 VIOLATIONS_FILE = "constraint_violations.json"
 _SHOWN_VALUES = 5

@@ -18,7 +18,7 @@ A transition, whether from an evaluation or from SetAlarmState (`submit`), is:
 3. handed to every subscriber (`subscribe(callback)`: a function or a coroutine function
    taking an AlarmTransition; coroutines run as tasks, plain functions inline, so keep those
    short); a failing subscriber is logged and never stops the others;
-4. acted on, when ActionsEnabled: the actions of the new state (see pier.monitor.alarm_actions)
+4. acted on, when ActionsEnabled: the actions of the new state (see pier.monitor.alarms.actions)
    run as tasks, never blocking the loop; each outcome is an Action history item.
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pier.monitor.alarm_actions import (
+from pier.monitor.alarms.actions import (
     ActionOutcome,
     WebhookSender,
     action_history_data,
@@ -44,7 +44,7 @@ from pier.monitor.alarm_actions import (
     notification,
     unreachable,
 )
-from pier.monitor.alarms import AlarmState, Slot, evaluate, period_starts, rule_from_request
+from pier.monitor.alarms.alarms import AlarmState, Slot, evaluate, period_starts, rule_from_request
 from pier.store.alarms import AlarmStore, HistoryEntry, StoredAlarm, history_json
 from pier.store.metrics import MetricStore
 

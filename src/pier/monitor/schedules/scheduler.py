@@ -9,8 +9,8 @@ one interval of the schedule before now.
 
 An execution (:meth:`Scheduler.execute`) reads the schedule and the endpoint's current
 DataCaptureConfig from the state store, loads the baseline (``file:``, ``s3://`` or
-``models:/name/version``), runs :func:`pier.monitor.analysis.analyse` on the window, records
-the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` with its reason) and
+``models:/name/version``), runs :func:`pier.monitor.schedules.analysis.analyse` on the window,
+records the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` with its reason) and
 hands the drift metrics to ``publish``. Executions left ``Pending`` or ``InProgress`` by a
 platform that stopped are marked ``Failed`` at the next start.
 
@@ -29,8 +29,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pier.monitor import cron
-from pier.monitor.analysis import (
+from pier.monitor.errors import MonitorError
+from pier.monitor.schedules import cron
+from pier.monitor.schedules.analysis import (
     DataMetric,
     ExecutionStatus,
     analyse,
@@ -38,15 +39,13 @@ from pier.monitor.analysis import (
     output_location,
     resolve_location,
 )
-from pier.monitor.capture import resolve_destination
-from pier.monitor.errors import MonitorError
-from pier.monitor.hourly import S3ClientFactory, default_s3_client
+from pier.storage import S3ClientFactory, resolve, s3_client
 from pier.store.db import Sessions
 from pier.store.metrics import MetricPoint, MetricStore
 from pier.store.monitoring import MonitoringStore, MonitoringTx
 from pier.store.tables import MonitoringExecutionRow, MonitoringScheduleRow
 
-log = logging.getLogger("pier.monitor.scheduler")
+log = logging.getLogger("pier.monitor.schedules.scheduler")
 
 DEFAULT_POLL_INTERVAL_S = 15.0
 
@@ -114,7 +113,7 @@ class Scheduler:
         capture_base: Path,
         output_base: Path,
         publish: Publish | None = None,
-        s3: S3ClientFactory = default_s3_client,
+        s3: S3ClientFactory = s3_client,
         from_model: FromModel | None = None,
         clock: Callable[[], datetime] = _now,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
@@ -317,7 +316,7 @@ class Scheduler:
                 None,
                 None,
             )
-        capture = resolve_destination(capture_config["DestinationS3Uri"], self.capture_base)
+        capture = resolve(capture_config["DestinationS3Uri"], self.capture_base)
         job = _job(config)
         resources = job.get("BaselineConfig") or {}
         statistics = (resources.get("StatisticsResource") or {}).get("S3Uri")

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.formats import (
+from pier.monitor.stats.formats import (
     CategoricalBucket,
     CategoricalDistribution,
     CommonStatistics,
@@ -42,9 +42,9 @@ from pier.monitor.formats import (
     dump,
     load,
 )
-from pier.monitor.profile import DatasetProfile, FeatureProfile, InferredType, profile_frame
-from pier.monitor.sketches import DEFAULT_KLL_K, KLL_C, WeightedSample, kll_levels
-from pier.monitor.summaries import DEFAULT_STRING_CAP
+from pier.monitor.stats.profile import DatasetProfile, FeatureProfile, InferredType, profile_frame
+from pier.monitor.stats.sketches import DEFAULT_KLL_K, KLL_C, WeightedSample, kll_levels
+from pier.monitor.stats.summaries import DEFAULT_STRING_CAP
 
 KLL_BUCKETS = 10  # SageMaker's statistics.json: 10 equal-width buckets between min and max
 # Deequ's ColumnProfiler keeps histograms (and suggests an IsIn domain) up to 120 distinct values.

@@ -1,5 +1,5 @@
 """Model quality from ground truth: captured predictions joined with labels by id, and metrics
-per variant and time bucket. Pure: no files, no network (pier.monitor.hourly reads them).
+per variant and time bucket. Pure: no files, no network (pier.monitor.quality.captures reads them).
 
 Ids. A ground-truth record's `eventMetadata.eventId` names a captured inference by the
 `inferenceId` its caller gave (InvokeEndpoint's InferenceId), falling back to the capture's own
@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.quality_metrics import (
+from pier.monitor.quality.metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     Metrics,
@@ -376,7 +376,7 @@ def captured_from_record(record: Any, variant: str) -> Captured:
 
 
 def ground_truth_from_record(record: Mapping[str, Any]) -> GroundTruth:
-    """A validated ground-truth record (see pier.monitor.ground_truth) as `GroundTruth`."""
+    """A validated ground-truth record (see pier.monitor.quality.ground_truth) as `GroundTruth`."""
     return GroundTruth(record["eventMetadata"]["eventId"], record["groundTruthData"])
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from pier.monitor.alarms import iso_millis
+from pier.monitor.alarms.alarms import iso_millis
 
 __all__ = [
     "ActionOutcome",

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pier.monitor.errors import MonitorError
-from pier.monitor.profile import InferredType
+from pier.monitor.stats.profile import InferredType
 
 
 class _Model(BaseModel):

@@ -4,7 +4,7 @@ A KLL sketch keeps a few thousand of the values it saw, in levels: an item on le
 stands for ``2**h`` values. SageMaker's statistics.json stores exactly that (``sketch.data``,
 one list per level, lowest first), and Apache DataSketches serializes the same thing in
 binary. Both become a :class:`WeightedSample` (sorted values, their weights), from which the
-CDF, quantiles, histogram buckets and every distance in :mod:`pier.monitor.drift` are computed
+CDF, quantiles, histogram buckets and every distance in :mod:`pier.monitor.stats.drift` are computed
 exactly, so a baseline written by SageMaker compares with a window profiled by pier.
 """
 
