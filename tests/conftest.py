@@ -28,7 +28,7 @@ def migrated_engine(
     """A state store at the latest migration: SQLite in a temporary directory, and a fresh
     database on the local PostgreSQL (dropped afterwards). Tests using it run on both."""
     from pier.store import db
-    from tests.contract.platform_fixtures import postgres_database
+    from tests.boto3.platform_fixtures import postgres_database
 
     if request.param == "sqlite":
         engine = db.create(f"sqlite:///{tmp_path_factory.mktemp('store')}/pier.db")

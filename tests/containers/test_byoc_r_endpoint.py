@@ -25,15 +25,15 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.containers.conftest import TrainedR
-from tests.contract.platform_fixtures import (
+from tests.boto3.hosting import SHORT, variant
+from tests.boto3.platform_fixtures import (
     BIN,
     Platform,
     platform_env,
     running_platform,
     wait_for,
 )
-from tests.contract.test_hosting_boto3 import SHORT, variant
+from tests.containers.conftest import TrainedR
 from tests.e2e.test_data_capture import capture_config, read_records
 from tests.e2e.test_endpoint_metrics import sample, scrape
 

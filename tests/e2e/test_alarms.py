@@ -24,8 +24,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.contract import platform_fixtures
-from tests.contract.platform_fixtures import BIN, Platform, running_platform, wait_for
+from tests.boto3 import platform_fixtures
+from tests.boto3.platform_fixtures import BIN, Platform, running_platform, wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

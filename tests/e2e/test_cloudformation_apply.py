@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.platform_fixtures import (
     BIN,
     LinearModel,
     Platform,

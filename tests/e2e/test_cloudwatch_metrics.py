@@ -30,8 +30,9 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.contract import platform_fixtures
-from tests.contract.platform_fixtures import (
+from tests.boto3 import platform_fixtures
+from tests.boto3.hosting import SHORT, variant
+from tests.boto3.platform_fixtures import (
     BIN,
     REGION,
     Platform,
@@ -40,7 +41,6 @@ from tests.contract.platform_fixtures import (
     split_json,
     wait_for,
 )
-from tests.contract.test_hosting_boto3 import SHORT, variant
 
 pytestmark = pytest.mark.slow
 GOOD = split_json([[1.0, 2.0]])

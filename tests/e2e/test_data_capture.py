@@ -22,7 +22,8 @@ import boto3
 import httpx
 import pytest
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.hosting import SHORT, variant
+from tests.boto3.platform_fixtures import (
     BIN,
     REGION,
     Platform,
@@ -33,7 +34,6 @@ from tests.contract.platform_fixtures import (
     split_json,
     wait_for,
 )
-from tests.contract.test_hosting_boto3 import SHORT, variant
 from tests.e2e.test_endpoint_metrics import sample, scrape
 
 pytestmark = pytest.mark.slow

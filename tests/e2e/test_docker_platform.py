@@ -18,8 +18,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pier.hosting.docker_engine import connect
+from tests.boto3.platform_fixtures import BIN, Platform, platform_env, running_platform
 from tests.containers.images import tiny_image
-from tests.contract.platform_fixtures import BIN, Platform, platform_env, running_platform
 
 pytestmark = pytest.mark.slow
 PIER = str(BIN / "pier")

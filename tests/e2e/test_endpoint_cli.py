@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.hosting import SHORT, variant
+from tests.boto3.platform_fixtures import (
     BIN,
     Platform,
     platform_env,
@@ -32,7 +33,6 @@ from tests.contract.platform_fixtures import (
     split_json,
     wait_for,
 )
-from tests.contract.test_hosting_boto3 import SHORT, variant
 
 pytestmark = pytest.mark.slow
 PIER = str(BIN / "pier")

@@ -16,13 +16,13 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.hosting import SHORT, variant
+from tests.boto3.platform_fixtures import (
     Platform,
     running_platform,
     save_linear_model,
     split_json,
 )
-from tests.contract.test_hosting_boto3 import SHORT, variant
 
 pytestmark = pytest.mark.slow
 GOOD = split_json([[1.0, 2.0]])

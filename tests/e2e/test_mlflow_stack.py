@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from botocore.config import Config
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.platform_fixtures import (
     BIN,
     POSTGRES_ADMIN_URL,
     kill_leftovers,

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_diabetes
 
-from tests.contract.platform_fixtures import free_port, running_platform, wait_for
+from tests.boto3.platform_fixtures import free_port, running_platform, wait_for
 from tests.e2e.other_sklearn import FEATURES, OTHER_SKLEARN, trained_model
 
 pytestmark = pytest.mark.slow

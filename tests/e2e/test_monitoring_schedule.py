@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.platform_fixtures import (
     BIN,
     Platform,
     platform_env,

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.platform_fixtures import BIN, free_port, kill_leftovers, wait_for
+from tests.boto3.platform_fixtures import BIN, free_port, kill_leftovers, wait_for
 
 pytestmark = pytest.mark.slow
 DOC = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.platform_fixtures import (
+from tests.boto3.platform_fixtures import (
     BIN,
     Platform,
     endpoint_processes,
