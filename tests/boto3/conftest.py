@@ -166,7 +166,8 @@ def rolling(sm: Any, resources: None) -> Created:
 
 # The test files, in the order of an endpoint's life. pytest would run them in alphabetical
 # order, and crashes_and_restarts (which restarts the platform and leaves ROLLING on model B)
-# would then run before the updates that expect ROLLING as created.
+# would then run before the updates that expect ROLLING as created. A new file goes in here
+# (LIFECYCLE.index fails loudly on a file it does not name).
 LIFECYCLE = (
     "test_models.py",
     "test_endpoint_configs.py",

@@ -50,7 +50,15 @@ def test_sigkill_of_an_instance_under_load(
     platform: Platform, sm: Any, rt: Any, models: Models, rolling: Created
 ) -> None:
     threads = 4
-    if describe_variants(sm, ROLLING)["main"]["DesiredInstanceCount"] < 2:  # run alone
+    # Run without test_updates (this file alone), ROLLING is still as created: bring it where
+    # test_updates leaves it, on model B (and its old fleet gone) with two instances.
+    if sm.describe_endpoint(EndpointName=ROLLING)["EndpointConfigName"] == "cfg-a":
+        sm.update_endpoint(EndpointName=ROLLING, EndpointConfigName="cfg-b")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=ROLLING, WaiterConfig=SHORT)
+        wait_for(
+            lambda: len(endpoint_processes(platform.home, ROLLING)) == 1, 40, what="old fleet gone"
+        )
+    if describe_variants(sm, ROLLING)["main"]["DesiredInstanceCount"] < 2:
         sm.update_endpoint_weights_and_capacities(
             EndpointName=ROLLING,
             DesiredWeightsAndCapacities=[{"VariantName": "main", "DesiredInstanceCount": 2}],
