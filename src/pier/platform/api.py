@@ -17,7 +17,9 @@ reaches a client. Every 5xx is logged; a 4xx is the client's business and only a
 
 `Operations` is the one dispatcher: an explicit `{operation: bound method}` table, written
 out when the platform starts, so that mypy checks every handler's signature and vulture sees
-each one used. An operation missing from the table is refused in the API's own words.
+each one used. An operation missing from the table is refused in the API's own words. It
+runs the handler in a worker thread (handlers block on the store); `handle` itself runs on
+the event loop, so the runtime API, whose router is asynchronous, awaits it there.
 
 `PlatformApp` (pier.platform.app) holds the APIs in order and serves a request with the first
 one whose `matches(scope)` is true, like Starlette's Router over its routes;
