@@ -23,6 +23,7 @@ lint: install
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture src .vulture-whitelist.py --min-confidence 60  # dead code stays gone
 
 typecheck: install
 	$(VENV)/bin/mypy

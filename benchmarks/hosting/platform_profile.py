@@ -9,7 +9,9 @@ from typing import Any
 _AREAS = (  # (area, substring of a Python frame's file): the innermost match names the area
     ("SigV4 verification (pier/contract/sigv4.py)", "pier/contract/sigv4"),
     ("router: pick + upstream client (pier/router)", "pier/router/"),
-    ("runtime API handler (pier/platform/app.py)", "pier/platform/app"),
+    ("runtime API: front door + handler (pier/platform)", "pier/platform/app"),
+    ("runtime API: front door + handler (pier/platform)", "pier/platform/api"),
+    ("runtime API: front door + handler (pier/platform)", "pier/platform/runtime_api"),
     ("uvicorn HTTP protocol (httptools_impl)", "uvicorn/"),
     ("reconciler / control plane", "pier/control/"),
     ("SQLAlchemy", "sqlalchemy/"),

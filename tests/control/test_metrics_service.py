@@ -1,5 +1,5 @@
-"""pier.control.metrics_service on a SQLite store: the operations' rules and answers, and the
-dispatcher that finds an operation on any registered service."""
+"""pier.control.metrics_service on a SQLite store: the operations' rules and answers, and
+CloudWatch's operations table (pier.platform.cloudwatch_api) over the services."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, delete
 
 from pier.contract import cloudwatch as wire
-from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.errors import UnknownOperationException
+from pier.platform.cloudwatch_api import cloudwatch_operations, metric_operations
 from pier.store import db
 from pier.store.metrics import MetricStore
 from pier.store.tables import MetricPointRow
@@ -39,8 +39,8 @@ def service(engine: Engine) -> CloudWatchMetricsService:
 
 def call(service: CloudWatchMetricsService, operation: str, **params: Any) -> dict[str, Any]:
     """Through the wire contract's validation, as the platform calls it."""
-    api = CloudWatchApi([service])
-    return api.handler(operation)(wire.validate_input(operation, params))
+    operations = cloudwatch_operations(metric_operations(service))
+    return operations.handler(operation)(wire.validate_input(operation, params))
 
 
 def put(service: CloudWatchMetricsService, name: str, minute: int, **datum: Any) -> None:
@@ -202,16 +202,23 @@ def test_refusals(
         call(service, operation, **params)
 
 
-def test_dispatcher_finds_operations_on_any_service(service: CloudWatchMetricsService) -> None:
-    class Alarms:
-        def describe_alarms(self, params: dict[str, Any]) -> dict[str, Any]:
-            return {"MetricAlarms": []}
+def test_the_table_finds_operations_of_every_service(service: CloudWatchMetricsService) -> None:
+    def describe_alarms(params: dict[str, Any]) -> dict[str, Any]:
+        return {"MetricAlarms": []}
 
-    api = CloudWatchApi([service])
     with pytest.raises(UnknownOperationException, match="not DescribeAlarms"):
-        api.handler("DescribeAlarms")
-    api.register(Alarms())
-    assert api.handler("DescribeAlarms")({}) == {"MetricAlarms": []}
-    assert api.operations() == [
+        cloudwatch_operations(metric_operations(service)).handler("DescribeAlarms")
+    operations = cloudwatch_operations(
+        metric_operations(service), {"DescribeAlarms": describe_alarms}
+    )
+    assert operations.handler("DescribeAlarms")({}) == {"MetricAlarms": []}
+    assert operations.names() == [
         "DescribeAlarms", "GetMetricData", "GetMetricStatistics", "ListMetrics", "PutMetricData",
     ]  # fmt: skip
+    with pytest.raises(UnknownOperationException) as caught:
+        operations.handler("DescribeAnomalyDetectors")
+    assert caught.value.message == (
+        "The requested operation is not recognized by the service. pier implements "
+        "DescribeAlarms, GetMetricData, GetMetricStatistics, ListMetrics, PutMetricData of "
+        "CloudWatch, not DescribeAnomalyDetectors."
+    )

@@ -211,10 +211,10 @@ def test_ticks_run_executions_that_find_the_drift(scene: Scene, baseline_dir: Pa
 
     capture_traffic(scene, shift_b=4.0, when=datetime(2026, 11, 30, 9, 30, tzinfo=UTC))
     scene.clock.now = datetime(2026, 11, 30, 9, 40, tzinfo=UTC)
-    summary = scene.service.route("POST", "hourly/executions")  # pier monitor run
+    summary = scene.service.start_execution("hourly")  # pier monitor run
     assert summary["MonitoringExecutionStatus"] == "Pending"
     scene.scheduler.wait_idle()  # the pool ran it
-    report = scene.service.route("GET", "hourly/report")["Execution"]
+    report = scene.service.latest_report("hourly")["Execution"]
     assert report["MonitoringExecutionStatus"] == "CompletedWithViolations"
     assert [v["feature_name"] for v in report["Report"]["violations"]] == ["b"]
     assert report["Report"]["window"] == {
@@ -259,7 +259,7 @@ def test_stopped_schedules_do_not_tick_and_unfinished_executions_fail(
     scene.scheduler.wait_idle()
     scene.scheduler._pool.shutdown(wait=True)
     with pytest.raises(MonitorError, match="the platform is stopping"):
-        scene.service.route("POST", "hourly/executions")
+        scene.service.start_execution("hourly")
     assert scene.scheduler.recover() == 1  # recorded, never run: Failed at the next start
     executions = scene.call("ListMonitoringExecutions", SortBy="CreationTime")
     latest = executions["MonitoringExecutionSummaries"][0]

@@ -12,7 +12,9 @@ import pytest
 
 from pier.errors import MissingAuthenticationToken, ValidationException
 from pier.monitor.quality.ground_truth import GroundTruthStore, store_uri
-from pier.platform.ground_truth_api import GroundTruthApi, is_ground_truth
+from pier.platform.api import Request
+from pier.platform.app import PlatformApp
+from pier.platform.ground_truth_api import GroundTruthApi
 
 GOOD = b'{"groundTruthData": {"data": "1,2", "encoding": "CSV"}, "eventMetadata": {"eventId": "a"}, "eventVersion": "0"}\n'  # noqa: E501
 
@@ -24,8 +26,9 @@ class Service:
         return {"EndpointName": "churn"}
 
 
-def authenticate(scope: Any, headers: dict[str, str], body: bytes) -> None:
-    if "authorization" not in headers:
+def authenticate(request: Request, service: str) -> None:
+    assert service == "sagemaker"
+    if "authorization" not in request.headers:
         raise MissingAuthenticationToken("Missing Authentication Token")
 
 
@@ -49,7 +52,7 @@ def call(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(api(scope, receive, send, authenticate))
+    asyncio.run(PlatformApp([api], authenticate)(scope, receive, send))
     return sent[0]["status"], json.loads(sent[1]["body"])
 
 
@@ -95,7 +98,10 @@ def test_refusals(api: GroundTruthApi, tmp_path: Path) -> None:
     assert stored(tmp_path) == []
 
 
-def test_routes() -> None:
-    assert is_ground_truth("POST", "/endpoints/churn/ground-truth")
-    assert not is_ground_truth("GET", "/endpoints/churn/ground-truth")
-    assert not is_ground_truth("POST", "/endpoints/churn/invocations")
+def test_routes(api: GroundTruthApi) -> None:
+    def matches(method: str, path: str) -> bool:
+        return api.matches({"type": "http", "method": method, "path": path, "headers": []})
+
+    assert matches("POST", "/endpoints/churn/ground-truth")
+    assert not matches("GET", "/endpoints/churn/ground-truth")
+    assert not matches("POST", "/endpoints/churn/invocations")

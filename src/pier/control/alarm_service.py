@@ -2,7 +2,7 @@
 DescribeAlarmsForMetric, DescribeAlarmHistory, DeleteAlarms, SetAlarmState,
 EnableAlarmActions, DisableAlarmActions.
 
-Registered with the CloudWatch dispatcher (pier.control.cloudwatch_api) beside the metric
+Served by the CloudWatch API (pier.platform.cloudwatch_api) beside the metric
 operations. Inputs arrive checked against botocore's model (pier.contract.cloudwatch); the
 rules of a metric alarm are pier.monitor.alarms.alarms', evaluation and actions the alarm runner's.
 

@@ -345,39 +345,32 @@ class MonitoringService:
         return {"MonitoringExecutionSummaries": items, **page.token_field()}
 
     # ------------------------------------------------------------------ pier's extension
-    def route(self, method: str, path: str) -> dict[str, Any]:
-        """pier's routes under /pier/monitoring-schedules/ (SageMaker has no "run now"):
+    # SageMaker has no "run now" nor a report API; pier.platform.monitoring_api serves these.
+    def start_execution(self, name: str) -> dict[str, Any]:
+        """Start an execution of schedule `name` now; its MonitoringExecutionSummary."""
+        with self._store.read() as tx:
+            self._schedule(tx, name)
+        execution_id = self._run_now(name)
+        with self._store.read() as tx:
+            row = tx.execution(execution_id)
+            assert row is not None
+            return execution_summary(row)
 
-        - ``POST {name}/executions``: start an execution now; its summary.
-        - ``GET {name}/report``: the latest execution's summary and report.
-        """
-        name, _, action = path.strip("/").partition("/")
-        if method == "POST" and action == "executions":
-            with self._store.read() as tx:
-                self._schedule(tx, name)
-            execution_id = self._run_now(name)
-            with self._store.read() as tx:
-                row = tx.execution(execution_id)
-                assert row is not None
-                return execution_summary(row)
-        if method == "GET" and action == "report":
-            with self._store.read() as tx:
-                schedule = self._schedule(tx, name)
-                row = tx.latest_execution(name)
-                out: dict[str, Any] = {
-                    "MonitoringScheduleName": name,
-                    "EndpointName": schedule.endpoint_name,
-                    "MonitoringScheduleStatus": schedule.status,
-                }
-                if row is not None:
-                    out["Execution"] = execution_summary(row)
-                    out["Execution"]["Report"] = row.report
-                    out["Execution"]["OutputUri"] = row.output_uri
-                return out
-        raise ValidationException(
-            f"No such pier route: {method} /pier/monitoring-schedules/{path} (POST "
-            "{name}/executions or GET {name}/report)."
-        )
+    def latest_report(self, name: str) -> dict[str, Any]:
+        """Schedule `name`, its status and its latest execution's summary, report and output."""
+        with self._store.read() as tx:
+            schedule = self._schedule(tx, name)
+            row = tx.latest_execution(name)
+            out: dict[str, Any] = {
+                "MonitoringScheduleName": name,
+                "EndpointName": schedule.endpoint_name,
+                "MonitoringScheduleStatus": schedule.status,
+            }
+            if row is not None:
+                out["Execution"] = execution_summary(row)
+                out["Execution"]["Report"] = row.report
+                out["Execution"]["OutputUri"] = row.output_uri
+            return out
 
 
 def execution_summary(row: MonitoringExecutionRow) -> dict[str, Any]:

@@ -61,15 +61,6 @@ def _drop_failed_sockets() -> None:
         gc.collect()
 
 
-def available() -> bool:
-    """Whether an engine answers (a quick check for `can_run`-style decisions)."""
-    try:
-        connect(timeout_s=5.0).close()
-    except DockerUnavailable:
-        return False
-    return True
-
-
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -19,23 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
-from pier.contract.asgi import (
-    Receive,
-    Scope,
-    Send,
-    json_headers,
-    read_body,
-    request_headers,
-    respond,
-)
+from pier.contract.asgi import Scope, json_headers
 from pier.control.service import HostingService
-from pier.errors import AwsError, InternalFailure, ValidationException
+from pier.errors import AwsError, PierError, ValidationException
 from pier.monitor.quality.ground_truth import (
     CONTENT_TYPES,
     GroundTruthError,
@@ -43,89 +33,81 @@ from pier.monitor.quality.ground_truth import (
     Upload,
     validate,
 )
+from pier.platform.api import Request, Response
 
 log = logging.getLogger("pier.platform")
 
 GROUND_TRUTH_SUFFIX = "/ground-truth"
 MAX_GROUND_TRUTH_BYTES = 16 * 1024 * 1024
-
-Authenticate = Callable[[Scope, dict[str, str], bytes], None]
-
-
-def is_ground_truth(method: str, path: str) -> bool:
-    return (
-        method == "POST" and path.startswith("/endpoints/") and path.endswith(GROUND_TRUTH_SUFFIX)
-    )
+_PREFIX = "/endpoints/"
 
 
-class _Refused(AwsError):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.extra = status, code, extra
+class _TooLarge(AwsError):
+    status = 413
+    code = "ValidationError"
+
+
+class _NotJsonLines(AwsError):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class _NoEndpoint(AwsError):
+    status = 404
+    code = "ResourceNotFound"
 
 
 class GroundTruthApi:
+    max_body = MAX_GROUND_TRUTH_BYTES
+    signing_service = "sagemaker"
+
     def __init__(self, store: GroundTruthStore, service: HostingService, account: str) -> None:
         self.store = store
         self.service = service
         self.account = account
 
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, authenticate: Authenticate
-    ) -> None:
-        headers = request_headers(scope)
+    def matches(self, scope: Scope) -> bool:
         path: str = scope["path"]
-        name = unquote(path[len("/endpoints/") : -len(GROUND_TRUTH_SUFFIX)])
-        try:
-            body = await read_body(receive, MAX_GROUND_TRUTH_BYTES)
-            if body is None:
-                raise _Refused(
-                    413, "ValidationError",
-                    f"The body exceeds {MAX_GROUND_TRUTH_BYTES} bytes: upload it in parts.",
-                )  # fmt: skip
-            authenticate(scope, headers, body)
-            media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if media not in CONTENT_TYPES:
-                raise _Refused(
-                    415, "UnsupportedMediaType",
-                    f"Content-Type {media or '(none)'} is not JSON Lines: send "
-                    f"{', '.join(sorted(CONTENT_TYPES))}.",
-                )  # fmt: skip
-            await self._check_endpoint(name)
-            upload, where = await asyncio.to_thread(self._store, name, body)
-        except GroundTruthError as exc:
-            problems = [{"line": p.line, "problem": p.problem} for p in exc.problems]
-            await _error(send, _Refused(400, "ValidationError", exc.message,
-                                        line=exc.line, problems=problems))  # fmt: skip
-            return
-        except AwsError as err:
-            await _error(send, err)
-            return
-        except Exception:
-            log.exception("ground truth for endpoint %s could not be stored", name)
-            await _error(send, InternalFailure("Internal error; see the platform log."))
-            return
+        return (
+            scope["method"] == "POST"
+            and path.startswith(_PREFIX)
+            and path.endswith(GROUND_TRUTH_SUFFIX)
+        )
+
+    def too_large(self) -> PierError:
+        return _TooLarge(f"The body exceeds {MAX_GROUND_TRUTH_BYTES} bytes: upload it in parts.")
+
+    async def handle(self, request: Request) -> Response:
+        name = unquote(request.path[len(_PREFIX) : -len(GROUND_TRUTH_SUFFIX)])
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media not in CONTENT_TYPES:
+            raise _NotJsonLines(
+                f"Content-Type {media or '(none)'} is not JSON Lines: send "
+                f"{', '.join(sorted(CONTENT_TYPES))}."
+            )
+        upload, where = await asyncio.to_thread(self._store, name, request.body)
         log.info("ground truth for %s: %d record(s) stored in %s", name, upload.records, where)
         answer = orjson.dumps({"accepted": upload.records, "labels": upload.labels})
-        await respond(send, 200, answer, json_headers())
-
-    async def _check_endpoint(self, name: str) -> None:
-        try:
-            await asyncio.to_thread(self.service.describe_endpoint, {"EndpointName": name})
-        except ValidationException:
-            message = f"Endpoint {name} of account {self.account} not found."
-            raise _Refused(404, "ResourceNotFound", message) from None
+        return Response(200, answer, json_headers())
 
     def _store(self, name: str, body: bytes) -> tuple[Upload, str]:
+        try:
+            self.service.describe_endpoint({"EndpointName": name})
+        except ValidationException:
+            message = f"Endpoint {name} of account {self.account} not found."
+            raise _NoEndpoint(message) from None
         upload = validate(body)  # all lines, before anything is written
         return upload, self.store.append(name, upload)
 
+    def error(self, err: PierError) -> Response:
+        if isinstance(err, GroundTruthError):
+            # Which lines are bad, so that a client can fix them all in one go.
+            problems = [{"line": p.line, "problem": p.problem} for p in err.problems]
+            payload = {"ErrorCode": "ValidationError", "message": err.message,
+                       "line": err.line, "problems": problems}  # fmt: skip
+            return Response(400, orjson.dumps(payload), json_headers("ValidationError"))
+        payload = {"ErrorCode": err.code, "message": err.message}
+        return Response(err.status, orjson.dumps(payload), json_headers(err.code))
 
-async def _error(send: Send, err: AwsError) -> None:
-    payload: dict[str, Any] = {"ErrorCode": err.code, "message": err.message}
-    payload.update(getattr(err, "extra", {}))
-    headers = json_headers(err.code)
-    await respond(send, err.status, orjson.dumps(payload), headers)
 
-
-__all__ = ["GROUND_TRUTH_SUFFIX", "MAX_GROUND_TRUTH_BYTES", "GroundTruthApi", "is_ground_truth"]
+__all__ = ["GROUND_TRUTH_SUFFIX", "MAX_GROUND_TRUTH_BYTES", "GroundTruthApi"]

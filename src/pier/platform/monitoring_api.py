@@ -16,71 +16,56 @@ Errors as the control API writes them: ``{"__type": code, "message": ...}`` with
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
 from urllib.parse import unquote
 
 import orjson
 
-from pier.contract.asgi import (
-    Receive,
-    Scope,
-    Send,
-    json_headers,
-    read_body,
-    request_headers,
-    respond,
-)
+from pier.contract.asgi import Scope, json_headers
 from pier.control.monitoring_service import MonitoringService
-from pier.errors import AwsError, InternalFailure, PierError
-
-log = logging.getLogger("pier.platform")
+from pier.errors import PierError, ValidationException
+from pier.platform.api import Operations, Request, Response
 
 PREFIX = "/pier/monitoring-schedules/"
 _MAX_BODY = 64 * 1024
 
-Authenticate = Callable[[Scope, dict[str, str], bytes], None]
+
+def _no_route(operation: str) -> ValidationException:
+    # handle() refuses an unknown route first, naming its whole path
+    return ValidationException(f"No such pier route: {operation}.")
 
 
-def is_monitoring(path: str) -> bool:
-    return path.startswith(PREFIX)
+class MonitoringApi:
+    max_body = _MAX_BODY
+    signing_service = "sagemaker"
+
+    def __init__(self, service: MonitoringService) -> None:
+        # "METHOD action" -> the service's method, given the schedule's name
+        self._operations = Operations(
+            {"POST executions": service.start_execution, "GET report": service.latest_report},
+            _no_route,
+        )
+
+    def matches(self, scope: Scope) -> bool:
+        return bool(scope["path"].startswith(PREFIX))  # any method: others are refused
+
+    def too_large(self) -> PierError:
+        return ValidationException("The request body is too large.")
+
+    async def handle(self, request: Request) -> Response:
+        path = unquote(request.path[len(PREFIX) :])
+        name, _, action = path.strip("/").partition("/")
+        operation = f"{request.method} {action}"
+        if operation not in self._operations:
+            raise ValidationException(
+                f"No such pier route: {request.method} {PREFIX}{path} (POST "
+                "{name}/executions or GET {name}/report)."
+            )
+        result = await self._operations(operation, name)
+        return Response(200, orjson.dumps(result), json_headers())
+
+    def error(self, err: PierError) -> Response:
+        body = orjson.dumps({"__type": err.code, "message": err.message})
+        return Response(err.status, body, json_headers(err.code))
 
 
-async def monitoring_route(
-    service: MonitoringService,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    authenticate: Authenticate,
-) -> None:
-    headers = request_headers(scope)
-    try:
-        body = await read_body(receive, _MAX_BODY)
-        if body is None:
-            raise AwsError("The request body is too large.")
-        authenticate(scope, headers, body)
-        rest = unquote(scope["path"][len(PREFIX) :])
-        result = await asyncio.to_thread(service.route, scope["method"], rest)
-    except AwsError as err:
-        await _error(send, err)
-        return
-    except PierError as err:
-        aws = AwsError(err.message)
-        aws.status, aws.code = err.status, err.code
-        await _error(send, aws)
-        return
-    except Exception:
-        log.exception("monitoring route failure")
-        await _error(send, InternalFailure("Internal error; see the platform log."))
-        return
-    await respond(send, 200, orjson.dumps(result), json_headers())
-
-
-async def _error(send: Send, err: AwsError) -> None:
-    body = orjson.dumps({"__type": err.code, "message": err.message})
-    headers = json_headers(err.code)
-    await respond(send, err.status, body, headers)
-
-
-__all__ = ["PREFIX", "is_monitoring", "monitoring_route"]
+__all__ = ["PREFIX", "MonitoringApi"]

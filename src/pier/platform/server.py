@@ -16,10 +16,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from pier.contract.cloudwatch import Protocol
 from pier.contract.sigv4 import Credentials
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
-from pier.control.cloudwatch_api import CloudWatchApi
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.control.monitoring_service import MonitoringService
 from pier.control.reconcile import Reconciler
@@ -35,12 +35,22 @@ from pier.monitor.capture.capture import Capturer, default_base
 from pier.monitor.quality.ground_truth import GroundTruthStore, announce, store_uri
 from pier.monitor.schedules.model_baselines import fetch_baseline
 from pier.monitor.schedules.scheduler import Scheduler, publish_to
-from pier.platform.app import PlatformApp
+from pier.platform.api import Api, sigv4
+from pier.platform.app import Metrics, Ping, PlatformApp
+from pier.platform.cloudwatch_api import (
+    CloudWatchApi,
+    alarm_operations,
+    cloudwatch_operations,
+    metric_operations,
+)
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import Home
 from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
+from pier.platform.monitoring_api import MonitoringApi
+from pier.platform.runtime_api import RuntimeApi
+from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
 from pier.router.table import RoutingTable
@@ -238,7 +248,9 @@ async def _serve(
     alarm_service = CloudWatchAlarmService(
         alarm_store, alarms, region=settings.region, account=settings.account
     )
-    cloudwatch = CloudWatchApi([CloudWatchMetricsService(metric_store), alarm_service])
+    cloudwatch = cloudwatch_operations(
+        metric_operations(CloudWatchMetricsService(metric_store)), alarm_operations(alarm_service)
+    )
     # Monitoring schedules: SageMaker's API on the control port; the scheduler runs them and
     # publishes drift metrics (aws/sagemaker/Endpoints/data-metrics) to the metric store.
     scheduler = Scheduler(
@@ -254,16 +266,19 @@ async def _serve(
         run_now=scheduler.run_now,
         notify=scheduler.notify,
     )
-    app = PlatformApp(
-        service,
-        router,
-        lookup,
-        registry=registry,
-        capturer=capturer,
-        ground_truth=GroundTruthApi(labels, service, settings.account),
-        cloudwatch=cloudwatch,
-        monitoring=monitoring,
-    )
+    # Tried in order, the first that matches serves: the hot runtime path first; CloudWatch's
+    # JSON 1.0 (POST / with its X-Amz-Target) before SageMaker's control API on POST /.
+    apis: list[Api] = [
+        RuntimeApi(router, capturer),
+        CloudWatchApi(Protocol.CBOR, cloudwatch),
+        CloudWatchApi(Protocol.JSON, cloudwatch),
+        SageMakerApi(service, monitoring),
+        GroundTruthApi(labels, service, settings.account),
+        MonitoringApi(monitoring),
+        Ping(),
+        Metrics(registry),
+    ]
+    app = PlatformApp(apis, sigv4(lookup))
     await capturer.start()
     await recorder.start()
     await reconciler.start()

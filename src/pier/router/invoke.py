@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from pier.contract.capture_config import CaptureSettings
 from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
 from pier.router.metrics import EndpointMetrics
 from pier.router.table import RoutingTable, Target, least_outstanding
@@ -22,7 +23,7 @@ FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
 _MAX_ORIGINAL_MESSAGE = 4096
 
 
-@dataclass
+@dataclass(slots=True)  # one per request: slots make it cheaper to build
 class Invocation:
     status: int
     body: bytes
@@ -30,6 +31,9 @@ class Invocation:
     variant: str
     custom_attributes: str | None
     model_latency_us: int
+    # The route's data capture when it was invoked (None: not captured), so the caller needs
+    # no second look-up in the routing table, which may have changed since.
+    capture: CaptureSettings | None
 
 
 class Router:
@@ -90,7 +94,7 @@ class Router:
                 raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
             variant = picked
         measured = self.metrics.variant(endpoint, variant.name) if self.metrics else None
-        forward = [(k, v) for k, v in headers.items() if k in FORWARDED]
+        forward = [(k, headers[k]) for k in FORWARDED if k in headers]
         tried: set[Target] = set()
         while True:
             candidates = [t for t in variant.targets if t not in tried]
@@ -156,4 +160,5 @@ class Router:
                 variant=variant.name,
                 custom_attributes=attributes.decode("latin-1") if attributes else None,
                 model_latency_us=latency_us,
+                capture=route.capture,
             )

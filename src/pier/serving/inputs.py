@@ -30,10 +30,6 @@ class Prepared:
     frame: Any = None
     unwrap: bool = False  # MLflow's unified LLM input: answer without the "predictions" wrapper
 
-    @property
-    def fast(self) -> bool:
-        return self.columns is not None
-
 
 def merge(items: list[Prepared]) -> Prepared:
     """One Prepared holding the rows of ``items`` in order (items share a merge_key)."""

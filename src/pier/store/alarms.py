@@ -36,10 +36,6 @@ class StoredAlarm:
     state_updated_at: datetime
     configuration_updated_at: datetime
 
-    @property
-    def actions_enabled(self) -> bool:
-        return bool(self.request.get("ActionsEnabled", True))
-
 
 @dataclass(frozen=True)
 class HistoryEntry:

@@ -114,10 +114,6 @@ class Datapoint:
     unit: str
     value: float
 
-    @property
-    def average(self) -> float:
-        return self.sum / self.sample_count if self.sample_count else 0.0
-
     def statistic(self, stat: str) -> float:
         """SampleCount, Average, Sum, Minimum or Maximum."""
         return _statistic(stat, self.sample_count, self.sum, self.minimum, self.maximum)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,9 +195,3 @@ def unreachable(action: str) -> ActionOutcome:
         0,
         "pier cannot execute AWS ARN actions; use an https:// or http:// URL (a webhook)",
     )
-
-
-def split_actions(actions: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(webhook URLs, others)."""
-    hooks = [a for a in actions if is_webhook(a)]
-    return hooks, [a for a in actions if not is_webhook(a)]

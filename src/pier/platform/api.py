@@ -1,0 +1,224 @@
+"""The platform's one front door: every HTTP API on its port goes through `serve`.
+
+An API is its dialect and its handlers, nothing else (the `Api` protocol). `serve` owns what
+every API shares, in one place, as Starlette's `wrap_app_handling_exceptions` does for its
+routes:
+
+    read the body, at most api.max_body bytes        (over it: api.too_large(), in its dialect)
+    → SigV4, for the API's signing service            (pier.contract.sigv4; None: unsigned)
+    → api.handle(request): decode, dispatch, encode   (blocking handlers run in a worker thread
+                                                       through `Operations`, the one dispatcher)
+    → write the response; then its `after` callback   (work that must not delay the answer)
+
+Errors are mapped here and nowhere else: a PierError is answered as the API's dialect writes
+it (`api.error(err)`), with the status and code its type carries; anything else is a bug,
+logged with its trace and answered as an internal failure without one, so no stack trace ever
+reaches a client. Every 5xx is logged; a 4xx is the client's business and only answered.
+
+`Operations` is the one dispatcher: an explicit `{operation: bound method}` table, written
+out when the platform starts, so that mypy checks every handler's signature and vulture sees
+each one used. An operation missing from the table is refused in the API's own words. It
+runs the handler in a worker thread (handlers block on the store); `handle` itself runs on
+the event loop, so the runtime API, whose router is asynchronous, awaits it there.
+
+`PlatformApp` (pier.platform.app) holds the APIs in order and serves a request with the first
+one whose `matches(scope)` is true, like Starlette's Router over its routes;
+pier.platform.server builds the list.
+
+Adding an API (Application Auto Scaling, a gateway, the console's JSON endpoints) means
+writing a class with the `Api` members below, its dialect, and its handlers (an `Operations`
+table over the service methods that do the work); then adding it to the list in
+pier.platform.server, before any API whose `matches` would also take its requests. It gets the
+body limit, authentication, the thread hop and the error mapping without writing them.
+tests/platform/test_api.py mounts such a toy API beside the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from pier.contract.asgi import Headers, Receive, Scope, Send, read_body, request_headers, respond
+from pier.contract.sigv4 import Credentials, verify
+from pier.errors import InternalFailure, PierError
+
+log = logging.getLogger("pier.platform")
+
+P = TypeVar("P")
+#: What every operation answers: the output members, which the API's dialect encodes.
+Result = dict[str, Any]
+
+
+# Request and Response are slotted dataclasses, not NamedTuples nor frozen: one of each per
+# request on the runtime's hot path, and these are the cheapest to build (measured).
+@dataclass(slots=True)
+class Request:
+    """A request whose body was read within the API's limit (and signed, for signed APIs)."""
+
+    scope: Scope
+    headers: dict[str, str]  # lower-case names (pier.contract.asgi.request_headers)
+    body: bytes
+    received_ns: int  # time.perf_counter_ns() when the request reached the platform
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def path(self) -> str:
+        path: str = self.scope["path"]
+        return path
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    headers: Headers
+    # Called once the response is written (the runtime's metrics and data capture): work the
+    # client must not wait for. Like Starlette's background task, but synchronous and short.
+    after: Callable[[], None] | None = None
+
+
+class Api(Protocol):
+    """One HTTP API on the platform's port: where it answers, its limits, and its dialect."""
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body it reads, in bytes."""
+        ...
+
+    @property
+    def signing_service(self) -> str | None:
+        """SigV4's service name requests must be signed for (None: not signed)."""
+        ...
+
+    def matches(self, scope: Scope) -> bool:
+        """Whether this API serves the request (method, path, headers; the body is unread)."""
+        ...
+
+    def too_large(self) -> PierError:
+        """The error for a body over `max_body`, as this API words it."""
+        ...
+
+    async def handle(self, request: Request) -> Response:
+        """Decode, dispatch and encode; raise a PierError to refuse."""
+        ...
+
+    def error(self, err: PierError) -> Response:
+        """`err` in this API's dialect, with its status and code."""
+        ...
+
+
+#: Verifies a request's signature for a signing service; raises the AWS error when it fails.
+Authenticate = Callable[[Request, str], None]
+
+
+def sigv4(
+    lookup: Callable[[str], Credentials | None],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Authenticate:
+    """AWS Signature Version 4 against the platform's credentials (`lookup` by access key id)."""
+
+    scopes: dict[str, frozenset[str]] = {}  # a signing service's, built once
+
+    def authenticate(request: Request, service: str) -> None:
+        services = scopes.get(service)
+        if services is None:
+            services = scopes[service] = frozenset({service})
+        scope = request.scope
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        verify(
+            scope["method"],
+            raw_path.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            request.headers,
+            request.body,
+            lookup,
+            clock(),
+            services=services,
+        )
+
+    return authenticate
+
+
+_INTERNAL = "Internal error; see the platform log."
+
+
+async def serve(
+    api: Api, scope: Scope, receive: Receive, send: Send, authenticate: Authenticate
+) -> None:
+    """The request path every API shares (this module's docstring)."""
+    received_ns = time.perf_counter_ns()
+    headers = request_headers(scope)
+    try:
+        body = await read_body(receive, api.max_body)
+    except ConnectionAbortedError:
+        return  # the client left before its request was read: there is nobody to answer
+    try:
+        if body is None:
+            raise api.too_large()
+        request = Request(scope, headers, body, received_ns)
+        if api.signing_service is not None:
+            authenticate(request, api.signing_service)
+        response = await api.handle(request)
+    except PierError as err:
+        if err.status >= 500:
+            log.error("%s %s: %s %s", scope["method"], scope["path"], err.code, err.message)
+        response = api.error(err)
+    except Exception:
+        log.exception("%s %s failed", scope["method"], scope["path"])
+        response = api.error(InternalFailure(_INTERNAL))
+    await respond(send, response.status, response.body, response.headers)
+    if response.after is not None:
+        response.after()
+
+
+class Operations(Generic[P]):
+    """The one dispatcher: an API's `{operation: bound method}` table, written out at start-up.
+
+    Handlers are plain methods of control services that block on the store, so each call runs
+    in a worker thread; `unknown(operation)` is the API's error for an operation it lacks.
+    """
+
+    def __init__(
+        self,
+        table: Mapping[str, Callable[[P], Result]],
+        unknown: Callable[[str], PierError],
+    ) -> None:
+        self._table = dict(table)
+        self._unknown = unknown
+
+    def __contains__(self, operation: str) -> bool:
+        return operation in self._table
+
+    def names(self) -> list[str]:
+        return sorted(self._table)
+
+    def handler(self, operation: str) -> Callable[[P], Result]:
+        """The operation's method, or the API's error for an operation it does not serve."""
+        handler = self._table.get(operation)
+        if handler is None:
+            raise self._unknown(operation)
+        return handler
+
+    async def __call__(self, operation: str, params: P) -> Result:
+        return await asyncio.to_thread(self.handler(operation), params)
+
+
+__all__ = [
+    "Api",
+    "Authenticate",
+    "Operations",
+    "Request",
+    "Response",
+    "Result",
+    "serve",
+    "sigv4",
+]

@@ -1,0 +1,85 @@
+"""SageMaker's runtime API: POST /endpoints/{name}/invocations (InvokeEndpoint).
+
+The hot path: the body is forwarded untouched (pier.router), never parsed here. After the
+answer is written, the router counts OverheadLatency and data capture queues the pair (a
+random draw and an append; encoding and I/O happen in capture's writer).
+
+Errors are sagemaker-runtime's: ``{"ErrorCode": code, "message": ...}`` with
+``x-amzn-ErrorType``; a ModelError (the container answered 4xx/5xx) adds
+``OriginalStatusCode`` and ``OriginalMessage``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import unquote
+
+import orjson
+
+from pier.contract.asgi import Scope, json_headers
+from pier.errors import ModelError, PierError, RuntimeValidationError
+from pier.monitor.capture.capture import Capturer
+from pier.platform.api import Request, Response
+from pier.router.invoke import Invocation, Router
+
+MAX_INVOKE_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+_PREFIX = "/endpoints/"
+_SUFFIX = "/invocations"
+
+
+class RuntimeApi:
+    max_body = MAX_INVOKE_BYTES
+    signing_service = "sagemaker"
+
+    def __init__(self, router: Router, capturer: Capturer | None) -> None:
+        self._router = router
+        self._capturer = capturer
+
+    def matches(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return scope["method"] == "POST" and path.startswith(_PREFIX) and path.endswith(_SUFFIX)
+
+    def too_large(self) -> PierError:
+        return RuntimeValidationError(
+            f"Request payload exceeds the limit of {MAX_INVOKE_BYTES} bytes."
+        )
+
+    async def handle(self, request: Request) -> Response:
+        headers = request.headers
+        name = unquote(request.scope["path"][len(_PREFIX) : -len(_SUFFIX)])
+        result = await self._router.invoke(
+            name, request.body, headers, headers.get("x-amzn-sagemaker-target-variant")
+        )
+        out = [
+            (b"content-type", result.content_type.encode()),
+            (b"x-amzn-invoked-production-variant", result.variant.encode()),
+        ]
+        if result.custom_attributes is not None:
+            out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
+        return Response(200, result.body, out, partial(self._answered, request, name, result))
+
+    def _answered(self, request: Request, name: str, result: Invocation) -> None:
+        self._router.answered(name, result, request.received_ns)
+        if result.capture is not None and self._capturer is not None:
+            # Queued only (a random draw and an append): encoding and I/O happen elsewhere.
+            headers = request.headers
+            self._capturer.offer(
+                result.capture,
+                name,
+                result.variant,
+                headers.get("x-amzn-sagemaker-inference-id"),
+                request.body,
+                headers.get("content-type"),
+                result.body,
+                result.content_type,
+            )
+
+    def error(self, err: PierError) -> Response:
+        payload: dict[str, object] = {"ErrorCode": err.code, "message": err.message}
+        if isinstance(err, ModelError):
+            payload["OriginalStatusCode"] = err.original_status
+            payload["OriginalMessage"] = err.original_message
+        return Response(err.status, orjson.dumps(payload), json_headers(err.code))
+
+
+__all__ = ["MAX_INVOKE_BYTES", "RuntimeApi"]
