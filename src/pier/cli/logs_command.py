@@ -5,17 +5,17 @@ The process backend keeps one directory per instance, `<home>/instances/<instanc
 These are local files, as CloudWatch Logs would be for SageMaker: reading them needs no running
 platform, so the logs of a crashed endpoint or a stopped platform can still be read.
 
-An instance that stopped or failed has no record any more; it is known by its directory's name
-(`<endpoint>-<variant>-<8 hex>`, see pier.control.reconcile). Its log is shown when the
-endpoint has no running instance (a Failed endpoint, a platform that is down): the newest one
-per variant, which says why it stopped.
+An instance that stopped or failed has no record any more; it is known by the owner file the
+backend wrote beside its log (pier.hosting.base.write_owner), never by its directory's name:
+`<endpoint>-<variant>-<8 hex>` cannot tell endpoint `lg`'s variant `x-a` from endpoint `lg-x`'s
+variant `a`. Its log is shown when the endpoint has no running instance (a Failed endpoint, a
+platform that is down): the newest one per variant, which says why it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from pier.cli.common import HomeOption, err, fail, out, platform_settings
+from pier.hosting.base import read_owner
 from pier.platform.home import Home
 
 RECORD_FILE = "instance.json"  # as pier.hosting.process writes them
@@ -49,7 +50,6 @@ class InstanceLog:
 
 def find_logs(h: Home, endpoint: str, variant: str | None) -> list[InstanceLog]:
     """The endpoint's running instances' logs; if none runs, its newest stopped one per variant."""
-    by_name = re.compile(rf"{re.escape(endpoint)}-(?P<variant>.+)-[0-9a-f]{{8}}")
     running: list[InstanceLog] = []
     stopped: dict[str, InstanceLog] = {}
     try:
@@ -66,10 +66,10 @@ def find_logs(h: Home, endpoint: str, variant: str | None) -> list[InstanceLog]:
                 running.append(InstanceLog(spec["variant"], spec["instance_id"], path, True))
             continue
         except (OSError, ValueError, KeyError, TypeError):
-            pass  # no record (stopped) or a half-written one: known by its name
-        match = by_name.fullmatch(d.name)
-        if match and variant in (None, match["variant"]):
-            found = InstanceLog(match["variant"], d.name, path, False)
+            pass  # no record (stopped) or a half-written one: known by its owner file
+        owner = read_owner(d)
+        if owner is not None and owner[0] == endpoint and variant in (None, owner[1]):
+            found = InstanceLog(owner[1], d.name, path, False)
             newest = stopped.get(found.variant)
             if newest is None or path.stat().st_mtime > newest.path.stat().st_mtime:
                 stopped[found.variant] = found

@@ -9,6 +9,7 @@ does. Backends run on the platform's event loop, so every call that waits is asy
 from __future__ import annotations
 
 import builtins
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -73,6 +74,27 @@ class InstanceSpec:
 def new_instance_id(endpoint: str, variant: str) -> str:
     """A unique instance id that says what it serves: `<endpoint>-<variant>-<8 hex>`."""
     return f"{endpoint}-{variant}-{uuid.uuid4().hex[:8]}"
+
+
+OWNER_FILE = "owner.json"
+
+
+def write_owner(directory: Path, spec: InstanceSpec) -> None:
+    """Say whose instance `directory` holds, in a file that outlives the instance (its record
+    goes when it stops). `pier logs` attributes a stopped instance's log by it: the directory's
+    name cannot say, `<endpoint>-<variant>-<hex>` being ambiguous when names hold a '-'."""
+    owner = {"endpoint": spec.endpoint, "variant": spec.variant}
+    (directory / OWNER_FILE).write_text(json.dumps(owner))
+
+
+def read_owner(directory: Path) -> tuple[str, str] | None:
+    """(endpoint, variant) as `write_owner` put them; None when the directory has no owner."""
+    try:
+        owner = json.loads((directory / OWNER_FILE).read_text())
+        endpoint, variant = owner["endpoint"], owner["variant"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (endpoint, variant) if isinstance(endpoint, str) and isinstance(variant, str) else None
 
 
 @dataclass

@@ -68,6 +68,7 @@ from pier.hosting.base import (
     Instance,
     InstanceSpec,
     InstanceState,
+    write_owner,
 )
 from pier.hosting.container_logs import LogPump, last_copied_ns, quietly
 from pier.hosting.docker_engine import DockerUnavailable, connect
@@ -177,6 +178,7 @@ class DockerBackend:
             raise ValidationException(f"Instance {spec.instance_id} exists already: stop it first.")
         directory = self._dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
+        write_owner(directory, spec)
         instance = Instance(
             spec=spec,
             url="",

@@ -62,6 +62,7 @@ from pier.hosting.base import (
     Instance,
     InstanceSpec,
     InstanceState,
+    write_owner,
 )
 from pier.hosting.image_map import is_mlflow_image
 
@@ -265,6 +266,7 @@ class ProcessBackend:
             raise ValidationException(f"Instance {spec.instance_id} exists already: stop it first.")
         directory = self._dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
+        write_owner(directory, spec)
         try:
             placement = await self._place(spec, directory / LOG_FILE)
         except (ModelEnvironmentError, ValidationException) as exc:
