@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from pier.errors import ValidationException
+from pier.hosting import model_data
 from pier.hosting.base import InstanceSpec, InstanceState
 from pier.hosting.model_data import resolve
 from pier.hosting.process import ProcessBackend
@@ -48,6 +49,25 @@ def tar_with(model: Path, path: Path, member: tarfile.TarInfo, data: bytes = b""
         member.size = len(data) if member.isreg() else 0
         tar.addfile(member, io.BytesIO(data) if member.isreg() else None)
     return path
+
+
+def tar_of(model: Path, path: Path, members: list[tarfile.TarInfo]) -> Path:
+    """A model archive with more (hostile) members at its end, empty files or links."""
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(model, arcname="linear")
+        for m in members:
+            tar.addfile(m, io.BytesIO(b"") if m.isreg() else None)
+    return path
+
+
+@pytest.fixture(params=["filters", "by hand"])
+def extraction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of unpacking: tarfile's data filter (Python 3.11.4 and later) and pier's own
+    extraction for the Pythons before (forced here, whatever this Python has)."""
+    if request.param == "filters" and not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile extraction filters")
+    monkeypatch.setattr(model_data, "FILTERS", request.param == "filters")
+    return str(request.param)
 
 
 def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
@@ -94,7 +114,9 @@ def test_bad_uris(uri: str, message: str, tmp_path: Path) -> None:
         resolve(uri, tmp_path)
 
 
-def test_a_tar_gz_with_a_model_directory_unpacks_once(model: Path, tmp_path: Path) -> None:
+def test_a_tar_gz_with_a_model_directory_unpacks_once(
+    model: Path, tmp_path: Path, extraction: str
+) -> None:
     archive = model_tar(model, tmp_path / "model.tar.gz")
     cache = tmp_path / "cache"
     resolved = Path(resolve(str(archive), cache))
@@ -108,7 +130,7 @@ def test_a_tar_gz_with_a_model_directory_unpacks_once(model: Path, tmp_path: Pat
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no leftovers
 
 
-def test_a_tar_gz_with_the_model_at_its_top(model: Path, tmp_path: Path) -> None:
+def test_a_tar_gz_with_the_model_at_its_top(model: Path, tmp_path: Path, extraction: str) -> None:
     archive = model_tar(model, tmp_path / "model.tar.gz", arcname=".")
     resolved = Path(resolve(str(archive), tmp_path / "cache"))
     assert (resolved / "MLmodel").is_file()
@@ -179,7 +201,7 @@ def test_a_truncated_archive_is_refused(model: Path, tmp_path: Path) -> None:
     ids=lambda v: v.name if isinstance(v, tarfile.TarInfo) else "",
 )
 def test_unsafe_members_are_refused_by_name(
-    hostile: tarfile.TarInfo, reason: str, model: Path, tmp_path: Path
+    hostile: tarfile.TarInfo, reason: str, model: Path, tmp_path: Path, extraction: str
 ) -> None:
     archive = tar_with(model, tmp_path / "evil.tar.gz", hostile, b"pwned")
     cache = tmp_path / "deep" / "cache"
@@ -192,7 +214,37 @@ def test_unsafe_members_are_refused_by_name(
     assert not (tmp_path / "deep" / "evil").exists()
 
 
-def test_links_inside_the_tree_are_fine(model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        # each link alone stays inside; through the first, the second leads out
+        [member("linear/d", tarfile.SYMTYPE, "."), member("linear/d/e", tarfile.SYMTYPE, "../..")],
+        [member("linear/a", tarfile.SYMTYPE, ".."), member("linear/a/b", tarfile.SYMTYPE, "..")],
+    ],
+    ids=["through-a-link-to-its-directory", "through-a-link-to-the-top"],
+)
+def test_links_that_lead_out_through_earlier_links_are_refused(
+    hostile: list[tarfile.TarInfo], model: Path, tmp_path: Path, extraction: str
+) -> None:
+    archive = tar_of(model, tmp_path / "evil.tar.gz", hostile)
+    cache = tmp_path / "deep" / "cache"
+    with pytest.raises(ValidationException) as caught:
+        resolve(str(archive), cache)
+    assert caught.value.message.startswith(f"Unsafe member {hostile[-1].name!r} in model archive ")
+    assert list(cache.iterdir()) == []
+    assert not (tmp_path / "deep" / "evil").exists()
+
+
+def test_modes_are_the_data_filters(model: Path, tmp_path: Path, extraction: str) -> None:
+    setuid, private = member("linear/setuid"), member("linear/private")
+    setuid.mode, private.mode = 0o4777, 0o000
+    archive = tar_of(model, tmp_path / "m.tar.gz", [setuid, private])
+    resolved = Path(resolve(str(archive), tmp_path / "cache"))
+    assert (resolved / "setuid").stat().st_mode & 0o7777 == 0o755
+    assert (resolved / "private").stat().st_mode & 0o7777 == 0o600
+
+
+def test_links_inside_the_tree_are_fine(model: Path, tmp_path: Path, extraction: str) -> None:
     archive = tar_with(
         model, tmp_path / "m.tar.gz", member("linear/MLmodel.link", tarfile.SYMTYPE, "MLmodel")
     )
@@ -200,7 +252,7 @@ def test_links_inside_the_tree_are_fine(model: Path, tmp_path: Path) -> None:
     assert (resolved / "MLmodel.link").read_text() == (model / "MLmodel").read_text()
 
 
-def test_size_limits(model: Path, tmp_path: Path) -> None:
+def test_size_limits(model: Path, tmp_path: Path, extraction: str) -> None:
     archive = model_tar(model, tmp_path / "model.tar.gz")
     with pytest.raises(ValidationException, match="unpacks to more than 1000 bytes"):
         resolve(str(archive), tmp_path / "cache", max_bytes=1000)

@@ -11,7 +11,9 @@ What `pier serve --model-uri` takes comes out:
 
 Archives are unpacked safely: members with absolute paths or `..`, links pointing outside the
 tree, and device files are refused with the member's name, before tarfile's own "data" filter
-(which also checks every path against the real file system while extracting).
+(which also checks every path against the real file system while extracting). Pythons before
+3.11.4 (Debian 12's 3.11.2) have no extraction filters: there pier extracts by hand with the
+same checks, the real-path ones included, and the data filter's modes.
 If the tree has no MLmodel at its top but a single top-level directory that does, that
 directory is the model.
 
@@ -361,38 +363,100 @@ def _unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+# tarfile's extraction filters arrived in 3.11.4; the floor is 3.11 (read when extracting, so a
+# test can take the other path).
+FILTERS = hasattr(tarfile, "data_filter")
+
+
 def _safe_extract(
     archive: Path, dest: Path, shown: str, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> None:
     """Unpack a (gzip-compressed) tar archive into `dest`, refusing unsafe members."""
     unpacked = 0
 
-    def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    def check(member: tarfile.TarInfo) -> None:
         nonlocal unpacked
         problem = _unsafe_member(member)
         if problem:
-            raise ValidationException(
-                f"Unsafe member {member.name!r} in model archive {_shown(shown)}: {problem}."
-            )
+            raise _unsafe(member, shown, problem)
         unpacked += member.size
         if unpacked > max_bytes:
             raise ValidationException(
                 f"Model archive {_shown(shown)} unpacks to more than {max_bytes} bytes "
                 f"(at member {member.name!r})."
             )
-        return tarfile.data_filter(member, path)
 
     try:
         with tarfile.open(archive, mode="r|*") as tar:  # one pass: streams the decompression
-            tar.extractall(dest, filter=check)  # noqa: S202 (every member is checked)
-    except tarfile.FilterError as exc:
-        raise ValidationException(
-            f"Unsafe member {exc.tarinfo.name!r} in model archive {_shown(shown)}: {exc}."
-        ) from None
+            if FILTERS:
+                _extract_filtered(tar, dest, shown, check)
+            else:
+                _extract_by_hand(tar, dest, shown, check)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ValidationException(
             f"Model data {_shown(shown)} is not a readable .tar.gz archive: {exc}."
         ) from None
+
+
+def _unsafe(member: tarfile.TarInfo, shown: str, problem: object) -> ValidationException:
+    return ValidationException(
+        f"Unsafe member {member.name!r} in model archive {_shown(shown)}: {problem}."
+    )
+
+
+def _extract_filtered(
+    tar: tarfile.TarFile, dest: Path, shown: str, check: Callable[[tarfile.TarInfo], None]
+) -> None:
+    def data(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        check(member)
+        return tarfile.data_filter(member, path)
+
+    try:
+        tar.extractall(dest, filter=data)  # noqa: S202 (every member is checked)
+    except tarfile.FilterError as exc:
+        raise _unsafe(exc.tarinfo, shown, exc) from None
+
+
+def _extract_by_hand(
+    tar: tarfile.TarFile, dest: Path, shown: str, check: Callable[[tarfile.TarInfo], None]
+) -> None:
+    """What `_extract_filtered` does, on a Python without filters: `check`, then the data
+    filter's real-path checks (a link extracted earlier may redirect a later member out of the
+    tree), then the member written with the data filter's modes (no owner, no setuid, no
+    group or other write)."""
+    root = os.path.realpath(dest)
+
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    for member in tar:
+        check(member)
+        path = os.path.join(root, member.name)
+        if not inside(path):
+            raise _unsafe(member, shown, "its path leads outside the archive")
+        if member.issym() and not inside(os.path.join(os.path.dirname(path), member.linkname)):
+            raise _unsafe(member, shown, f"symlink to {member.linkname!r}, outside the archive")
+        if member.islnk() and not inside(os.path.join(root, member.linkname)):
+            raise _unsafe(member, shown, f"hardlink to {member.linkname!r}, outside the archive")
+        if member.isdir():
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            os.unlink(path)  # a later member replaces an earlier one (never writes through it)
+        if member.issym():
+            os.symlink(member.linkname, path)
+        elif member.islnk():
+            os.link(os.path.join(root, member.linkname), path)
+        else:
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file (check refused every other type)
+            with source, open(path, "xb") as target:
+                shutil.copyfileobj(source, target)
+            mode = member.mode & 0o755
+            if not mode & 0o100:  # not executable by its owner: by nobody
+                mode &= ~0o111
+            os.chmod(path, mode | 0o600)
 
 
 def _shown(uri: str) -> str:
