@@ -34,10 +34,21 @@ def encode(value: Any) -> str:
 
 def decode(token: str) -> Any:
     """The value `encode` put in `token`; BadToken when it holds none."""
+    if not isinstance(token, str):
+        raise BadToken(token)
     try:
+        # ValueError covers a str that is not ASCII (or not even UTF-8: lone surrogates).
         return orjson.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error, orjson.JSONDecodeError):
         raise BadToken(token) from None
+
+
+_KINDS = (bool, int, float, str, list)  # bool first: True is an int too
+
+
+def _kinds(key: list[Any]) -> list[type | None]:
+    """The JSON kind of each part of a sort key (a StrEnum is a str)."""
+    return [next((k for k in _KINDS if isinstance(part, k)), None) for part in key]
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,14 @@ def keyset(
     ordered = sorted(rows, key=key, reverse=descending)
     if next_token:
         after = decode(next_token)
-        if not isinstance(after, list):
+        # A key this module wrote has the shape of the rows' keys; another one may not even
+        # compare with them (a str against a float is a TypeError, not a page).
+        if not isinstance(after, list) or (ordered and _kinds(after) != _kinds(key(ordered[0]))):
             raise BadToken(next_token)
-        ordered = [r for r in ordered if (key(r) < after if descending else key(r) > after)]
+        try:
+            ordered = [r for r in ordered if (key(r) < after if descending else key(r) > after)]
+        except TypeError:  # the shape matched, a part nested deeper did not
+            raise BadToken(next_token) from None
     items = ordered[:size]
     return Page(items, encode(key(items[-1])) if len(ordered) > size else None)
 
