@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from pier.contract.cloudwatch import CloudWatchError, validate_input
+from pier.control import paging
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.monitor.alarms.runner import AlarmTransition
 from pier.store import db
 from pier.store.alarms import AlarmStore
+from tests.control.tokens import CRAFTED_TOKENS
 
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 
@@ -306,3 +309,35 @@ def test_history_filters_and_pages(env: tuple[CloudWatchAlarmService, FakeRunner
     assert len(window["AlarmHistoryItems"]) == 2
     with pytest.raises(CloudWatchError):
         call(service, "DescribeAlarmHistory", StartDate=T0 + timedelta(1), EndDate=T0)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(token=CRAFTED_TOKENS)
+def test_a_crafted_token_is_invalid_next_token(
+    env: tuple[CloudWatchAlarmService, FakeRunner], token: str
+) -> None:
+    service, _ = env
+    if not call(service, "DescribeAlarms")["MetricAlarms"]:
+        put(service, "errors")
+    for operation in ("DescribeAlarms", "DescribeAlarmHistory"):
+        refused: CloudWatchError | None = None
+        try:
+            call(service, operation, NextToken=token)
+        except CloudWatchError as exc:
+            refused = exc
+        if refused is not None:
+            assert refused.status == 400, refused
+            if "NextToken" in refused.message:
+                assert refused.code == "InvalidNextToken"
+
+
+def test_a_history_token_of_two_keys_is_not_a_pair(
+    env: tuple[CloudWatchAlarmService, FakeRunner],
+) -> None:
+    service, _ = env
+    token = paging.encode({T0.isoformat(): 1, "5": 2})
+    with pytest.raises(CloudWatchError) as bad_token:
+        call(service, "DescribeAlarmHistory", NextToken=token)
+    assert bad_token.value.code == "InvalidNextToken"

@@ -8,15 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, delete
 
 from pier.contract import cloudwatch as wire
+from pier.control import paging
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.errors import UnknownOperationException
 from pier.platform.cloudwatch_api import cloudwatch_operations, metric_operations
 from pier.store import db
 from pier.store.metrics import MetricStore
 from pier.store.tables import MetricPointRow
+from tests.control.tokens import CRAFTED_TOKENS
 
 NOW = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
 HOUR_AGO = NOW - timedelta(hours=1)
@@ -222,3 +225,39 @@ def test_the_table_finds_operations_of_every_service(service: CloudWatchMetricsS
         "DescribeAlarms, GetMetricData, GetMetricStatistics, ListMetrics, PutMetricData of "
         "CloudWatch, not DescribeAnomalyDetectors."
     )
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(token=CRAFTED_TOKENS)
+def test_a_crafted_token_is_invalid_parameter_value(
+    service: CloudWatchMetricsService, token: str
+) -> None:
+    """Any NextToken pier did not write is CloudWatch's 400, in each operation's words."""
+    put(service, "x", 2, Value=1)
+    metric = {"Namespace": "Custom", "MetricName": "x",
+              "Dimensions": [{"Name": "Model", "Value": "m"}]}  # fmt: skip
+    query = [{"Id": "q", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}]
+    for operation, params in [
+        ("ListMetrics", {}),
+        ("GetMetricData", {"StartTime": HOUR_AGO, "EndTime": NOW, "MetricDataQueries": query}),
+    ]:
+        refused: wire.CloudWatchError | None = None
+        try:
+            call(service, operation, NextToken=token, **params)
+        except wire.CloudWatchError as exc:
+            refused = exc
+        if refused is not None:
+            assert refused.status == 400, refused
+            if "NextToken" in refused.message:
+                assert refused.code == "InvalidParameterValue"
+
+
+def test_a_token_of_two_keys_is_not_a_pair(service: CloudWatchMetricsService) -> None:
+    metric = {"Namespace": "Custom", "MetricName": "x"}
+    query = [{"Id": "q", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}]
+    token = paging.encode({"0": 1, NOW.isoformat(): 2})
+    with pytest.raises(wire.InvalidParameterValue, match="NextToken"):
+        call(service, "GetMetricData", StartTime=HOUR_AGO, EndTime=NOW,
+             MetricDataQueries=query, NextToken=token)  # fmt: skip

@@ -3,8 +3,6 @@ between pages; tokens the module did not write are refused."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 
 from pier.control import paging
 from pier.errors import ValidationException
+from tests.control.tokens import CRAFTED_TOKENS
 
 
 def test_pages_cover_every_item_once_in_order() -> None:
@@ -47,40 +46,6 @@ def test_a_token_not_written_here_is_refused(token: str) -> None:
 
 
 # ------------------------------------------------------------------------- crafted tokens
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**64, max_value=10**400)  # beyond what orjson reads
-    | st.floats()  # NaN and the infinities too: json.dumps writes them, JSON has none
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode()
-
-
-_TOKENS = (
-    st.text()
-    | st.binary().map(_b64)
-    | _JSON.map(lambda v: _b64(json.dumps(v).encode()))
-    | st.sampled_from(
-        [
-            _b64(b"[" * 5000 + b"]" * 5000),  # nested deeper than any parser goes
-            _b64(b"[" + b"9" * 5000 + b"]"),
-            _b64(b"[NaN]"),
-            _b64(b"[1e999]"),
-            "\ud800",  # not even UTF-8
-            paging.encode([1.5]),  # the kind of a key, one part short
-            paging.encode(["x", 1.5]),  # the parts swapped
-            paging.encode(["ns", "m", [["k", 1]]]),  # a nested part of another kind
-        ]
-    )
-)
-
 # The sort keys pier's List operations use: (CreationTime, name), name, (status, name), an id,
 # and ListMetrics' (namespace, name, dimension pairs).
 _ROWS: list[tuple[str, list[Any], Callable[[Any], list[Any]]]] = [
@@ -93,7 +58,7 @@ _ROWS: list[tuple[str, list[Any], Callable[[Any], list[Any]]]] = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(token=_TOKENS, rows=st.sampled_from(_ROWS), descending=st.booleans())
+@given(token=CRAFTED_TOKENS, rows=st.sampled_from(_ROWS), descending=st.booleans())
 def test_a_crafted_token_is_a_bad_token_never_another_error(
     token: str, rows: tuple[str, list[Any], Callable[[Any], list[Any]]], descending: bool
 ) -> None:
@@ -106,7 +71,7 @@ def test_a_crafted_token_is_a_bad_token_never_another_error(
 
 
 @settings(max_examples=200, deadline=None)
-@given(token=_TOKENS, rows=st.sampled_from(_ROWS))
+@given(token=CRAFTED_TOKENS, rows=st.sampled_from(_ROWS))
 def test_sagemaker_answers_a_crafted_token_with_a_validation_error(
     token: str, rows: tuple[str, list[Any], Callable[[Any], list[Any]]]
 ) -> None:

@@ -72,11 +72,12 @@ def _history_after(params: Mapping[str, Any]) -> tuple[datetime, int] | None:
     if token is None:
         return None
     try:
-        at, last = paging.decode(token)
+        decoded = paging.decode(token)
+        at, last = decoded  # a list: a dict of two keys would unpack too
         after = datetime.fromisoformat(at), int(last)
     except (paging.BadToken, TypeError, ValueError):
         raise _bad_token() from None
-    if after[0].tzinfo is None:
+    if not isinstance(decoded, list) or after[0].tzinfo is None:
         raise _bad_token()
     return after
 

@@ -69,11 +69,12 @@ def _bad_token() -> InvalidParameterValue:
 def _data_after(token: str) -> tuple[int, datetime]:
     """GetMetricData's token: the query and the timestamp of the last datapoint served."""
     try:
-        query, at = paging.decode(token)
+        decoded = paging.decode(token)
+        query, at = decoded  # a list: a dict of two keys would unpack too
         after = int(query), datetime.fromisoformat(at)
     except (paging.BadToken, TypeError, ValueError):
         raise _bad_token() from None
-    if after[1].tzinfo is None:
+    if not isinstance(decoded, list) or after[1].tzinfo is None:
         raise _bad_token()
     return after
 
