@@ -9,9 +9,10 @@ container definition's to choose). Any server that sets SO_REUSEADDR (uvicorn, p
 net, Node) works with it.
 
 State. Each instance has a directory `state_dir/instances/<instance_id>/` with `serve.log` (the
-child's stdout and stderr) and `instance.json` (pid, port, spec, start time, and the process's
-start time in clock ticks from /proc/<pid>/stat). After a platform restart, `adopt()` reads the
-records and takes over the processes that are still running *and* started at the recorded
+child's stdout and stderr), `owner.json` (its endpoint and variant, kept after it stops: see
+pier.hosting.base.write_owner) and `instance.json` (pid, port, spec, start time, and the
+process's start time in clock ticks from /proc/<pid>/stat). After a platform restart, `adopt()`
+reads the records and takes over the processes that are still running *and* started at the recorded
 tick (a pid reused by an unrelated process has another start time); it forgets the others.
 An adopted instance is HEALTHY if its /ping answers 200, else PENDING (`wait_healthy` decides).
 
