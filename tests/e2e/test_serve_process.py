@@ -144,6 +144,24 @@ def test_invocations_json_csv_and_accept(scaler_server: Server) -> None:
             None,
         ),
         ({"Content-Type": "text/csv"}, b"x,n\n1.5", 400, "BAD_REQUEST"),  # n missing
+        # beyond Python's json: nesting past the recursion limit, integers over 4,300 digits
+        ({"Content-Type": "application/json"}, b"[" * 2000 + b"]" * 2000, 400, "BAD_REQUEST"),
+        (
+            {"Content-Type": "application/json"},
+            b'{"dataframe_split": {"columns": ["x", "n"], "data": [[1.5, 1' + b"0" * 4400 + b"]]}}",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            {"Content-Type": "application/json"},
+            json.dumps(SPLIT).encode()[:-1]
+            + b', "params": {"multiplier": '
+            + b"[" * 2000
+            + b"]" * 2000
+            + b"}}",
+            400,
+            "BAD_REQUEST",
+        ),
         ({"Content-Type": "application/vnd.apache.parquet"}, b"not parquet", 400, "BAD_REQUEST"),
         (
             {"Content-Type": "application/json"},

@@ -71,6 +71,12 @@ def test_a_valid_upload() -> None:
             line(groundTruthData={"data": 1, "encoding": "CSV"}),
             "groundTruthData.data must be a string, not int",
         ),
+        # beyond the parser's limits: a 400 like any bad line, never a 500
+        ('{"a": ' * 2000 + "1" + "}" * 2000, "not valid JSON"),
+        ("[" * 2000 + "]" * 2000, "not valid JSON"),
+        ('{"a": 1' + "0" * 4400 + "}", "not valid JSON"),
+        (line(data="[" * 2000 + "]" * 2000, encoding="JSON"), "groundTruthData.data '[[["),
+        (line(data="1" + "0" * 4400, encoding="JSON"), "groundTruthData.data '1000"),
     ],
 )
 def test_each_problem_names_its_line(bad: str, problem: str) -> None:

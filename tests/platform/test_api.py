@@ -197,3 +197,27 @@ def test_the_sagemaker_table_serves_every_operation_the_contract_lists(
     api = real_apis[1]
     assert isinstance(api, SageMakerApi)
     assert set(api.operations.names()) == wire.SUPPORTED_OPERATIONS | wire.MONITORING_OPERATIONS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 2000 + b"]" * 2000,
+        b'{"ModelName": ' * 2000 + b"1" + b"}" * 2000,
+        b'{"ModelName": 1' + b"0" * 4400 + b"}",  # over Python's 4,300 digits
+        # parsed, but deeper than a recursive walk of the members could go
+        b'{"ModelName": "m", "Tags": ' + b"[" * 900 + b"]" * 900 + b"}",
+    ],
+    ids=["deep-array", "deep-object", "long-integer", "deep-member"],
+)
+def test_json_beyond_the_parsers_limits_is_a_400_and_the_api_keeps_serving(
+    real_apis: list[Api], caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    target = {"x-amz-target": "SageMaker.CreateModel"}
+    with caplog.at_level(logging.ERROR, logger="pier.platform"):
+        answer = call(real_apis, target, body, service="sagemaker")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["__type"] in ("SerializationException", "ValidationException")
+    assert not [r for r in caplog.records if r.exc_info]  # no logged traceback
+    listed = call(real_apis, {"x-amz-target": "SageMaker.ListModels"}, service="sagemaker")
+    assert listed.status_code == 200

@@ -118,3 +118,32 @@ def test_decoders_answer_200_or_4xx(
         err = r.json()
         assert set(err) == {"error_code", "message"}
         assert "Traceback" not in err["message"]
+
+
+_DEEP = "[" * 2000 + "]" * 2000
+_LONG_INT = "1" + "0" * 4400  # Python's json refuses integers of more than 4,300 digits
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _DEEP,
+        '{"a": ' * 2000 + "1" + "}" * 2000,
+        '{"dataframe_split": {"columns": ["a"], "data": ' + _DEEP + "}}",
+        '{"dataframe_records": [{"a": 1}], "params": {"p": ' + _DEEP + "}}",
+        '{"dataframe_split": {"columns": ["a"], "data": [[' + _LONG_INT + "]]}}",
+        '{"dataframe_records": [{"a": 1}], "params": {"p": ' + _LONG_INT + "}}",
+    ],
+    ids=["array", "object", "data", "params", "integer", "params-integer"],
+)
+def test_json_beyond_the_parsers_limits_is_a_400(
+    client_and_loop: tuple[httpx.AsyncClient, asyncio.AbstractEventLoop],
+    caplog: pytest.LogCaptureFixture,
+    body: str,
+) -> None:
+    """Nesting past the recursion limit and over-long integers are bad input, not a 500."""
+    client, loop = client_and_loop
+    headers = {"Content-Type": "application/json"}
+    r = loop.run_until_complete(client.post("/invocations", content=body, headers=headers))
+    assert (r.status_code, r.json()["error_code"]) == (400, "BAD_REQUEST"), r.text
+    assert "unexpected error" not in caplog.text  # no logged traceback

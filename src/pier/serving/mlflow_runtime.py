@@ -61,6 +61,20 @@ def _is_mlflow_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("mlflow") and hasattr(exc, "get_http_status_code")
 
 
+def _beyond_parser_limits(exc: BaseException) -> bool:
+    """Whether `exc` is a JSON parser refusing a well-formed body that exceeds its limits.
+
+    Python's json raises RecursionError for nesting deeper than the interpreter's recursion
+    limit (about 1,000 levels) and ValueError for an integer of more than
+    sys.get_int_max_str_digits() digits (4,300); MLflow's parser lets both through. Both are
+    the client's input, not a bug of ours: a 400, never a logged 500. The ValueError is told
+    apart by CPython's message (the same in 3.11 to 3.13), as it has no type of its own.
+    """
+    if isinstance(exc, RecursionError):
+        return True
+    return isinstance(exc, ValueError) and "for integer string conversion" in str(exc)
+
+
 _NUMERIC = {"double", "float", "long", "integer"}
 
 
@@ -188,6 +202,11 @@ class MlflowRuntime:
         except Exception as exc:
             if _is_mlflow_error(exc):
                 raise _from_mlflow(exc) from exc
+            if _beyond_parser_limits(exc):  # MLflow's words for its own JSON errors
+                raise BadRequest(
+                    "Invalid input. Ensure that the input is a valid JSON-formatted string."
+                    f"\nError: {exc!r}"
+                ) from None
             raise
 
     def _decode(self, body: bytes, media: MediaType) -> Prepared:
