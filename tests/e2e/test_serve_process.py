@@ -120,6 +120,22 @@ def test_invocations_json_csv_and_accept(scaler_server: Server) -> None:
 
 
 @pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("text/csv;q=0, application/json", "application/json"),
+        ("application/json;q=0.5, text/csv", "text/csv"),
+        ("text/csv;q=0.2, application/jsonlines;q=0.4", "application/jsonlines"),
+        ("text/csv, application/json", "application/json"),  # a tie: pier's order
+    ],
+)
+def test_accept_q_values_are_honoured(
+    scaler_server: Server, accept: str, content_type: str
+) -> None:
+    r = httpx.post(scaler_server.url + "/invocations", json=SPLIT, headers={"Accept": accept})
+    assert (r.status_code, r.headers["content-type"]) == (200, content_type), r.text
+
+
+@pytest.mark.parametrize(
     ("headers", "body", "status", "code"),
     [
         ({"Content-Type": "application/json"}, b"{not json", 400, "BAD_REQUEST"),

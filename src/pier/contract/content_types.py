@@ -30,20 +30,51 @@ def parse_media_type(header: str) -> MediaType:
     return MediaType(parts[0].lower(), params)
 
 
-def choose_response_type(accept: str | None) -> str:
-    """The response type for an Accept header: the first listed type pier can write.
+#: What pier writes, in its order of preference (the first wins a tie of q-values).
+RESPONSE_TYPES = (JSON, CSV, JSONLINES)
 
-    Anything else means JSON: MLflow's server ignores Accept, and clients that send a generic
-    or unusual Accept today must keep getting the JSON they get from it.
+
+def _quality(params: list[str]) -> float:
+    """An Accept item's q-value; a missing or unparseable one is 1 (RFC 9110: 0 to 1)."""
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 1.0
+            return q if 0.0 <= q <= 1.0 else 1.0
+    return 1.0
+
+
+def _specificity(item: str, response_type: str) -> int:
+    """How closely a media range names `response_type`: 3 exactly, 2 type/*, 1 */*, 0 not."""
+    if item == response_type or (response_type == JSONLINES and item in JSONLINES_ALIASES):
+        return 3
+    if item == response_type.split("/", 1)[0] + "/*":
+        return 2
+    return 1 if item == "*/*" else 0
+
+
+def choose_response_type(accept: str | None) -> str:
+    """The response type for an Accept header, negotiated as RFC 9110 says.
+
+    Each type pier writes takes the q-value of the most specific range that names it (q=0:
+    not acceptable); the highest q wins, a tie goes to pier's order (JSON, CSV, JSON Lines).
+    When no type pier writes is acceptable the answer is JSON, not a 406: MLflow's server
+    ignores Accept, and clients that send a generic or unusual Accept today must keep getting
+    the JSON they get from it.
     """
     if not accept:
         return JSON
+    ranges: list[tuple[str, float]] = []
     for item in accept.split(","):
-        mime = item.split(";", 1)[0].strip().lower()
-        if mime in ("*/*", "application/*", JSON):
-            return JSON
-        if mime == CSV:
-            return CSV
-        if mime in JSONLINES_ALIASES:
-            return JSONLINES
-    return JSON
+        mime, *params = item.split(";")
+        ranges.append((mime.strip().lower(), _quality(params)))
+    best, best_q = JSON, 0.0
+    for response_type in RESPONSE_TYPES:
+        matched = [(_specificity(mime, response_type), q) for mime, q in ranges]
+        specificity, q = max(matched, key=lambda m: m[0])
+        if specificity and q > best_q:
+            best, best_q = response_type, q
+    return best
