@@ -30,7 +30,7 @@ def parse_media_type(header: str) -> MediaType:
     return MediaType(parts[0].lower(), params)
 
 
-#: What pier writes, in its order of preference (the first wins a tie of q-values).
+#: What pier writes, in its order of preference (for a tie the client's order cannot break).
 RESPONSE_TYPES = (JSON, CSV, JSONLINES)
 
 
@@ -60,10 +60,12 @@ def choose_response_type(accept: str | None) -> str:
     """The response type for an Accept header, negotiated as RFC 9110 says.
 
     Each type pier writes takes the q-value of the most specific range that names it (q=0:
-    not acceptable); the highest q wins, a tie goes to pier's order (JSON, CSV, JSON Lines).
-    When no type pier writes is acceptable the answer is JSON, not a 406: MLflow's server
-    ignores Accept, and clients that send a generic or unusual Accept today must keep getting
-    the JSON they get from it.
+    not acceptable); the highest q wins. A tie goes to the type the client listed first (as
+    pier answered before it read q-values: `text/csv, application/json` is CSV), and a tie
+    within one range (`*/*`) to pier's order (JSON, CSV, JSON Lines). When no type pier
+    writes is acceptable the answer is JSON, not a 406: MLflow's server ignores Accept, and
+    clients that send a generic or unusual Accept today must keep getting the JSON they get
+    from it.
     """
     if not accept:
         return JSON
@@ -71,10 +73,14 @@ def choose_response_type(accept: str | None) -> str:
     for item in accept.split(","):
         mime, *params = item.split(";")
         ranges.append((mime.strip().lower(), _quality(params)))
-    best, best_q = JSON, 0.0
+    best, best_rank = JSON, (0.0, 0)
     for response_type in RESPONSE_TYPES:
-        matched = [(_specificity(mime, response_type), q) for mime, q in ranges]
-        specificity, q = max(matched, key=lambda m: m[0])
-        if specificity and q > best_q:
-            best, best_q = response_type, q
+        # The most specific range naming the type; among equally specific ones, the first.
+        specificity, first, q = max(
+            (_specificity(mime, response_type), -position, q)
+            for position, (mime, q) in enumerate(ranges)
+        )
+        rank = (q, first)
+        if specificity and q > 0 and (best_rank[0] == 0 or rank > best_rank):
+            best, best_rank = response_type, rank
     return best
