@@ -224,6 +224,7 @@ async def _serve(
         return credentials if key_id == credentials.access_key_id else None
 
     capturer = Capturer(default_base(home.root), registry)
+    table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
