@@ -475,3 +475,32 @@ def test_an_mlflow_model_runs_in_pier_serving_image_of_its_environment(
     assert response.json() == EXPECTED
     assert container.attrs["Config"]["Image"].startswith("pier-env:")
     assert instance.exit_code == 0
+
+
+def test_a_model_in_the_owner_only_home_is_readable_by_the_image_user(
+    make_backend: Callable[..., DockerBackend], state_dir: Path, docker_client: Any
+) -> None:
+    """The platform writes its home under umask 077 (pier.platform.server.run): a model it
+    unpacked there is mounted into pier's serving image, whose user is not the platform's, and
+    must still load; the home above it stays owner-only."""
+    from tests.containers.images import BASE_IMAGE
+    from tests.hosting import EXPECTED, PAYLOAD, save_linear_model
+
+    previous = os.umask(0o077)
+    try:
+        model = save_linear_model(state_dir / "models" / "unpacked")
+    finally:
+        os.umask(previous)
+    backend = make_backend(base_image=BASE_IMAGE)
+
+    async def scenario() -> Any:
+        instance = await started(backend, spec(None, model), timeout=120)
+        assert instance.state is InstanceState.HEALTHY, instance.failure
+        response = await asyncio.to_thread(
+            httpx.post, instance.url + "/invocations", json=PAYLOAD, timeout=30
+        )
+        await backend.stop(instance, grace_s=10)
+        return response
+
+    assert run(scenario()).json() == EXPECTED
+    assert (state_dir / "models").stat().st_mode & 0o077 == 0

@@ -115,7 +115,9 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
         raise typer.Exit(1)
     args = [sys.executable, "-m", "pier.cli.main", "up"]
     console_log = h.root / "logs" / "platform.console.log"
-    with console_log.open("ab") as log:
+    # Owner-only like the rest of the home (the platform's own files get it from its umask).
+    fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=settings_env(settings),

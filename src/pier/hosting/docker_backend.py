@@ -367,9 +367,12 @@ class DockerBackend:
         """A local directory holding the model, to mount: MLflow URIs are downloaded (once for
         a pinned version or a run's artifact; pier.hosting.model_local)."""
         try:
-            return model_local.local_model_dir(model_path, self.cache_dir / "models")
+            found = model_local.local_model_dir(model_path, self.cache_dir / "models")
         except PierError as exc:
             raise CannotStart(exc.message) from None
+        if found.is_relative_to(self.state_dir):
+            _readable_by_containers(found)
+        return found
 
     def _serving_image(self, model_dir: Path, progress: Callable[[str], None]) -> str:
         """pier's serving image of the model's environment (built when missing)."""
@@ -590,3 +593,20 @@ def _api_reason(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+def _readable_by_containers(model: Path) -> None:
+    """Open up a model directory of the home for the image's non-root user (pier.hosting.images),
+    whose uid is not the platform's: the platform writes the home owner-only (umask 077), so an
+    unpacked archive or a download would be unreadable in the container. Only the model tree
+    itself: the home and the cache folders above it stay 0700, so on the host nobody else
+    reaches it. The user's own model directories (outside the home) are left as they are."""
+    model.chmod(model.stat().st_mode | 0o055)
+    for root, dirs, files in os.walk(model):
+        for name in dirs:
+            path = os.path.join(root, name)
+            os.chmod(path, os.stat(path).st_mode | 0o055)  # noqa: S103  # see above
+        for name in files:
+            path = os.path.join(root, name)
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode | 0o044 | (0o011 if mode & 0o100 else 0))

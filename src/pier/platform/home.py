@@ -12,6 +12,12 @@ from pathlib import Path
 from pier.contract.sigv4 import Credentials
 from pier.errors import PierError
 
+OWNER_ONLY_DIR = 0o700
+# The platform process's umask (pier.platform.server.run): what it creates in the home is
+# 0600/0700, whatever the user's umask. Only the platform sets it: files the CLI writes for the
+# user (`pier build`, `pier export`) keep the user's umask.
+OWNER_ONLY_UMASK = 0o077
+
 
 class HomeError(PierError):
     code = "HomeUnusable"
@@ -59,10 +65,14 @@ class Home:
         return self.root / "models"
 
     def prepare(self) -> None:
-        """Create the directories; a clear error if the home is not writable."""
+        """Create the directories, owner-only (0700): the home holds the state database (with
+        containers' Environment values), captured payloads and logs. A home made wider by an
+        older pier is narrowed; a clear error if the home is not writable."""
         try:
             for d in (self.root, self.log_file.parent, self.instances_dir, self.model_cache):
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
+            if self.root.stat().st_mode & 0o077:
+                self.root.chmod(OWNER_ONLY_DIR)
             probe = self.root / ".write-test"
             probe.write_text("ok")
             probe.unlink()

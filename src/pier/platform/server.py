@@ -44,7 +44,7 @@ from pier.platform.cloudwatch_api import (
     metric_operations,
 )
 from pier.platform.ground_truth_api import GroundTruthApi
-from pier.platform.home import Home
+from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
@@ -141,6 +141,11 @@ def instance_processes(backend: Backend) -> list[InstanceProcess]:
 
 def run(settings: PlatformSettings) -> int:
     """Run the platform until SIGTERM/SIGINT. Raises PierError for a clear one-line failure."""
+    # Everything the platform writes lives in the home and is the owner's alone (the state
+    # database holds containers' Environment values; captured payloads and logs). Set for this
+    # process (and inherited by the instances and MLflow it starts); the Docker backend opens
+    # up the model directories it mounts, which a container's non-root user must read.
+    os.umask(OWNER_ONLY_UMASK)
     home = Home(settings.home)
     home.prepare()
     configure_logging(home, settings.log_level)
@@ -224,6 +229,7 @@ async def _serve(
         return credentials if key_id == credentials.access_key_id else None
 
     capturer = Capturer(default_base(home.root), registry)
+    table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)

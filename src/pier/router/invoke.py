@@ -61,7 +61,9 @@ class Router:
         if self.metrics:
             total_us = (time.perf_counter_ns() - received_ns) // 1000
             overhead_us = max(0, total_us - result.model_latency_us)
-            self.metrics.variant(endpoint, result.variant).overhead(overhead_us)
+            measured = self.metrics.existing(endpoint, result.variant)
+            if measured is not None:
+                measured.overhead(overhead_us)
 
     async def aclose(self) -> None:
         self._pool.close()

@@ -16,6 +16,10 @@ Invocation errors are the model container's non-2xx answers (and a lost or timed
 container), as on SageMaker; requests refused before a variant is chosen (signature, unknown
 endpoint) are not counted against a variant.
 
+When a variant leaves the routing table (its endpoint deleted, or an update dropped it), its
+labelled series are removed: /metrics names only variants that exist. Instance series are read
+at scrape time from the running instances, so a stopped instance's go with it.
+
 The router holds one `VariantMetrics` per (endpoint, variant): Prometheus' labelled children
 are looked up once, so a request costs a few counter increments and two histogram observations.
 
@@ -28,6 +32,7 @@ the state store as CloudWatch's 1-minute series.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -247,6 +252,9 @@ class EndpointMetrics:
         )  # fmt: skip
         registry.register(_LiveCollector(table, instances))
         self._variants: dict[tuple[str, str], VariantMetrics] = {}
+        # Retired variants whose last counts the recorder has not drained yet.
+        self._retired: list[VariantMetrics] = []
+        table.on_retired(self.forget)
 
     def variant(self, endpoint: str, variant: str) -> VariantMetrics:
         key = (endpoint, variant)
@@ -255,9 +263,29 @@ class EndpointMetrics:
             found = self._variants[key] = VariantMetrics(self, endpoint, variant, self.clock)
         return found
 
+    def existing(self, endpoint: str, variant: str) -> VariantMetrics | None:
+        """The variant's metrics if it is still routed (an answer that goes out after its
+        endpoint was deleted must not bring its series back)."""
+        return self._variants.get((endpoint, variant))
+
     def variants(self) -> list[VariantMetrics]:
-        """Every variant that has been counted (for the recorder's drain)."""
-        return list(self._variants.values())
+        """Every variant that has been counted, and those retired since the last call (for
+        the recorder's drain: their last counts still reach the store)."""
+        retired, self._retired = self._retired, []
+        return [*self._variants.values(), *retired]
+
+    def forget(self, endpoint: str, variants: frozenset[str]) -> None:
+        """Remove the labelled series of variants that are no longer routed."""
+        for variant in variants:
+            found = self._variants.pop((endpoint, variant), None)
+            if found is not None:
+                self._retired.append(found)
+            for metric in (
+                self.invocations, self.errors_4xx, self.errors_5xx, self.model_errors,
+                self.model_latency, self.overhead_latency,
+            ):  # fmt: skip
+                with contextlib.suppress(KeyError):  # never counted
+                    metric.remove(endpoint, variant)
 
 
 class _LiveCollector(Collector):

@@ -7,6 +7,7 @@ every request, so reads are plain dict lookups and selection is O(variants + ins
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -62,18 +63,39 @@ def least_outstanding(targets: list[Target], rng: random.Random) -> Target:
     return candidates[0] if len(candidates) == 1 else rng.choice(candidates)
 
 
+# Told (endpoint, variant names) when variants stop being routed.
+Retired = Callable[[str, frozenset[str]], None]
+
+
 class RoutingTable:
     def __init__(self) -> None:
         self._routes: dict[str, EndpointRoute] = {}
+        self._on_retired: list[Retired] = []
 
     def get(self, endpoint: str) -> EndpointRoute | None:
         return self._routes.get(endpoint)
 
+    def on_retired(self, callback: Retired) -> None:
+        """Call `callback(endpoint, variants)` when variants leave the table: every variant of
+        a removed endpoint, and those an update dropped. Whatever is kept per variant (the
+        metrics' labelled series) is let go there, so a deleted endpoint leaves nothing."""
+        self._on_retired.append(callback)
+
     def set(self, route: EndpointRoute) -> None:
+        old = self._routes.get(route.name)
         self._routes[route.name] = route
+        if old is not None:
+            self._retire(route.name, frozenset(old.variants.keys() - route.variants.keys()))
 
     def remove(self, endpoint: str) -> None:
-        self._routes.pop(endpoint, None)
+        old = self._routes.pop(endpoint, None)
+        if old is not None:
+            self._retire(endpoint, frozenset(old.variants))
+
+    def _retire(self, endpoint: str, variants: frozenset[str]) -> None:
+        if variants:
+            for callback in self._on_retired:
+                callback(endpoint, variants)
 
     def names(self) -> list[str]:
         return list(self._routes)

@@ -34,6 +34,9 @@ _RETRY_MAX_S = 300.0
 _BUFFER = 256 * 1024  # per open file: a batch reaches the kernel in a few writes
 
 
+_DROP_REASONS = ("overload", "write_error", "stopped")  # pier_capture_dropped_records' reasons
+
+
 class CaptureMetrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.records = Counter(
@@ -52,6 +55,19 @@ class CaptureMetrics:
             "Failed uploads of a capture file to S3 (the file stays in the spool and is "
             "retried)", ["endpoint", "variant"], registry=registry,
         )  # fmt: skip
+
+    def forget(self, endpoint: str, variants: frozenset[str]) -> None:
+        """Remove the series of variants that are no longer routed (the routing table tells).
+        A batch of theirs still being written counts again afterwards, once."""
+        for variant in variants:
+            keys: list[tuple[Counter, tuple[str, ...]]] = [
+                (self.records, (endpoint, variant)),
+                (self.upload_errors, (endpoint, variant)),
+            ]
+            keys += [(self.dropped, (endpoint, variant, r)) for r in _DROP_REASONS]
+            for metric, labels in keys:
+                with contextlib.suppress(KeyError):  # never counted
+                    metric.remove(*labels)
 
 
 @dataclass
