@@ -433,6 +433,10 @@ _F = (
     "media types are case-insensitive (RFC 9110): MLflow refuses 'Application/JSON' with 415;"
     " pier reads it as application/json"
 )
+_G = (
+    "JSON nested past Python's recursion limit: MLflow crashes (500 text/plain); pier answers"
+    " 400 BAD_REQUEST in JSON (docs/serving.md)"
+)
 
 DELIBERATE_DIFFERENCES: dict[str, str] = {
     "diabetes/no-content-type": _A,
@@ -460,6 +464,7 @@ DELIBERATE_DIFFERENCES: dict[str, str] = {
     "typed/csv-headerless": _D,
     "diabetes/malformed-json-1000-rows": _E,
     "diabetes/content-type-uppercase": _F,
+    "diabetes/deeply-nested-json": _G,
 }
 
 
@@ -517,6 +522,9 @@ PIER_SIDE: dict[str, PierSide] = {
     "diabetes/malformed-json-1000-rows": PierSide(400, "BAD_REQUEST", truncated=True),
     "diabetes/content-type-uppercase": PierSide(
         200, same_as="diabetes/charset-utf-8", mlflow_status=415, mlflow_plain_text=True
+    ),
+    "diabetes/deeply-nested-json": PierSide(
+        400, "BAD_REQUEST", "valid JSON", mlflow_status=500, mlflow_plain_text=True
     ),
 }
 
