@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.raw_http import MALFORMED_HTTP, raw_http
 from tests.serving.models import save_scaler, save_sleeper
 
 pytestmark = pytest.mark.slow
@@ -197,6 +198,19 @@ def test_errors_are_json_without_traces(
         assert "Traceback" not in r.text
         assert "stack_trace" not in r.json()
     # the server keeps serving
+    assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED_HTTP.values(), ids=MALFORMED_HTTP.keys())
+def test_malformed_http_is_a_json_400(scaler_server: Server, request_bytes: bytes) -> None:
+    """Errors uvicorn answers before the app (docs/serving.md: every error is JSON)."""
+    status, headers, body = raw_http(scaler_server.port, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error_code": "BAD_REQUEST",
+        "message": "Invalid HTTP request received.",
+    }
     assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
 
 

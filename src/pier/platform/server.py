@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from pier.contract.cloudwatch import Protocol
@@ -54,6 +55,7 @@ from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
 from pier.router.table import RoutingTable
+from pier.serving.protocol import json_errors_protocol
 from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
@@ -65,6 +67,11 @@ log = logging.getLogger("pier.platform")
 
 class AlreadyRunning(PierError):
     code = "AlreadyRunning"
+
+
+def _http_error_body(message: str) -> bytes:
+    """An HTTP-level 400 (uvicorn's, before any API is chosen) as JSON, AWS's `message` key."""
+    return orjson.dumps({"message": message})
 
 
 def configure_logging(home: Home, level: str) -> None:
@@ -293,7 +300,7 @@ async def _serve(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=json_errors_protocol(_http_error_body),
         lifespan="on",
         access_log=False,
         log_config=None,

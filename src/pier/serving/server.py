@@ -27,6 +27,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from pier.errors import PierError
 from pier.serving.app import ServerState, create_app
 from pier.settings import ServeSettings
@@ -94,6 +96,11 @@ def _load_runtime(settings: ServeSettings) -> Any:
     )
 
 
+def _http_error_body(message: str) -> bytes:
+    """An HTTP-level 400 (uvicorn's, before the app) in the model server's MLflow error shape."""
+    return orjson.dumps({"error_code": "BAD_REQUEST", "message": message})
+
+
 async def _serve(
     settings: ServeSettings, sock: socket.socket, listen_early: bool, first_warm: Any = None
 ) -> int:
@@ -105,11 +112,13 @@ async def _serve(
     from the start, still answers 503."""
     import uvicorn
 
+    from pier.serving.protocol import json_errors_protocol
+
     state = ServerState(settings)
     config = uvicorn.Config(
         create_app(state),
         loop="uvloop",
-        http="httptools",
+        http=json_errors_protocol(_http_error_body),
         lifespan="on",
         access_log=False,
         log_config=None,
