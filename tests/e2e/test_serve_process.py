@@ -210,6 +210,8 @@ def test_malformed_http_is_a_json_400(scaler_server: Server, request_bytes: byte
     assert json.loads(body) == {
         "error_code": "BAD_REQUEST",
         "message": "Invalid HTTP request received.",
+        "sqlstate": "KAM00",
+        "error_class": "INVALID_PARAMETER_VALUE",
     }
     assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
 

@@ -111,8 +111,39 @@ def _check_content_type(header: str | None) -> ct.MediaType:
     return media
 
 
+#: How MLflow 3.17 classifies the error codes pier's model server answers with
+#: (mlflow.error_classification: ErrorClass.from_client_error_code, then SqlState); its scoring
+#: server adds both to every JSON error. A table rather than a call, because MLflow may not be
+#: imported yet when an error is written (quickload) and importing it then could deadlock with
+#: the background loader; tests/serving/test_error_body.py checks it against MLflow's functions.
+MLFLOW_CLASSIFICATION: dict[str, tuple[str, str]] = {
+    "BAD_REQUEST": ("INVALID_PARAMETER_VALUE", "KAM00"),
+    "INVALID_PARAMETER_VALUE": ("INVALID_PARAMETER_VALUE", "KAM00"),
+    "ENDPOINT_NOT_FOUND": ("RESOURCE_NOT_FOUND", "KAM00"),
+    "RESOURCE_DOES_NOT_EXIST": ("RESOURCE_NOT_FOUND", "KAM00"),
+    "TEMPORARILY_UNAVAILABLE": ("CLIENT_INTERNAL_ERROR", "XXM00"),
+    "INTERNAL_ERROR": ("CLIENT_INTERNAL_ERROR", "XXM00"),
+}
+
+
+def error_body(
+    code: str, message: str, error_class: str | None = None, sqlstate: str | None = None
+) -> bytes:
+    """The model server's JSON error, as MLflow's scoring server writes it: `error_code`,
+    `message`, then `sqlstate` and `error_class` (MLflow's own when MLflow raised the error,
+    else its classification of `code`; absent for codes MLflow does not classify)."""
+    if error_class is None and sqlstate is None:
+        error_class, sqlstate = MLFLOW_CLASSIFICATION.get(code, (None, None))
+    doc = {"error_code": code, "message": message}
+    if sqlstate is not None:
+        doc["sqlstate"] = sqlstate
+    if error_class is not None:
+        doc["error_class"] = error_class
+    return orjson.dumps(doc)
+
+
 def _error_body(err: PierError) -> bytes:
-    return orjson.dumps({"error_code": err.code, "message": err.message})
+    return error_body(err.code, err.message, err.error_class, err.sqlstate)
 
 
 def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -27,10 +27,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from pier.errors import PierError
-from pier.serving.app import ServerState, create_app
+from pier.serving.app import ServerState, create_app, error_body
 from pier.settings import ServeSettings
 
 log = logging.getLogger("pier.serving")
@@ -98,7 +96,7 @@ def _load_runtime(settings: ServeSettings) -> Any:
 
 def _http_error_body(message: str) -> bytes:
     """An HTTP-level 400 (uvicorn's, before the app) in the model server's MLflow error shape."""
-    return orjson.dumps({"error_code": "BAD_REQUEST", "message": message})
+    return error_body("BAD_REQUEST", message)
 
 
 async def _serve(
