@@ -196,6 +196,42 @@ def test_the_container_environment_reaches_the_instance_not_the_platforms(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"LD_PRELOAD": "/tmp/evil.so"}, "LD_PRELOAD"),
+        ({"PYTHONPATH": "/tmp", "PATH": "/tmp/bin"}, "PATH, PYTHONPATH"),
+        ({"PIER_PORT": "80"}, "PIER_PORT"),
+    ],
+)
+def test_variables_that_change_what_runs_fail_the_instance_before_it_starts(
+    model: Path,
+    make_backend: Callable[..., ProcessBackend],
+    environment: dict[str, str],
+    named: str,
+) -> None:
+    """Container Environment reaches a process instance, which is not isolated: what would
+    change the code it runs (or where pier serves it) is refused, saying what to do."""
+
+    async def scenario() -> None:
+        backend = make_backend()
+        instance = await backend.launch(spec(model, environment=environment))
+        assert instance.state is InstanceState.FAILED
+        assert instance.pid is None  # nothing was started
+        assert instance.failure is not None
+        assert instance.failure.startswith(f"Environment {named}: ")
+        assert "Remove them" in instance.failure
+
+    asyncio.run(scenario())
+
+
+def test_serving_settings_and_model_variables_pass_the_environment_check() -> None:
+    from pier.hosting.process import environment_problem
+
+    assert environment_problem({"PIER_MAX_BODY_BYTES": "10", "PIER_ENV_MANAGER": "local"}) is None
+    assert environment_problem({"MODEL_THRESHOLD": "0.5", "PYTHONHASHSEED": "0"}) is None
+
+
 @slow
 def test_not_healthy_in_time_fails_and_stops_the_instance(
     model: Path, make_backend: Callable[..., ProcessBackend]

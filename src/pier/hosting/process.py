@@ -211,6 +211,51 @@ class _Process:
             self.reservation = None
 
 
+#: Variables of a container `Environment` that would change which code an instance process
+#: runs (the interpreter's search path and startup, the dynamic linker's preloads and library
+#: path, which `serve` PATH finds). In a container they stay inside the container; a process
+#: instance runs beside the platform with the platform user's rights, so pier refuses them
+#: there (docs/hosting.md, "Container environment").
+CODE_CHANGING = frozenset(
+    {
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONEXECUTABLE",
+        "PYTHONBREAKPOINT",
+        "PYTHONINSPECT",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+    }
+)
+#: What the backend sets itself for each instance (where it serves, what, and its log).
+SET_BY_PIER = frozenset({"PIER_MODEL_URI", "PIER_HOST", "PIER_PORT", "PIER_LOG_FILE"})
+
+
+def environment_problem(environment: Mapping[str, str]) -> str | None:
+    """Why a container `Environment` cannot reach a process instance, or None: it names a
+    variable of CODE_CHANGING or SET_BY_PIER. Serving settings (`PIER_MAX_BODY_BYTES`,
+    `PIER_ENV_MANAGER`, ...) and the model's own variables pass."""
+    changing = sorted(k for k in environment if k in CODE_CHANGING)
+    if changing:
+        return (
+            f"Environment {', '.join(changing)}: these change what code the instance process "
+            "runs, and a process instance is not isolated as a container is. Remove them from "
+            "the container's Environment, or serve the model in a container "
+            "(`pier up --backend docker`)."
+        )
+    reserved = sorted(k for k in environment if k in SET_BY_PIER)
+    if reserved:
+        return (
+            f"Environment {', '.join(reserved)}: pier sets these for each instance (where it "
+            "serves and what). Remove them from the container's Environment."
+        )
+    return None
+
+
 class ProcessBackend:
     """Instances as `pier serve` processes on this machine.
 
@@ -268,6 +313,9 @@ class ProcessBackend:
         directory = self._dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
         write_owner(directory, spec)
+        problem = environment_problem(spec.environment)
+        if problem is not None:
+            return self._failed_before_start(spec, directory, problem)
         try:
             placement = await self._place(spec, directory / LOG_FILE)
         except (ModelEnvironmentError, ValidationException) as exc:
