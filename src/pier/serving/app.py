@@ -54,6 +54,32 @@ class ServerState:
         self.runtime: Runtime | None = None
         self.batcher: Batcher | None = None
         self.ready = False
+        self.stuck = False
+        #: What the server does with a worker whose predict call is stuck (server.py: exit).
+        self.give_up: Callable[[], None] = lambda: None
+
+    @property
+    def stuck_after_s(self) -> float:
+        """How long one predict call may run before the worker is given up (default: twice
+        the request timeout)."""
+        s = self.settings
+        return s.stuck_seconds if s.stuck_seconds is not None else 2 * s.timeout_seconds
+
+    def _stuck(self, running_s: float) -> None:
+        """Policy for a predict call that does not end: it cannot be interrupted and holds the
+        worker's only predict thread, so every later request would time out behind it. /ping
+        answers 503 from now on and the worker is given up (the server exits non-zero; the
+        platform, or SageMaker, replaces the instance; a supervisor restarts `pier serve`)."""
+        self.stuck = True
+        self.ready = False
+        log.error(
+            "a predict call has run for %.0f s (request timeout %g s, stuck after %g s): it "
+            "cannot be interrupted and holds this worker; giving the worker up",
+            running_s,
+            self.settings.timeout_seconds,
+            self.stuck_after_s,
+        )
+        self.give_up()
 
     async def attach(self, runtime: Runtime) -> None:
         """Start serving `runtime`: batcher up, warm-up requests through the whole path."""
@@ -64,6 +90,8 @@ class ServerState:
             max_rows=s.max_batch_rows,
             max_wait_s=s.max_batch_wait_ms / 1000,
             observe=self.metrics.observe_batch,
+            stuck_after_s=self.stuck_after_s,
+            on_stuck=self._stuck,
         )
         await self.batcher.start()
         self.runtime = runtime
@@ -226,6 +254,9 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         if path == "/ping" or path == "/health":
             if state.ready:
                 await respond(send, 200, b"\n", _JSON_HEADERS)
+            elif state.stuck:
+                stuck = ModelNotReady("A predict call does not end: this worker is given up.")
+                await respond(send, 503, _error_body(stuck), _JSON_HEADERS)
             else:
                 loading = ModelNotReady("The model is loading.")
                 await respond(send, 503, _error_body(loading), _JSON_HEADERS)

@@ -94,6 +94,16 @@ def _load_runtime(settings: ServeSettings) -> Any:
     )
 
 
+#: The exit code of a worker given up because a predict call does not end (docs/serving.md).
+EXIT_STUCK = 3
+
+
+def _exit_stuck() -> None:
+    log.error("exiting with code %d: a predict call does not end", EXIT_STUCK)
+    logging.shutdown()
+    os._exit(EXIT_STUCK)
+
+
 def _http_error_body(message: str) -> bytes:
     """An HTTP-level 400 (uvicorn's, before the app) in the model server's MLflow error shape."""
     return error_body("BAD_REQUEST", message)
@@ -113,6 +123,15 @@ async def _serve(
     from pier.serving.protocol import json_errors_protocol
 
     state = ServerState(settings)
+    loop = asyncio.get_running_loop()
+
+    # A stuck predict thread cannot be joined, so neither a graceful shutdown nor the
+    # interpreter's exit (which joins the executor's threads) would end: leave at once, after
+    # a moment for the 503s and 504s already written to reach their clients.
+    def give_up() -> None:
+        loop.call_later(0.5, _exit_stuck)
+
+    state.give_up = give_up
     config = uvicorn.Config(
         create_app(state),
         loop="uvloop",
