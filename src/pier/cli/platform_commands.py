@@ -169,9 +169,7 @@ def down(home: HomeOption = None) -> None:
     with out.status(f"Stopping pier (pid {pid}) and its instances..."):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if h.running_pid() is None:  # exited (a zombie counts as exited)
                 out.print("[green]✓[/green] pier stopped")
                 return
             time.sleep(0.1)

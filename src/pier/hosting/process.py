@@ -66,6 +66,7 @@ from pier.hosting.base import (
     write_owner,
 )
 from pier.hosting.image_map import is_mlflow_image
+from pier.hosting.pids import is_running, proc_stat
 
 log = logging.getLogger("pier.hosting.process")
 
@@ -76,7 +77,6 @@ LOG_FILE = "serve.log"
 # SageMaker: the platform's own PIER_* / SAGEMAKER_* variables are not inherited.
 NOT_INHERITED = ("PIER_", "SAGEMAKER_")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:
-_HAVE_PROC = Path("/proc/self/stat").exists()
 _ERROR_LINE = re.compile(r" (?:ERROR|CRITICAL) \[\d+\] [\w.]+: (.+)$")  # serving's log format
 
 
@@ -87,30 +87,6 @@ def default_serve_command() -> list[str]:
         return [str(script), "serve"]
     # pier.cli.main has no `__main__` guard: call its entry point.
     return [sys.executable, "-c", "from pier.cli.main import main; main()", "serve"]
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks since boot) of a pid, None if there is none."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
-    return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
-
-
-def _is_running(pid: int, start_ticks: int | None) -> bool:
-    """Whether `pid` is alive and is the process that started at `start_ticks`."""
-    if _HAVE_PROC:
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in "ZXx":  # zombie or dead: exited
-            return False
-        return start_ticks is not None and stat[1] == start_ticks
-    try:  # no /proc (macOS): liveness only
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _other_backend(record: Path) -> bool:
@@ -177,7 +153,7 @@ class _Process:
     def exited(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is not None  # also reaps it
-        return not _is_running(self.pid, self.start_ticks)
+        return not is_running(self.pid, self.start_ticks)
 
     @property
     def returncode(self) -> int | None:
@@ -365,7 +341,7 @@ class ProcessBackend:
             instance.state = InstanceState.FAILED
             instance.failure = f"Cannot start {command[0]}: {exc}"
             return instance
-        stat = _proc_stat(popen.pid)
+        stat = proc_stat(popen.pid)
         proc = _Process(popen.pid, stat[1] if stat else None, popen, reservation)
         self._procs[spec.instance_id] = proc
         instance.pid = popen.pid
@@ -476,7 +452,7 @@ class ProcessBackend:
                     continue
                 if instance.instance_id in self._instances:
                     continue
-                if not _is_running(proc.pid, proc.start_ticks):
+                if not is_running(proc.pid, proc.start_ticks):
                     log.info("forgetting %s: process %d is gone", instance.instance_id, proc.pid)
                     path.unlink(missing_ok=True)
                     continue

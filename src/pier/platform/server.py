@@ -30,6 +30,7 @@ from pier.hosting.base import Backend
 from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
 from pier.hosting.image_map import ImageMap
+from pier.hosting.pids import write_pid_file
 from pier.hosting.process import ProcessBackend
 from pier.monitor.alarms.runner import AlarmRunner
 from pier.monitor.capture.capture import Capturer, default_base
@@ -186,7 +187,7 @@ def run(settings: PlatformSettings) -> int:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    home.pid_file.write_text(str(os.getpid()))
+    write_pid_file(home.pid_file, os.getpid())
     home.url_file.write_text(url)
     log.info("pier platform on %s (home %s, log %s)", url, home.root, home.log_file)
     try:
