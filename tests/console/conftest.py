@@ -9,8 +9,8 @@ it: a console nobody tested in a browser is not done.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,21 +89,67 @@ def pier(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+def save_diabetes_model(path: Path, alias: str) -> Path:
+    """One of the quickstart's two models (pier.demo.quickstart's CHAMPION or CHALLENGER),
+    trained on the same split and saved as an MLflow model with its signature and input
+    example, as the quickstart logs it (to a directory: no tracking server needed)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from pier.demo.quickstart import CHALLENGER, CHAMPION, load_data
+
+    data = load_data()
+    candidate = {"champion": CHAMPION, "challenger": CHALLENGER}[alias]
+    model = candidate.build().fit(data.X_train, data.y_train)
+    mlflow.sklearn.save_model(
+        model, str(path),
+        signature=infer_signature(data.X_train, model.predict(data.X_train)),
+        input_example=data.X_train.head(2), serialization_format="cloudpickle",
+        pip_requirements=["mlflow", "scikit-learn"],
+    )  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, str]]:
-    """A platform with MLflow that the real `pier quickstart` deployed `diabetes` on, plus
-    FILLERS endpoints (Failed: their model directory does not exist, so they cost no
-    process) to measure the list page with 50 endpoints. Yields it and the quickstart's
-    output."""
-    home = tmp_path_factory.mktemp("console") / "home"
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The quickstart's endpoint on a real platform: `diabetes`, its champion and challenger
+    weighted 90/10 (the quickstart's models, from directories: MLflow's server takes minutes
+    to start on a loaded machine), with data capture on, invoked 40 times; plus FILLERS
+    endpoints (Failed: their model directory does not exist, so they cost no process) so the
+    list page is measured with 50 endpoints."""
+    root = tmp_path_factory.mktemp("console")
     env = {"PIER_METRICS_FLUSH_SECONDS": "1"}
-    with platform_of(home, ("--mlflow-port", "0"), env) as p:
-        done = pier(home, "quickstart")
-        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{p.log_tail()}"
-        sm = p.client("sagemaker")
+    with platform_of(root / "home", ("--no-mlflow",), env) as p:
+        sm, rt = p.client("sagemaker"), p.client("sagemaker-runtime")
+        for alias in ("champion", "challenger"):
+            path = save_diabetes_model(root / alias, alias)
+            sm.create_model(ModelName=f"diabetes-{alias}",
+                            PrimaryContainer={"ModelDataUrl": str(path)})  # fmt: skip
+        sm.create_endpoint_config(
+            EndpointConfigName="diabetes-1",
+            ProductionVariants=[
+                {"VariantName": alias, "ModelName": f"diabetes-{alias}",
+                 "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+                 "InitialVariantWeight": weight}
+                for alias, weight in (("champion", 0.9), ("challenger", 0.1))
+            ],
+            DataCaptureConfig={
+                "EnableCapture": True, "InitialSamplingPercentage": 100,
+                "DestinationS3Uri": (root / "capture").as_uri(),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            },
+        )  # fmt: skip
+        sm.create_endpoint(EndpointName="diabetes", EndpointConfigName="diabetes-1")
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName="diabetes", WaiterConfig={"Delay": 2, "MaxAttempts": 300}
+        )
+        example = json.loads((root / "champion" / "serving_input_example.json").read_text())
+        for _ in range(40):
+            rt.invoke_endpoint(EndpointName="diabetes", ContentType="application/json",
+                               Body=json.dumps(example))  # fmt: skip
         sm.create_model(
             ModelName="filler",
-            PrimaryContainer={"ModelDataUrl": str(home.parent / "no-such-model")},
+            PrimaryContainer={"ModelDataUrl": str(root / "no-such-model")},
         )
         sm.create_endpoint_config(
             EndpointConfigName="filler",
@@ -114,7 +160,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, 
         )  # fmt: skip
         for i in range(FILLERS):
             sm.create_endpoint(EndpointName=f"filler-{i:02d}", EndpointConfigName="filler")
-        yield p, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+        yield p
 
 
 @pytest.fixture(scope="module")

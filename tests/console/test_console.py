@@ -43,8 +43,8 @@ def load_ms(page: Any) -> float:
     return float(timing["end"] - timing["start"])
 
 
-def test_nothing_is_served_without_a_session(stack: tuple[Platform, str], browser: Any) -> None:
-    platform, _ = stack
+def test_nothing_is_served_without_a_session(stack: Platform, browser: Any) -> None:
+    platform = stack
     context = browser.new_context()
     page = context.new_page()
     for path in ("/console/", "/console/endpoints/diabetes", "/console/alarms", "/console/x"):
@@ -74,16 +74,15 @@ def test_nothing_is_served_without_a_session(stack: tuple[Platform, str], browse
 
 
 def test_the_quickstart_endpoint_charts_weights_invoke_sign_out(
-    stack: tuple[Platform, str], browser: Any, shots: Path
+    stack: Platform, browser: Any, shots: Path
 ) -> None:
-    platform, quickstart_output = stack
-    assert f"{platform.url}/console/endpoints/diabetes" in quickstart_output
+    platform = stack
     sm = platform.client("sagemaker")
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     sign_in(page, platform)
 
-    # the list: the quickstart's endpoint, its variants and registry versions (MLflow links)
+    # the list: the quickstart's endpoint and its variants
     page.goto(platform.url + "/console/")
     list_ms = load_ms(page)
     rows = page.locator("tr[data-endpoint]")
@@ -92,16 +91,7 @@ def test_the_quickstart_endpoint_charts_weights_invoke_sign_out(
     assert "InService" in row.inner_text()
     assert re.search(r"champion 0\.9 × 1", row.inner_text())
     assert re.search(r"challenger 0\.1 × 1", row.inner_text())
-    mlflow = (platform.home / "mlflow.url").read_text().strip()
-    links = row.locator("a.mlflow")
-    hrefs = {links.nth(i).get_attribute("href") for i in range(links.count())}
-    described = sm.describe_endpoint(EndpointName="diabetes")
-    versions = {
-        image["ResolvedImage"].rsplit("/", 1)[-1]
-        for v in described["ProductionVariants"]
-        for image in v["DeployedImages"]
-    }
-    assert hrefs == {f"{mlflow}/#/models/diabetes/versions/{v}" for v in versions}
+    assert row.locator("a.mlflow").count() == 0  # models from directories: no registry link
     page.screenshot(path=str(shots / "endpoints.png"), full_page=True)
 
     # one endpoint: variants, healthy instances with their logs
@@ -125,10 +115,10 @@ def test_the_quickstart_endpoint_charts_weights_invoke_sign_out(
     for metric in ("Invocations", "Errors (4XX / 5XX)", "ModelLatency", "OverheadLatency"):
         assert champion.locator(f'figure[data-metric="{metric}"] svg').count() == 1
     invocations = champion.locator('figure[data-metric="Invocations"]')
-    assert invocations.locator("polyline").count() >= 1
+    assert invocations.locator("polyline, circle").count() >= 1
     assert "no data" not in invocations.inner_text()
     latency = champion.locator('figure[data-metric="ModelLatency"] .latest').inner_text()
-    assert float(latency) > 0
+    assert float(latency.replace(",", "")) > 0
     page.click("#range-6h")
     page.wait_for_url(re.compile(r"range=6h$"))
     assert page.locator("#range-6h.current").count() == 1
@@ -156,7 +146,7 @@ def test_the_quickstart_endpoint_charts_weights_invoke_sign_out(
     page.click("#invoke-link")
     page.wait_for_url(re.compile(r"/invoke$"))
     example = json.loads(
-        next((platform.home / "models").rglob("serving_input_example.json")).read_text()
+        (platform.home.parent / "champion" / "serving_input_example.json").read_text()
     )["dataframe_split"]
     headers = [h.split()[0] for h in page.locator("table.fields thead th").all_inner_texts()[1:]]
     assert headers == example["columns"]
@@ -191,8 +181,8 @@ def test_the_quickstart_endpoint_charts_weights_invoke_sign_out(
     (shots / "timings.json").write_text(json.dumps(figures))
 
 
-def test_csrf_and_the_cookie(stack: tuple[Platform, str], browser: Any) -> None:
-    platform, _ = stack
+def test_csrf_and_the_cookie(stack: Platform, browser: Any) -> None:
+    platform = stack
     context = browser.new_context()
     page = context.new_page()
     sign_in(page, platform)
@@ -225,10 +215,8 @@ def test_csrf_and_the_cookie(stack: tuple[Platform, str], browser: Any) -> None:
     context.close()
 
 
-def test_delete_an_endpoint_and_set_an_alarm_state(
-    stack: tuple[Platform, str], browser: Any
-) -> None:
-    platform, _ = stack
+def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any) -> None:
+    platform = stack
     sm, cw = platform.client("sagemaker"), platform.client("cloudwatch")
     cw.put_metric_alarm(
         AlarmName="diabetes-errors", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
@@ -252,11 +240,14 @@ def test_delete_an_endpoint_and_set_an_alarm_state(
     assert page.locator("#alarm-state").inner_text() == "ALARM"
     assert page.locator("b", has_text="drill").count() == 0  # escaped, shown as text
     assert "<b>drill</b>" in page.locator("main").inner_text()
-    # the monitoring and data-capture pages answer (none configured here)
+    # the monitoring page (no schedule here) and the captured records
     page.goto(platform.url + "/console/monitoring")
     assert "No monitoring schedule" in page.locator("main").inner_text()
     page.goto(platform.url + "/console/endpoints/diabetes/capture")
-    assert "does not capture" in page.locator("main").inner_text()
+    captured = page.locator("table.capture tbody tr")
+    assert captured.count() == 20  # the latest 20 of the 40+ captured
+    assert "dataframe_split" in captured.first.inner_text()
+    assert "predictions" in captured.first.inner_text()
     # delete a filler endpoint: a wrong name is refused, the right one deletes it
     page.goto(platform.url + "/console/endpoints/filler-00")
     page.fill("#confirm-delete", "filler-0")

@@ -11,6 +11,7 @@ from pier.contract.sigv4 import Credentials
 from pier.errors import ValidationException
 from pier.platform.console.charts import Line, chart, minute
 from pier.platform.console.identity import Identity, check
+from pier.platform.console.pages import versions
 from pier.platform.console.sessions import SessionStore
 from pier.platform.console.signature import body, read_form
 
@@ -75,7 +76,8 @@ def test_a_chart_fills_counts_and_breaks_latencies() -> None:
     assert c.series[0].latest == "0"
     assert [t for _, t in c.y_labels] == ["0", "2.5", "5"]  # a round top above the peak
     gap = chart("ModelLatency", "µs", [latency], start, end)
-    assert len(gap.series[0].segments) == 2  # no line across the minute without requests
+    assert gap.series[0].segments == []  # no line across the minute without requests
+    assert len(gap.series[0].dots) == 2  # each lone minute is a dot
     assert gap.series[0].latest == "30"
     assert chart("x", "count", [Line("x", "s", {}, counts=False)], start, end).empty
 
@@ -116,3 +118,16 @@ def test_a_model_without_a_column_signature_gets_its_example_as_json(tmp_path: P
     assert not form.tabular
     assert json.loads(form.raw) == {"inputs": [[1, 2]]}
     assert not read_form(tmp_path / "missing").tabular
+
+
+def test_registry_versions_link_to_the_mlflow_ui() -> None:
+    variant = {
+        "DeployedImages": [
+            {"ResolvedImage": "pier/mlflow-pyfunc@models:/diabetes/3"},
+            {"ResolvedImage": "pier/mlflow-pyfunc"},  # a directory model: no version
+        ]
+    }
+    assert versions(variant, "http://127.0.0.1:5000") == [
+        {"text": "diabetes v3", "url": "http://127.0.0.1:5000/#/models/diabetes/versions/3"}
+    ]
+    assert versions(variant, None) == [{"text": "diabetes v3", "url": ""}]

@@ -24,6 +24,7 @@ class Series:
     label: str
     css: str  # the line's class: its colour in console.css
     segments: list[str]  # SVG polyline `points`, one per run of consecutive minutes
+    dots: list[tuple[float, float]]  # minutes with data and no neighbour: drawn as a dot
     latest: str  # the newest value, formatted ("-" without data)
 
 
@@ -33,7 +34,7 @@ class Chart:
     unit: str
     series: list[Series]
     y_labels: list[tuple[float, str]]  # (y, text)
-    x_labels: list[tuple[float, str]]  # (x, text)
+    x_labels: list[tuple[float, str, str]]  # (x, text, text-anchor)
     empty: bool
     plot: tuple[float, float, float, float] = (LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM)
     size: tuple[float, float] = field(default=(WIDTH, HEIGHT))
@@ -75,27 +76,26 @@ def chart(title: str, unit: str, lines: list[Line], start: int, end: int) -> Cha
 
     series = []
     for line, points in zip(lines, filled, strict=True):
-        segments: list[str] = []
-        run: list[str] = []
+        runs: list[list[tuple[float, float]]] = []
         previous: int | None = None
         for m in minutes:
             value = points.get(m)
             if value is None or not math.isfinite(value):
                 continue
-            if previous is not None and m - previous > PERIOD_S and run:
-                segments.append(" ".join(run))
-                run = []
-            run.append(f"{x(m)},{y(value)}")
+            if previous is None or m - previous > PERIOD_S:
+                runs.append([])
+            runs[-1].append((x(m), y(value)))
             previous = m
-        if run:
-            segments.append(" ".join(run if len(run) > 1 else [*run, run[0]]))
+        segments = [" ".join(f"{px},{py}" for px, py in run) for run in runs if len(run) > 1]
+        dots = [run[0] for run in runs if len(run) == 1]
         present = [m for m in minutes if m in points]
         latest = _fmt(points[present[-1]]) if present else "-"
-        series.append(Series(line.label, line.css, segments, latest))
+        series.append(Series(line.label, line.css, segments, dots, latest))
     y_labels = [(y(top * f), _fmt(top * f)) for f in (0.0, 0.5, 1.0)]
+    middle = start + (end - start) // 2 // PERIOD_S * PERIOD_S
     x_labels = [
-        (x(m), datetime.fromtimestamp(m, UTC).strftime("%H:%M"))
-        for m in (start, start + (end - start) // 2 // PERIOD_S * PERIOD_S, end - PERIOD_S)
+        (x(m), datetime.fromtimestamp(m, UTC).strftime("%H:%M"), anchor)
+        for m, anchor in ((start, "start"), (middle, "middle"), (end - PERIOD_S, "end"))
     ]
     empty = not any(line.points for line in lines)
     return Chart(title, unit, series, y_labels, x_labels, empty)

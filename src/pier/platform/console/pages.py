@@ -80,7 +80,9 @@ def _variants(described: dict[str, Any], mlflow_url: str | None) -> list[dict[st
 def endpoints(calls: ConsoleCalls, mlflow_url: str | None) -> list[dict[str, Any]]:
     """Every endpoint with its status and variants (ListEndpoints, DescribeEndpoint)."""
     rows = []
-    for e in _pages(calls, "ListEndpoints", "Endpoints", MaxResults=100, SortBy="Name"):
+    for e in _pages(
+        calls, "ListEndpoints", "Endpoints", MaxResults=100, SortBy="Name", SortOrder="Ascending"
+    ):
         try:
             d = calls.sagemaker("DescribeEndpoint", EndpointName=e["EndpointName"])
         except PierError:  # deleted between the list and the describe
