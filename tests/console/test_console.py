@@ -212,6 +212,43 @@ def test_csrf_and_the_cookie(stack: Platform, browser: Any) -> None:
     headers = page.request.get(platform.url + "/console/").headers
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["x-frame-options"] == "DENY"
+    # malformed requests: a 4xx naming what is wrong, no trace, nothing changed
+    bad = [
+        (
+            page.request.get(platform.url + "/console/endpoints/nope"),
+            400,
+            "Could not find endpoint",
+        ),
+        (
+            page.request.get(platform.url + "/console/endpoints/diabetes/charts?range=7d"),
+            400,
+            "range must be one of 1h, 6h, 24h",
+        ),
+        (
+            page.request.post(target, form=dict(form, csrf=csrf, weight0="abc")),
+            400,
+            "champion weight: &#39;abc&#39; is not a number",
+        ),
+        (
+            page.request.post(target, form=dict(form, csrf=csrf, weight0="-1")),
+            400,
+            "member.desiredWeight&#39; failed to satisfy constraint",  # botocore's model
+        ),
+        (
+            page.request.post(
+                target, data=json.dumps(form), headers={"content-type": "application/json"}
+            ),
+            400,
+            "The console takes forms",
+        ),
+        (page.request.get(platform.url + "/console/nothing-here"), 404, "No console page"),
+    ]
+    for response, status, words in bad:
+        text = response.text()
+        assert (response.status, words in text) == (status, True), text[-600:]
+        assert "Traceback" not in text
+    d = platform.client("sagemaker").describe_endpoint(EndpointName="diabetes")
+    assert {v["VariantName"]: v["DesiredWeight"] for v in d["ProductionVariants"]}["champion"] > 0
     context.close()
 
 
