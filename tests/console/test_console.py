@@ -256,7 +256,7 @@ def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any
     platform = stack
     sm, cw = platform.client("sagemaker"), platform.client("cloudwatch")
     cw.put_metric_alarm(
-        AlarmName="diabetes-errors", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        AlarmName="diabetes/5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
         Dimensions=[{"Name": "EndpointName", "Value": "diabetes"},
                     {"Name": "VariantName", "Value": "champion"}],
         Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
@@ -265,16 +265,17 @@ def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any
     context = browser.new_context()
     page = context.new_page()
     sign_in(page, platform, "/console/alarms")
-    page.click("text=diabetes-errors")
+    page.click("text=diabetes/5xx")  # a name with a slash: one path segment
     page.select_option("#state", "ALARM")
     page.fill("#reason", "<b>drill</b>")
     page.check("#confirm-state")
     page.click("#set-state")
-    page.wait_for_url(re.compile(r"/console/alarms/diabetes-errors$"))
-    [alarm] = cw.describe_alarms(AlarmNames=["diabetes-errors"])["MetricAlarms"]
+    page.wait_for_url(re.compile(r"/console/alarms/diabetes%2F5xx$"))
+    [alarm] = cw.describe_alarms(AlarmNames=["diabetes/5xx"])["MetricAlarms"]
     assert alarm["StateValue"] == "ALARM"
     assert alarm["StateReason"] == "<b>drill</b>"
     assert page.locator("#alarm-state").inner_text() == "ALARM"
+    assert re.search(r"Alarm updated from \w+ to ALARM", page.locator("main").inner_text())
     assert page.locator("b", has_text="drill").count() == 0  # escaped, shown as text
     assert "<b>drill</b>" in page.locator("main").inner_text()
     # the monitoring page (no schedule here) and the captured records

@@ -151,6 +151,9 @@ class ConsoleApi:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # A name as one path segment: "/" escaped too (Jinja's urlencode keeps it), as alarm
+        # names may hold one; the routes match the raw path.
+        self._templates.filters["segment"] = lambda value: quote(str(value), safe="")
         # The console's routes, written out (as the APIs' Operations tables are).
         self._routes = [
             _route("GET", "/login", self.login_page, public=True),
@@ -189,7 +192,9 @@ class ConsoleApi:
         return Response(err.status, html, [_HTML, *_SECURITY])
 
     async def handle(self, request: Request) -> Response:
-        path, method = request.path, request.method
+        # Routes match the path as sent (still %-escaped): a name holding "/" stays one segment.
+        raw: bytes | None = request.scope.get("raw_path")
+        path, method = (raw.decode("latin-1") if raw else request.path), request.method
         if path == PREFIX:
             return _redirect(PREFIX + "/")
         if method == "GET" and path.startswith(PREFIX + "/static/"):
