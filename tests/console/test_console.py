@@ -252,7 +252,9 @@ def test_csrf_and_the_cookie(stack: Platform, browser: Any) -> None:
     context.close()
 
 
-def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any) -> None:
+def test_delete_an_endpoint_and_set_an_alarm_state(
+    stack: Platform, browser: Any, shots: Path
+) -> None:
     platform = stack
     sm, cw = platform.client("sagemaker"), platform.client("cloudwatch")
     cw.put_metric_alarm(
@@ -278,9 +280,17 @@ def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any
     assert re.search(r"Alarm updated from \w+ to ALARM", page.locator("main").inner_text())
     assert page.locator("b", has_text="drill").count() == 0  # escaped, shown as text
     assert "<b>drill</b>" in page.locator("main").inner_text()
-    # the monitoring page (no schedule here) and the captured records
+    # the monitoring page: no schedule, then one with an execution (pier monitor run)
     page.goto(platform.url + "/console/monitoring")
     assert "No monitoring schedule" in page.locator("main").inner_text()
+    execution = monitored(platform)
+    page.goto(platform.url + "/console/monitoring")
+    schedule = page.locator("section.schedule")
+    assert schedule.count() == 1
+    assert "diabetes-drift" in schedule.locator("h2").inner_text()
+    assert schedule.locator('a[href="/console/endpoints/diabetes"]').count() == 1
+    assert execution["MonitoringExecutionStatus"] in schedule.inner_text()
+    page.screenshot(path=str(shots / "monitoring.png"), full_page=True)
     page.goto(platform.url + "/console/endpoints/diabetes/capture")
     captured = page.locator("table.capture tbody tr")
     assert captured.count() == 20  # the latest 20 of the 40+ captured
@@ -302,6 +312,48 @@ def test_delete_an_endpoint_and_set_an_alarm_state(stack: Platform, browser: Any
 
     wait_for(gone, timeout=60, what="filler-00 deleted")
     context.close()
+
+
+def monitored(platform: Platform) -> dict[str, Any]:
+    """A DataQuality schedule on `diabetes` (a baseline from the training rows, `pier monitor
+    baseline`), run once (`pier monitor run`); its execution as boto3 lists it."""
+    from pier.demo.quickstart import load_data
+
+    root = platform.home.parent
+    load_data().X_train.to_csv(root / "train.csv", index=False)
+    done = pier(platform.home, "monitor", "baseline", "--data", str(root / "train.csv"),
+                "-o", str(root / "baseline"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    baseline = {
+        "ConstraintsResource": {"S3Uri": (root / "baseline" / "constraints.json").as_uri()},
+        "StatisticsResource": {"S3Uri": (root / "baseline" / "statistics.json").as_uri()},
+    }
+    sm = platform.client("sagemaker")
+    sm.create_monitoring_schedule(
+        MonitoringScheduleName="diabetes-drift",
+        MonitoringScheduleConfig={
+            "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+            "MonitoringJobDefinition": {
+                "BaselineConfig": baseline,
+                "MonitoringInputs": [{"EndpointInput": {"EndpointName": "diabetes",
+                                                        "LocalPath": "/opt/ml/processing/in"}}],
+                "MonitoringOutputConfig": {"MonitoringOutputs": [
+                    {"S3Output": {"S3Uri": (root / "reports").as_uri(),
+                                  "LocalPath": "/opt/ml/processing/out"}}]},
+                "MonitoringResources": {"ClusterConfig": {
+                    "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 20}},
+                "MonitoringAppSpecification": {"ImageUri": "pier/model-monitor"},
+                "RoleArn": "arn:aws:iam::000000000000:role/pier",
+            },
+        },
+    )  # fmt: skip
+    ran = pier(platform.home, "monitor", "run", "diabetes-drift")
+    assert "Traceback" not in ran.stderr
+    [execution] = sm.list_monitoring_executions(MonitoringScheduleName="diabetes-drift")[
+        "MonitoringExecutionSummaries"
+    ]
+    assert execution["MonitoringExecutionStatus"] not in ("Pending", "InProgress"), execution
+    return dict(execution)
 
 
 def test_a_stale_session_expires_and_a_one_time_link_signs_in_once(
