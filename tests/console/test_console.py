@@ -289,7 +289,11 @@ def test_delete_an_endpoint_and_set_an_alarm_state(
     assert schedule.count() == 1
     assert "diabetes-drift" in schedule.locator("h2").inner_text()
     assert schedule.locator('a[href="/console/endpoints/diabetes"]').count() == 1
-    assert execution["MonitoringExecutionStatus"] in schedule.inner_text()
+    # the captured requests repeat the two example rows: far from the training data
+    assert execution["MonitoringExecutionStatus"] == "CompletedWithViolations"
+    assert "CompletedWithViolations" in schedule.inner_text()
+    assert schedule.locator("tr.drifted").count() >= 1
+    assert "baseline_drift_check" in schedule.inner_text()  # the violations table
     page.screenshot(path=str(shots / "monitoring.png"), full_page=True)
     page.goto(platform.url + "/console/endpoints/diabetes/capture")
     captured = page.locator("table.capture tbody tr")
