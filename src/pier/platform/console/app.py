@@ -292,6 +292,7 @@ class ConsoleApi:
 
     # ---------------------------------------------------------------- sign-in
     async def login_page(self, page: Page) -> Response:
+        """GET /login: the sign-in form (an anonymous session carries its CSRF token)."""
         session = page.maybe_session
         if session is not None and session.identity is not None:
             return _redirect(_safe_next(page.query.get("next")))
@@ -301,6 +302,7 @@ class ConsoleApi:
         return Response(200, html, [_HTML, *_SECURITY, self._set_cookie(session)])
 
     async def login(self, page: Page) -> Response:
+        """POST /login: check the key and secret; a new session, or 401 and the form again."""
         key_id = page.form.get("access_key_id", "").strip()
         identity = check(self._lookup, key_id, page.form.get("secret_access_key", ""))
         if identity is None:
@@ -313,6 +315,7 @@ class ConsoleApi:
         return _redirect(_safe_next(page.form.get("next")), [self._set_cookie(session)])
 
     async def link(self, page: Page) -> Response:
+        """GET /link?token=: a one-time link's sign-in; 401 when spent or expired."""
         token = page.query.get("token", "")
         identity = self.sessions.redeem_link(token) if token else None
         if identity is None:
@@ -325,19 +328,23 @@ class ConsoleApi:
         return _redirect(PREFIX + "/", [self._set_cookie(session)])
 
     async def logout(self, page: Page) -> Response:
+        """POST /logout: forget the session, clear the cookie."""
         self.sessions.end(page.session.id)
         return _redirect(PREFIX + "/login", [self._clear_cookie()])
 
     # ---------------------------------------------------------------- pages
     async def home(self, page: Page) -> Response:
+        """GET /: every endpoint."""
         rows = await self._run(pages.endpoints, self.calls, self._mlflow_url())
         return self._page("endpoints.html", page, endpoints=rows, title="Endpoints")
 
     async def endpoint(self, page: Page) -> Response:
+        """GET /endpoints/{name}: one endpoint, its instances and deployment."""
         data = await self._run(pages.endpoint, self.calls, page.params["name"], self._mlflow_url())
         return self._page("endpoint.html", page, e=data, title=data["name"])
 
     async def charts(self, page: Page) -> Response:
+        """GET /endpoints/{name}/charts?range=: its metric charts (fragment=1: the charts only)."""
         span = page.query.get("range", "1h")
         if span not in RANGES:
             raise ValidationException(f"range must be one of {', '.join(RANGES)}, not {span!r}.")
@@ -347,10 +354,12 @@ class ConsoleApi:
         return self._page(template, page, name=name, span=span, variants=data, title=name)
 
     async def capture(self, page: Page) -> Response:
+        """GET /endpoints/{name}/capture: its latest captured records."""
         data = await self._run(pages.capture, self.calls, page.params["name"])
         return self._page("capture.html", page, c=data, title=data["name"])
 
     async def invoke_page(self, page: Page) -> Response:
+        """GET /endpoints/{name}/invoke: the form from the model's signature."""
         name = page.params["name"]
         variant = page.query.get("variant") or None
         form = await self._run(pages.invoke_form, self.calls, name, variant, self._model_cache)
@@ -365,14 +374,17 @@ class ConsoleApi:
         return self.calls.sagemaker("DescribeEndpoint", EndpointName=name)
 
     async def monitoring(self, page: Page) -> Response:
+        """GET /monitoring: schedules, their latest drift report and violations."""
         data = await self._run(pages.monitoring, self.calls)
         return self._page("monitoring.html", page, schedules=data, title="Monitoring")
 
     async def alarms(self, page: Page) -> Response:
+        """GET /alarms: every alarm."""
         data = await self._run(pages.alarms, self.calls)
         return self._page("alarms.html", page, alarms=data, title="Alarms")
 
     async def alarm(self, page: Page) -> Response:
+        """GET /alarms/{name}: one alarm, its history, the form that sets its state."""
         data = await self._run(pages.alarm, self.calls, page.params["name"])
         if data is None:
             raise NotFound(f"No alarm named {page.params['name']}.")
@@ -380,6 +392,7 @@ class ConsoleApi:
 
     # ---------------------------------------------------------------- actions
     async def capacity(self, page: Page) -> Response:
+        """POST /endpoints/{name}/capacity: UpdateEndpointWeightsAndCapacities, confirmed."""
         self._confirmed(page)
         name = page.params["name"]
         changes = []
@@ -414,6 +427,7 @@ class ConsoleApi:
         return _redirect(f"{PREFIX}/endpoints/{quote(name, safe='')}")
 
     async def invoke(self, page: Page) -> Response:
+        """POST /endpoints/{name}/invoke: InvokeEndpoint; the form again with the answer."""
         name = page.params["name"]
         variant = page.form.get("variant") or None
         form = await self._run(pages.invoke_form, self.calls, name, variant, self._model_cache)
@@ -436,6 +450,7 @@ class ConsoleApi:
         )  # fmt: skip
 
     async def delete(self, page: Page) -> Response:
+        """POST /endpoints/{name}/delete: DeleteEndpoint, confirmed by typing the name."""
         name = page.params["name"]
         if page.form.get("confirm_name") != name:
             raise ValidationException(f"Type the endpoint's name, {name}, to delete it.")
@@ -444,6 +459,7 @@ class ConsoleApi:
         return _redirect(PREFIX + "/")
 
     async def alarm_state(self, page: Page) -> Response:
+        """POST /alarms/{name}/state: SetAlarmState, confirmed."""
         self._confirmed(page)
         name = page.params["name"]
         state = page.form.get("state", "")
