@@ -161,6 +161,9 @@ class PlatformSettings(BaseSettings):
     image_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     # The base of pier's serving images for MLflow models on the Docker backend.
     base_image: str = "python:3.11-slim"
+    # The web console (docs/console.md): how long a sign-in lasts, and a one-time link.
+    console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
+    console_link_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("image_map", mode="before")
     @classmethod

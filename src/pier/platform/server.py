@@ -45,6 +45,9 @@ from pier.platform.cloudwatch_api import (
     cloudwatch_operations,
     metric_operations,
 )
+from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
+from pier.platform.console.calls import ConsoleCalls
+from pier.platform.console.sessions import SessionStore
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
@@ -282,13 +285,30 @@ async def _serve(
     )
     # Tried in order, the first that matches serves: the hot runtime path first; CloudWatch's
     # JSON 1.0 (POST / with its X-Amz-Target) before SageMaker's control API on POST /.
+    runtime = RuntimeApi(router, capturer)
+    sagemaker = SageMakerApi(service, monitoring)
+    # The web console calls the same operation tables in-process (docs/console.md).
+    console_sessions = SessionStore(
+        ttl_s=settings.console_session_seconds, link_ttl_s=settings.console_link_seconds
+    )
+    console = ConsoleApi(
+        ConsoleCalls(
+            sagemaker.operations, cloudwatch, monitoring, runtime, backend, default_base(home.root)
+        ),
+        console_sessions,
+        lookup,
+        mlflow_url=home.mlflow_url,
+        model_cache=home.model_cache / "mlflow",  # the process backend's download cache
+    )
     apis: list[Api] = [
-        RuntimeApi(router, capturer),
+        runtime,
         CloudWatchApi(Protocol.CBOR, cloudwatch),
         CloudWatchApi(Protocol.JSON, cloudwatch),
-        SageMakerApi(service, monitoring),
+        sagemaker,
         GroundTruthApi(labels, service, settings.account),
         MonitoringApi(monitoring),
+        ConsoleLinkApi(console_sessions),  # POST /console/links, before the console's pages
+        console,
         Ping(),
         Metrics(registry),
     ]
