@@ -26,13 +26,15 @@ from pier.control.deployment import (
     pending,
     pending_columns,
 )
+from pier.control.rollout import Plan, PlanError, plan
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
 from pier.storage import location_problem
+from pier.store.alarms import AlarmStore
 from pier.store.db import Duplicate, Sessions
 from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags
-from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow
+from pier.store.tables import DeploymentRow, EndpointConfigRow, EndpointRow, ModelRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
 REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -58,6 +60,7 @@ class HostingService:
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = HostingStore(sessions)
+        self._alarms = AlarmStore(sessions)  # AutoRollbackConfiguration names existing alarms
         self.arns = arns
         self._check_image = check_image  # an error message when no backend can run the image
         self._live = live
@@ -312,16 +315,25 @@ class HostingService:
             out["LastDeploymentConfig"] = row.deployment_config
         update = pending(row)
         if update is not None:
+            # While a guarded update shifts traffic: the new fleet's share (CurrentWeight is
+            # its weight times the step's share), healthy instances and step (VariantStatus).
+            shifting = self._live.pending_variants(row.name)
+            pending_variants = []
+            for v in update.variants:
+                item: dict[str, Any] = {
+                    "VariantName": v.name,
+                    "DesiredWeight": v.weight,
+                    "DesiredInstanceCount": v.instance_count,
+                }
+                now = shifting.get(v.name)
+                if now is not None:
+                    item["CurrentWeight"] = now.current_weight
+                    item["CurrentInstanceCount"] = now.current_instance_count
+                    item["VariantStatus"] = now.statuses
+                pending_variants.append(item)
             out["PendingDeploymentSummary"] = {
                 "EndpointConfigName": update.config_name,
-                "ProductionVariants": [
-                    {
-                        "VariantName": v.name,
-                        "DesiredWeight": v.weight,
-                        "DesiredInstanceCount": v.instance_count,
-                    }
-                    for v in update.variants
-                ],
+                "ProductionVariants": pending_variants,
                 "StartTime": row.last_modified_at.timestamp(),
             }
         return out
@@ -400,16 +412,54 @@ class HostingService:
                         v = replace(v, instance_count=old.instance_count)
                     retained.append(v)
                 update = update.with_variants(tuple(retained))
+            config = row.deployment_config
+            if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
+                config = req.get("DeploymentConfig")
+            steps = self._plan(config, deployed(row), update)
+            now = self._clock()
             row.status = EndpointStatus.UPDATING
             for column, value in pending_columns(update).items():
                 setattr(row, column, value)
             row.failure_reason = None
             row.generation = update.generation
-            row.last_modified_at = self._clock()
-            if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
-                row.deployment_config = req.get("DeploymentConfig")
+            row.last_modified_at = now
+            row.deployment_config = config
+            tx.add_deployment(
+                DeploymentRow(
+                    endpoint_name=row.name,
+                    generation=update.generation,
+                    from_config=row.config_name,
+                    to_config=update.config_name,
+                    policy=str(steps.policy),
+                    deployment_config=config,
+                    plan=steps.to_json(),
+                    status="InProgress",
+                    step=-1,
+                    share=0.0,
+                    started_at=now,
+                )
+            )
         self._notify()
         return {"EndpointArn": self.arns.endpoint(name)}
+
+    def _plan(self, config: dict[str, Any] | None, old: Deployment, new: Deployment) -> Plan:
+        """The rollout plan of an update (pier.control.rollout), or the ValidationException
+        SageMaker answers for a DeploymentConfig that cannot run here."""
+        try:
+            steps = plan(
+                config,
+                {v.name: v.instance_count for v in old.variants},
+                {v.name: v.instance_count for v in new.variants},
+            )
+        except PlanError as exc:
+            raise ValidationException(str(exc)) from None
+        missing = [a for a in steps.alarms if self._alarms.get(a) is None]
+        if missing:
+            raise ValidationException(
+                "DeploymentConfig.AutoRollbackConfiguration.Alarms: no CloudWatch alarm named "
+                f"{', '.join(repr(m) for m in missing)}: create it with PutMetricAlarm first."
+            )
+        return steps
 
     def update_endpoint_weights_and_capacities(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]

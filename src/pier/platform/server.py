@@ -251,6 +251,7 @@ async def _serve(
         interval_s=settings.alarm_evaluation_seconds,
         delay_s=settings.alarm_evaluation_delay_seconds,
     )
+    alarms.subscribe(reconciler.on_alarm)  # guarded updates roll back on their alarms
     alarm_service = CloudWatchAlarmService(
         alarm_store, alarms, region=settings.region, account=settings.account
     )
