@@ -499,14 +499,15 @@ class Reconciler:
         return None
 
     async def _bake(self, endpoint: str, watch: _Watch, seconds: float) -> None:
-        """Wait out a baking period; RolledBack as soon as a watched alarm is in ALARM."""
-        watch.bake_ends = time.time() + seconds
+        """Wait out the step's baking period, which ends at `watch.bake_ends` (set when the
+        step's traffic shifted); RolledBack as soon as a watched alarm is in ALARM."""
         fired = (
             await asyncio.to_thread(self._alarm_in_alarm, watch.alarms) if watch.alarms else None
         )
         if fired is None:
             with contextlib.suppress(TimeoutError):
-                fired = await asyncio.wait_for(asyncio.shield(watch.fired), seconds)
+                left = max(0.0, min(seconds, watch.bake_ends - time.time()))
+                fired = await asyncio.wait_for(asyncio.shield(watch.fired), left)
         if fired is not None:
             step = watch.step.label if watch.step is not None else "the update"
             raise RolledBack(
@@ -563,6 +564,7 @@ class Reconciler:
                 batch = tuple(replace(v, instance_count=step.new_instances) for v in new.variants)
                 await self._launch_variants(endpoint, new.with_variants(batch))
             watch.step, watch.step_index = step, index
+            watch.bake_ends = time.time() + step.bake_s
             self._publish_split(endpoint, old, new, step.share)
             await self._record(endpoint, new.generation, step=index, share=step.share,
                                step_started_at=_now())  # fmt: skip
