@@ -33,7 +33,7 @@ from pier.hosting.image_map import is_mlflow_image
 from pier.storage import location_problem
 from pier.store.alarms import AlarmStore
 from pier.store.db import Duplicate, Sessions
-from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags
+from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags, deployment_history
 from pier.store.tables import DeploymentRow, EndpointConfigRow, EndpointRow, ModelRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
@@ -59,6 +59,7 @@ class HostingService:
         notify: Callable[[], None],
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        self._sessions = sessions
         self._store = HostingStore(sessions)
         self._alarms = AlarmStore(sessions)  # AutoRollbackConfiguration names existing alarms
         self.arns = arns
@@ -460,6 +461,39 @@ class HostingService:
                 f"{', '.join(repr(m) for m in missing)}: create it with PutMetricAlarm first."
             )
         return steps
+
+    def deployments(self, endpoint: str, limit: int = 5) -> dict[str, Any]:
+        """pier's deployment history of an endpoint (GET /pier/endpoints/NAME/deployments):
+        its latest `limit` updates, newest first, each with its policy, steps, outcome and
+        reason; the one in progress also with its step, share on the new fleet, seconds to
+        the next step and the alarms watched. ValidationException for an unknown endpoint."""
+        with self._store.read() as tx:
+            row = self._endpoint(tx, endpoint)
+        now = self._clock().timestamp()
+        items = []
+        for d in deployment_history(self._sessions, row.name, limit):
+            steps = d.plan.get("Steps", [])
+            item: dict[str, Any] = {
+                "FromConfig": d.from_config,
+                "ToConfig": d.to_config,
+                "Policy": d.policy,
+                "Status": d.status,
+                "Step": d.step + 1,  # 0: the new fleet is being launched
+                "Steps": len(steps),
+                "StepLabel": steps[d.step]["Label"] if 0 <= d.step < len(steps) else None,
+                "Share": d.share,
+                "Alarms": d.plan.get("Alarms", []),
+                "Plan": d.plan,
+                "DeploymentConfig": d.deployment_config,
+                "StartTime": d.started_at.timestamp(),
+                "EndTime": d.ended_at.timestamp() if d.ended_at else None,
+                "Reason": d.reason,
+            }
+            if d.status == "InProgress" and d.step_started_at and 0 <= d.step < len(steps):
+                ends = d.step_started_at.timestamp() + steps[d.step]["BakeSeconds"]
+                item["NextStepInSeconds"] = max(0.0, ends - now)
+            items.append(item)
+        return {"EndpointName": row.name, "Deployments": items}
 
     def update_endpoint_weights_and_capacities(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]

@@ -43,6 +43,7 @@ from pier.platform.cloudwatch_api import (
     cloudwatch_operations,
     metric_operations,
 )
+from pier.platform.deployments_api import DeploymentsApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
@@ -282,6 +283,7 @@ async def _serve(
         SageMakerApi(service, monitoring),
         GroundTruthApi(labels, service, settings.account),
         MonitoringApi(monitoring),
+        DeploymentsApi(service),
         Ping(),
         Metrics(registry),
     ]
