@@ -7,9 +7,11 @@ test; no request may fail through any of it."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,6 +116,12 @@ def baking(sm: Any, step: int, steps: int) -> dict[str, Any] | None:
         ):
             return {**status, "pending": pending}
     return None
+
+
+def ended(sm: Any) -> dict[str, Any] | None:
+    """DescribeEndpoint once the endpoint is no longer Updating."""
+    d: dict[str, Any] = sm.describe_endpoint(EndpointName=GUARDED)
+    return d if d["EndpointStatus"] != "Updating" else None
 
 
 def check_share(load: TimedLoad, status: dict[str, Any], wait: float, share: float) -> None:
@@ -349,6 +357,55 @@ def test_an_alarm_rolls_the_canary_back_to_the_old_fleet(
     assert d["FailureReason"].startswith("Update to cfg-a was rolled back, still serving cfg-b-two")
     assert '"guarded-rollback-errors" went into ALARM' in d["FailureReason"]
     wait_for(lambda: len(endpoint_processes(platform.home, GUARDED)) == 2, 40, what="new gone")
+
+
+def test_a_rollback_that_cannot_relaunch_the_old_fleet_is_update_rollback_failed(
+    platform: Platform, sm: Any, cw: Any, models: Models, guarded: Created, tmp_path: Path
+) -> None:
+    # The old fleet: two instances of a copy of model A, whose files then go away, so the old
+    # instances a rolling update stops cannot come back.
+    doomed = tmp_path / "doomed-model"
+    shutil.copytree(models.a.path, doomed)
+    sm.create_model(ModelName="model-doomed", PrimaryContainer={"ModelDataUrl": str(doomed)})
+    two = [variant("main", "model-doomed", count=2)]
+    sm.create_endpoint_config(EndpointConfigName="cfg-doomed-two", ProductionVariants=two)
+    sm.update_endpoint(EndpointName=GUARDED, EndpointConfigName="cfg-doomed-two")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=GUARDED, WaiterConfig=SHORT)
+    shutil.rmtree(doomed)
+    alarm(cw, "guarded-doomed-errors")
+    config = {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            "WaitIntervalInSeconds": 4,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "guarded-doomed-errors"}]},
+    }
+    with TimedLoad(platform, models, GUARDED) as load:
+        sm.update_endpoint(EndpointName=GUARDED, EndpointConfigName="cfg-b-two",
+                           DeploymentConfig=config)  # fmt: skip
+        # in the second batch's bake one old instance has stopped: the rollback must relaunch it
+        wait_for(lambda: baking(sm, 2, 2), 120, 0.05, "the second batch")
+        cw.set_alarm_state(AlarmName="guarded-doomed-errors", StateValue="ALARM",
+                           StateReason="errors seen by the test")  # fmt: skip
+        d = wait_for(lambda: ended(sm), 120, what="the rollback's end")
+        load_after = len(load.answers)
+        wait_for(lambda: len(load.answers) >= load_after + 20, 30, what="answers after it")
+    assert d["EndpointStatus"] == "UpdateRollbackFailed", d
+    assert d["EndpointConfigName"] == "cfg-doomed-two"
+    assert d["FailureReason"].startswith(
+        'Update to cfg-b-two failed (the alarm "guarded-doomed-errors" went into ALARM while '
+        "batch 2 of 2 baked (step 2 of 2)) and the rollback to cfg-doomed-two failed too: "
+        "Variant main: the instance"
+    ), d["FailureReason"]
+    assert load.errors == []  # what still runs keeps serving
+    # an endpoint in UpdateRollbackFailed cannot be updated; it can be deleted (next test)
+    got = refused(sm.update_endpoint, EndpointName=GUARDED, EndpointConfigName="cfg-a")
+    assert got == (
+        "ValidationException",
+        f'Cannot update endpoint "{arn("endpoint", GUARDED)}" in UpdateRollbackFailed (its last '
+        "update could not be rolled back: see FailureReason); delete it and create it again.",
+        400,
+    )
 
 
 def test_delete_guarded(sm: Any, guarded: Created) -> None:

@@ -393,6 +393,12 @@ class HostingService:
         name = req["EndpointName"]
         with self._writing() as tx:
             row = self._endpoint(tx, name)
+            if row.status == EndpointStatus.UPDATE_ROLLBACK_FAILED:
+                raise ValidationException(
+                    f'Cannot update endpoint "{row.arn}" in UpdateRollbackFailed (its last '
+                    "update could not be rolled back: see FailureReason); delete it and create "
+                    "it again."
+                )
             if row.status != EndpointStatus.IN_SERVICE:
                 verb = "failed" if row.status == EndpointStatus.FAILED else "in-progress"
                 raise ValidationException(f'Cannot update {verb} endpoint "{row.arn}".')
