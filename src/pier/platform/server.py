@@ -48,6 +48,7 @@ from pier.platform.cloudwatch_api import (
 from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.sessions import SessionStore
+from pier.platform.deployments_api import DeploymentsApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
@@ -262,6 +263,7 @@ async def _serve(
         interval_s=settings.alarm_evaluation_seconds,
         delay_s=settings.alarm_evaluation_delay_seconds,
     )
+    alarms.subscribe(reconciler.on_alarm)  # guarded updates roll back on their alarms
     alarm_service = CloudWatchAlarmService(
         alarm_store, alarms, region=settings.region, account=settings.account
     )
@@ -309,6 +311,7 @@ async def _serve(
         MonitoringApi(monitoring),
         ConsoleLinkApi(console_sessions),  # POST /console/links, before the console's pages
         console,
+        DeploymentsApi(service),
         Ping(),
         Metrics(registry),
     ]
