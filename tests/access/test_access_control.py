@@ -507,6 +507,11 @@ def test_the_audit_trail_holds_every_state_changing_and_denied_call_and_no_read(
     for op, action in POLICY.items():
         if action == "write":
             assert counts[op] >= (2 if op in CLOUDWATCH else 1), op
+    # a refused call names its resource too (read from its body after the answer)
+    refused = {e["resource"] for e in denied if e["operation"] == "DeleteEndpoint"}
+    assert "arn:aws:sagemaker:us-east-1:000000000000:endpoint/acl-none" in refused
+    refused = {e["resource"] for e in denied if e["operation"] == "DeleteAlarms"}
+    assert refused == {"arn:aws:cloudwatch:us-east-1:000000000000:alarm:acl-none"}
     sample = next(e for e in mine if e["operation"] == "CreateModel" and e["status"] == 200)
     assert sample["source"] == "127.0.0.1"
     assert sample["key_id"] == deployer.key_id
@@ -559,7 +564,8 @@ def test_the_commands_of_docs_security_run_as_written(site: Site) -> None:
 def test_no_secret_is_in_any_file_of_the_home_nor_in_the_platform_output(site: Site) -> None:
     """Last in the module: every secret handed out (users, rotations, the docs' commands) is
     looked for in every file under the home (logs, the state database, captures...) but the
-    credentials file, which holds the home's own key by design, and in `pier up`'s output."""
+    credentials file, which holds the home's own key by design, in `pier up`'s output, and in
+    what `pier users list` and `pier audit` print."""
     time.sleep(1.5)  # the audit trail's last batch is written
     files = [
         p for p in site.platform.home.rglob("*") if p.is_file() and p.name != "credentials.json"
@@ -571,3 +577,8 @@ def test_no_secret_is_in_any_file_of_the_home_nor_in_the_platform_output(site: S
         data = path.read_bytes()
         for secret in site.secrets:
             assert secret.encode() not in data, f"a secret is in {path}"
+    listed = pier("users", "list", home=site.platform.home).stdout
+    audited = pier("audit", "--since", "1h", "--json", home=site.platform.home).stdout
+    for secret in site.secrets:
+        assert secret not in listed
+        assert secret not in audited

@@ -3,7 +3,11 @@ roles grant what docs/security.md says, and the CLI's copy of the roles matches 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import cbor2
+import orjson
 
 from pier.cli import users_command
 from pier.contract.cloudwatch import operation_names
@@ -14,11 +18,13 @@ from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
 from pier.monitor.alarms.runner import AlarmRunner
 from pier.platform.access import POLICY, ROLE_ACTIONS, principal
-from pier.platform.audit_trail import resource_arn
+from pier.platform.api import Request
+from pier.platform.audit_trail import AuditTrail, resource_arn
 from pier.platform.cloudwatch_api import alarm_operations, metric_operations
 from pier.platform.sagemaker_api import SageMakerApi
 from pier.store import db
 from pier.store.alarms import AlarmStore
+from pier.store.audit import AuditStore
 from pier.store.metrics import MetricStore
 from pier.store.users import ROLES
 from tests.platform.test_api import ACCOUNT, NoLive
@@ -85,3 +91,44 @@ def test_the_audit_trail_names_the_resource_a_call_names() -> None:
         ARNS, "StartMonitoringExecution", None, "/pier/monitoring-schedules/Drift/executions"
     ) == ("arn:aws:sagemaker:us-east-1:000000000000:monitoring-schedule/drift")
     assert resource_arn(ARNS, "PutMetricData", {"Namespace": "x"}, "/") is None
+
+
+def test_a_refused_call_is_audited_with_the_resource_its_body_names(tmp_path: Path) -> None:
+    """Refused before its API decoded it, a call's body is read (off the loop) for names."""
+    engine = db.create(f"sqlite:///{tmp_path}/pier.db")
+    db.migrate(engine)
+    store = AuditStore(db.sessions(engine))
+    trail = AuditTrail(store, ARNS)
+    caller = principal("AK3", "s", "inv", "invoker", ACCOUNT)
+    for content_type, body in (
+        ("application/x-amz-json-1.1", orjson.dumps({"EndpointName": "Churn"})),
+        ("application/cbor", cbor2.dumps({"AlarmNames": ["high"]})),
+        ("application/x-amz-json-1.1", b"not json"),
+    ):
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "client": ("10.0.0.7", 5000),
+            "headers": [(b"content-type", content_type.encode())],
+        }
+        request = Request(scope, {"content-type": content_type}, body, 0)
+        trail(caller, "DeleteEndpoint", request, 400, "AccessDeniedException")
+    asyncio.run(trail.flush())
+    events = store.query()
+    engine.dispose()
+    assert [(e.resource, e.source, e.user, e.error_code) for e in reversed(events)] == [
+        (
+            "arn:aws:sagemaker:us-east-1:000000000000:endpoint/churn",
+            "10.0.0.7",
+            "inv",
+            "AccessDeniedException",
+        ),
+        (
+            "arn:aws:cloudwatch:us-east-1:000000000000:alarm:high",
+            "10.0.0.7",
+            "inv",
+            "AccessDeniedException",
+        ),
+        (None, "10.0.0.7", "inv", "AccessDeniedException"),
+    ]

@@ -15,9 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
+
+import cbor2
+import orjson
 
 from pier.control.arns import ArnFactory
 from pier.platform.access import Principal
@@ -27,7 +31,10 @@ from pier.store.audit import AuditEvent, AuditStore
 log = logging.getLogger("pier.platform")
 
 # (time, user, key id, source, operation, decoded input or None, path, status, error code)
-_Pending = tuple[datetime, str, str, str, str, Mapping[str, Any] | None, str, int, str | None]
+_Pending = tuple[
+    datetime, str, str, str, str, "Mapping[str, Any] | _Undecoded | None", str, int, str | None
+]
+_MAX_PEEK = 64 * 1024  # a refused call's body is read for its names up to this size only
 
 
 class AuditTrail:
@@ -47,9 +54,13 @@ class AuditTrail:
         """Queue one call (pier.platform.api.Trail)."""
         client = request.scope.get("client")
         source = str(client[0]) if client else "-"
+        params: Mapping[str, Any] | _Undecoded | None = request.params
+        if params is None and request.body and len(request.body) <= _MAX_PEEK:
+            # refused before the API decoded it: the names are read in the writer's thread
+            params = _Undecoded(request.headers.get("content-type", ""), request.body)
         self._pending.append((
             datetime.now(UTC), caller.user, caller.access_key_id, source, operation,
-            request.params, request.path, status, code,
+            params, request.path, status, code,
         ))  # fmt: skip
 
     async def start(self) -> None:
@@ -81,8 +92,8 @@ class AuditTrail:
 
     def _write(self, batch: list[_Pending]) -> None:
         self._store.append([
-            AuditEvent(at, user, key, source, op, resource_arn(self._arns, op, params, path),
-                       status, code)
+            AuditEvent(at, user, key, source, op,
+                       resource_arn(self._arns, op, _decoded(params), path), status, code)
             for at, user, key, source, op, params, path, status, code in batch
         ])  # fmt: skip
 
@@ -114,6 +125,31 @@ def resource_arn(
         prefix = f"arn:aws:cloudwatch:{arns.region}:{arns.account}:alarm:"
         return ",".join(prefix + str(a) for a in alarms)[:512]
     return None
+
+
+@dataclass(slots=True)
+class _Undecoded:
+    """The body of a call refused before its API decoded it (JSON or CBOR): its top-level
+    names are read for the resource's ARN, off the event loop; the body is never stored."""
+
+    content_type: str
+    body: bytes
+
+    def decode(self) -> dict[str, Any]:
+        try:
+            if "cbor" in self.content_type:
+                value = cbor2.loads(self.body)
+            else:
+                value = orjson.loads(self.body)
+        except Exception:  # not what it claims to be: no resource to name
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+def _decoded(params: Mapping[str, Any] | _Undecoded | None) -> Mapping[str, Any] | None:
+    if isinstance(params, _Undecoded):
+        return params.decode() or None
+    return params
 
 
 def _from_path(path: str) -> dict[str, str]:
