@@ -149,7 +149,7 @@ def sigv4(
             services = scopes[service] = frozenset({service})
         scope = request.scope
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        caller: Principal = verify(  # type: ignore[assignment]  # what `lookup` returned
+        return verify(
             scope["method"],
             raw_path.decode("latin-1"),
             scope.get("query_string", b"").decode("latin-1"),
@@ -159,7 +159,6 @@ def sigv4(
             clock(),
             services=services,
         )
-        return caller
 
     return authenticate
 
