@@ -139,8 +139,10 @@ def denied(caller: Principal, service: str, operation: str) -> AccessDeniedExcep
 def adopt_home_credential(users: UserStore, credentials: Credentials) -> None:
     """Make the home's access key (credentials.json, which `pier env` and the CLI sign with) a
     key of the user `admin`, created with role admin if need be: a home from before users
-    keeps working unchanged. Nothing happens if the key is already some user's."""
+    keeps working unchanged. If the key is already some user's, it is only stored again when
+    this home's server key cannot read it (server.key was lost)."""
     if users.owner_of(credentials.access_key_id) is not None:
+        users.rekey(credentials.access_key_id, credentials.secret_access_key)
         return
     if any(u.name == HOME_USER for u in users.users()):
         users.add_key(HOME_USER, credentials.access_key_id, credentials.secret_access_key)

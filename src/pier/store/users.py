@@ -12,13 +12,14 @@ Every method is one short transaction: call it from a thread on an event loop.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +36,8 @@ __all__ = [
     "UserStore",
     "new_access_key",
 ]
+
+log = logging.getLogger("pier.store")
 
 #: The roles, most powerful first (their rights: pier.platform.access.ROLE_ACTIONS).
 ROLES = ("admin", "deployer", "invoker")
@@ -116,6 +119,21 @@ class UserStore:
             self._user(session, name)
             session.add(self._key_row(name, key_id, secret, datetime.now(UTC)))
 
+    def rekey(self, key_id: str, secret: str) -> bool:
+        """Store `secret` again for `key_id` if this server key cannot read what is stored
+        (the home's own key after server.key was lost: credentials.json still has it);
+        whether it did."""
+        with self._sessions.begin() as session:
+            row = session.get(AccessKeyRow, key_id)
+            if row is None:
+                return False
+            try:
+                self._fernet.decrypt(row.secret.encode())
+            except InvalidToken:
+                row.secret = self._fernet.encrypt(secret.encode()).decode()
+                return True
+            return False
+
     def rotate(self, name: str, grace: timedelta) -> NewKey:
         """A new key for `name`; its other keys stay valid for `grace` (0: revoked now)."""
         key_id, secret = new_access_key()
@@ -177,17 +195,28 @@ class UserStore:
             return tuple(sorted((r[0], r[1], r[2]) for r in session.execute(query)))
 
     def active_keys(self, now: datetime) -> list[ActiveKey]:
-        """The keys valid at `now`, secrets decrypted (for the platform's verifier only)."""
+        """The keys valid at `now`, secrets decrypted (for the platform's verifier only); a key
+        this server key cannot decrypt is left out, and the log says which (its id only)."""
         query = (
             select(AccessKeyRow.key_id, AccessKeyRow.secret, UserRow.name, UserRow.role)
             .join(UserRow, UserRow.name == AccessKeyRow.user_name)
             .where(or_(AccessKeyRow.expires_at.is_(None), AccessKeyRow.expires_at > now))
         )
         with self._sessions() as session:
-            return [
-                ActiveKey(r[0], self._fernet.decrypt(r[1].encode()).decode(), r[2], r[3])
-                for r in session.execute(query)
-            ]
+            rows = list(session.execute(query))
+        keys = []
+        for key_id, token, user, role in rows:
+            try:
+                secret = self._fernet.decrypt(token.encode()).decode()
+            except InvalidToken:  # encrypted under another home's server key: unusable here
+                log.warning(
+                    "access key %s of %s: not readable with this home's server key "
+                    "(rotate it: pier users rotate-key %s)",
+                    key_id, user, user,
+                )  # fmt: skip
+                continue
+            keys.append(ActiveKey(key_id, secret, user, role))
+        return keys
 
     # ------------------------------------------------------------------------- helpers
 
