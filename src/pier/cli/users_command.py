@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pier.cli.common import HomeOption, JsonOption, fail, out, print_json
 from pier.cli.metrics_command import parse_duration
+from pier.contract.sigv4 import Credentials
 
 if TYPE_CHECKING:
     from pier.store.users import NewKey
@@ -155,7 +156,7 @@ def rotate_key(
         )
         key = store.users.rotate(name, timedelta(seconds=seconds))
         if holds_home_key:  # pier's own commands and `pier env` go on with the new key
-            store.home.write_credentials(key.credentials())
+            store.home.write_credentials(Credentials(key.access_key_id, key.secret_access_key))
         store.record("RotateAccessKey", name)
     _show_key(key, as_json, "new access key")
     if not as_json:

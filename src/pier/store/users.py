@@ -23,7 +23,6 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pier.contract.sigv4 import Credentials
 from pier.errors import PierError
 from pier.store.tables import AccessKeyRow, UserRow
 
@@ -59,10 +58,6 @@ class NewKey:
     role: str
     access_key_id: str
     secret_access_key: str = field(repr=False)
-
-    def credentials(self) -> Credentials:
-        """The key as SigV4 credentials."""
-        return Credentials(self.access_key_id, self.secret_access_key)
 
 
 @dataclass(frozen=True)
