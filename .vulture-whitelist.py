@@ -82,3 +82,5 @@ _.process_result_value  # unused method (src/pier/store/tables.py:54)
 type_annotation_map  # unused variable (src/pier/store/tables.py:62)
 send_400_response  # uvicorn calls it (pier.serving.protocol overrides uvicorn's hook)
 plot  # unused variable (src/pier/platform/console/charts.py:38): the console's chart template reads it
+list_users  # typer command `pier users list` (src/pier/cli/users_command.py)
+rotate_key  # typer command `pier users rotate-key` (src/pier/cli/users_command.py)

@@ -152,6 +152,13 @@ class UnrecognizedClient(AwsError):
     code = "UnrecognizedClientException"
 
 
+class AccessDeniedException(AwsError):
+    """The caller's role has no right to the operation (SageMaker's code and status, 400;
+    CloudWatch words it its own way: pier.contract.cloudwatch.AccessDenied)."""
+
+    code = "AccessDeniedException"
+
+
 class InternalFailure(AwsError):
     status = 500
     code = "InternalFailure"

@@ -21,12 +21,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from pier.contract.asgi import Scope, json_headers
-from pier.contract.sigv4 import Credentials
 from pier.control.arns import ArnFactory
 from pier.control.deployment import VariantLive
 from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
 from pier.errors import AwsError, PierError, UnknownOperationException
+from pier.platform.access import principal
 from pier.platform.api import Api, Operations, Request, Response, sigv4
 from pier.platform.app import Ping, PlatformApp
 from pier.platform.runtime_api import RuntimeApi
@@ -36,7 +36,7 @@ from pier.router.table import RoutingTable
 from pier.store import db
 
 ACCOUNT = "000000000000"
-CREDENTIALS = Credentials("AKIDTOYTOYTOY", "toy-secret")
+CREDENTIALS = principal("AKIDTOYTOYTOY", "toy-secret", "toy-admin", "admin", ACCOUNT)
 BASE = "http://pier.test"
 
 
@@ -64,6 +64,9 @@ class Toy:
 
     def matches(self, scope: Scope) -> bool:
         return scope["path"] == "/" and any(k == b"x-toy-operation" for k, _ in scope["headers"])
+
+    def operation(self, request: Request) -> str | None:
+        return request.headers.get("x-toy-operation")
 
     def too_large(self) -> PierError:
         return TooMuch("too much for a toy")

@@ -12,6 +12,7 @@ import pytest
 
 from pier.errors import MissingAuthenticationToken, ValidationException
 from pier.monitor.quality.ground_truth import GroundTruthStore, store_uri
+from pier.platform.access import Principal, principal
 from pier.platform.api import Request
 from pier.platform.app import PlatformApp
 from pier.platform.ground_truth_api import GroundTruthApi
@@ -26,10 +27,14 @@ class Service:
         return {"EndpointName": "churn"}
 
 
-def authenticate(request: Request, service: str) -> None:
+ADMIN = principal("AKIDGROUNDTRUTH", "not-checked", "admin", "admin", "000000000000")
+
+
+def authenticate(request: Request, service: str) -> Principal:
     assert service == "sagemaker"
     if "authorization" not in request.headers:
         raise MissingAuthenticationToken("Missing Authentication Token")
+    return ADMIN
 
 
 def call(

@@ -157,6 +157,7 @@ def _environment(settings: ServeSettings, log_file: Path) -> tuple[ServeSettings
 # The other commands, each module light at import: heavy libraries load inside the command.
 from pier.cli import (  # noqa: E402
     alarms_command,
+    audit_command,
     build_command,
     console_command,
     delete_command,
@@ -169,6 +170,7 @@ from pier.cli import (  # noqa: E402
     monitor_commands,
     platform_commands,
     quickstart_command,
+    users_command,
 )
 
 app.command()(quickstart_command.quickstart)
@@ -192,6 +194,8 @@ app.command()(alarms_command.alarms)
 app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
 app.add_typer(monitor_commands.monitor_app, name="monitor")
+app.add_typer(users_command.users_app, name="users")
+app.command()(audit_command.audit)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from pier.errors import AwsError, SerializationException, UnknownOperationExcept
 __all__ = [
     "RPC_PATH_PREFIX",
     "TARGET_PREFIX",
+    "AccessDenied",
     "CloudWatchError",
     "InternalServiceError",
     "InvalidParameterCombination",
@@ -111,6 +112,15 @@ class ResourceNotFound(CloudWatchError):
 class LimitExceeded(CloudWatchError):
     shape = "LimitExceededFault"
     code = "LimitExceeded"
+
+
+class AccessDenied(CloudWatchError):
+    """A role without the right (pier.platform.access): CloudWatch answers IAM's denials 403
+    with the query code AccessDenied, which boto3 shows."""
+
+    status = 403
+    shape = "AccessDeniedException"
+    code = "AccessDenied"
 
 
 class InternalServiceError(CloudWatchError):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 from pier.errors import (
@@ -66,6 +67,9 @@ class Credentials:
     secret_access_key: str = field(repr=False)
 
 
+C = TypeVar("C", bound=Credentials)
+
+
 @dataclass(frozen=True)
 class _Auth:
     """What the client claims: its credential scope, signed headers, signature and time."""
@@ -87,13 +91,14 @@ def verify(
     query_string: str,
     headers: Mapping[str, str],
     body: bytes,
-    lookup: Callable[[str], Credentials | None],
+    lookup: Callable[[str], C | None],
     now: datetime,
     *,
     max_skew: timedelta = timedelta(minutes=15),
     services: frozenset[str] = frozenset({"sagemaker"}),
-) -> Credentials:
-    """Check a request's SigV4 signature; return the caller's credentials or raise.
+) -> C:
+    """Check a request's SigV4 signature; return the caller's credentials (what `lookup`
+    returned for its key: a Credentials or a subclass) or raise.
 
     ``raw_path`` and ``query_string`` are as received (percent-encoded, no ``?``); ``headers``
     has lower-cased names, repeated headers joined with ``","``; a naive ``now`` is UTC.

@@ -6,9 +6,13 @@ routes:
 
     read the body, at most api.max_body bytes        (over it: api.too_large(), in its dialect)
     → SigV4, for the API's signing service            (pier.contract.sigv4; None: unsigned)
+    → the caller's role may call api.operation(request)? (pier.platform.access.POLICY; else
+                                                       AccessDeniedException in its dialect)
     → api.handle(request): decode, dispatch, encode   (blocking handlers run in a worker thread
                                                        through `Operations`, the one dispatcher)
     → write the response; then its `after` callback   (work that must not delay the answer)
+    → the audit trail, for a state-changing or denied call (pier.platform.audit_trail: queued,
+                                                       written in batches off the event loop)
 
 Errors are mapped here and nowhere else: a PierError is answered as the API's dialect writes
 it (`api.error(err)`), with the status and code its type carries; anything else is a bug,
@@ -44,8 +48,9 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pier.contract.asgi import Headers, Receive, Scope, Send, read_body, request_headers, respond
-from pier.contract.sigv4 import Credentials, verify
+from pier.contract.sigv4 import verify
 from pier.errors import InternalFailure, PierError
+from pier.platform.access import STATE_CHANGING, Principal, denied
 
 log = logging.getLogger("pier.platform")
 
@@ -64,6 +69,9 @@ class Request:
     headers: dict[str, str]  # lower-case names (pier.contract.asgi.request_headers)
     body: bytes
     received_ns: int  # time.perf_counter_ns() when the request reached the platform
+    # The decoded input, set by an API that decodes one: where the audit trail finds the
+    # resource's name (it keeps the ARN, never the input). None on the runtime's hot path.
+    params: Mapping[str, Any] | None = None
 
     @property
     def method(self) -> str:
@@ -103,6 +111,11 @@ class Api(Protocol):
         """Whether this API serves the request (method, path, headers; the body is unread)."""
         ...
 
+    def operation(self, request: Request) -> str | None:
+        """The operation the request calls, as pier.platform.access.POLICY names it; None when
+        it names none this API serves (`handle` then refuses it in the API's words)."""
+        ...
+
     def too_large(self) -> PierError:
         """The error for a body over `max_body`, as this API words it."""
         ...
@@ -116,25 +129,27 @@ class Api(Protocol):
         ...
 
 
-#: Verifies a request's signature for a signing service; raises the AWS error when it fails.
-Authenticate = Callable[[Request, str], None]
+#: Verifies a request's signature for a signing service: the caller, or raises the AWS error.
+Authenticate = Callable[[Request, str], Principal]
+#: Takes a call for the audit trail: (caller, operation, request, status, error code or None).
+Trail = Callable[[Principal, str, Request, int, "str | None"], None]
 
 
 def sigv4(
-    lookup: Callable[[str], Credentials | None],
+    lookup: Callable[[str], Principal | None],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Authenticate:
     """AWS Signature Version 4 against the platform's credentials (`lookup` by access key id)."""
 
     scopes: dict[str, frozenset[str]] = {}  # a signing service's, built once
 
-    def authenticate(request: Request, service: str) -> None:
+    def authenticate(request: Request, service: str) -> Principal:
         services = scopes.get(service)
         if services is None:
             services = scopes[service] = frozenset({service})
         scope = request.scope
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        verify(
+        return verify(
             scope["method"],
             raw_path.decode("latin-1"),
             scope.get("query_string", b"").decode("latin-1"),
@@ -152,7 +167,12 @@ _INTERNAL = "Internal error; see the platform log."
 
 
 async def serve(
-    api: Api, scope: Scope, receive: Receive, send: Send, authenticate: Authenticate
+    api: Api,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    authenticate: Authenticate,
+    trail: Trail | None = None,
 ) -> None:
     """The request path every API shares (this module's docstring)."""
     received_ns = time.perf_counter_ns()
@@ -161,23 +181,37 @@ async def serve(
         body = await read_body(receive, api.max_body)
     except ConnectionAbortedError:
         return  # the client left before its request was read: there is nobody to answer
+    caller: Principal | None = None
+    operation: str | None = None
+    code: str | None = None
+    refused = False
+    request = Request(scope, headers, b"", received_ns)
     try:
         if body is None:
             raise api.too_large()
-        request = Request(scope, headers, body, received_ns)
+        request.body = body
         if api.signing_service is not None:
-            authenticate(request, api.signing_service)
+            caller = authenticate(request, api.signing_service)
+            operation = api.operation(request)
+            if operation is not None and not caller.may(operation):
+                refused = True
+                raise denied(caller, api.signing_service, operation)
         response = await api.handle(request)
     except PierError as err:
         if err.status >= 500:
             log.error("%s %s: %s %s", scope["method"], scope["path"], err.code, err.message)
+        code = err.code
         response = api.error(err)
     except Exception:
         log.exception("%s %s failed", scope["method"], scope["path"])
+        code = InternalFailure.code
         response = api.error(InternalFailure(_INTERNAL))
     await respond(send, response.status, response.body, response.headers)
     if response.after is not None:
         response.after()
+    if trail is not None and operation is not None and (refused or operation in STATE_CHANGING):
+        assert caller is not None
+        trail(caller, operation, request, response.status, code)
 
 
 class Operations(Generic[P]):
@@ -219,6 +253,7 @@ __all__ = [
     "Request",
     "Response",
     "Result",
+    "Trail",
     "serve",
     "sigv4",
 ]

@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pier.contract.asgi import Receive, Scope, Send, respond
 from pier.errors import AwsError, PierError, SerializationException
-from pier.platform.api import Api, Authenticate, Request, Response, serve
+from pier.platform.api import Api, Authenticate, Request, Response, Trail, serve
 from pier.platform.sagemaker_api import error_response
 
 _PROBE_BYTES = 64 * 1024
@@ -44,9 +44,12 @@ class NoSuchRoute(AwsError):
 
 
 class PlatformApp:
-    def __init__(self, apis: Sequence[Api], authenticate: Authenticate) -> None:
+    def __init__(
+        self, apis: Sequence[Api], authenticate: Authenticate, trail: Trail | None = None
+    ) -> None:
         self.apis = tuple(apis)
         self.authenticate = authenticate
+        self.trail = trail  # the audit trail (pier.platform.audit_trail); None: none kept
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -61,7 +64,7 @@ class PlatformApp:
             return
         for api in self.apis:
             if api.matches(scope):
-                await serve(api, scope, receive, send, self.authenticate)
+                await serve(api, scope, receive, send, self.authenticate, self.trail)
                 return
         answer = error_response(NoSuchRoute(f"No such route: {scope['method']} {scope['path']}"))
         await respond(send, answer.status, answer.body, answer.headers)
@@ -75,6 +78,9 @@ class Ping:
 
     def matches(self, scope: Scope) -> bool:
         return bool(scope["method"] == "GET" and scope["path"] == "/ping")
+
+    def operation(self, request: Request) -> str | None:
+        return None  # unsigned: no operation to authorize
 
     def too_large(self) -> PierError:
         return SerializationException("The request body is too large.")

@@ -19,6 +19,7 @@ from pier.contract.asgi import Headers, Scope
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.errors import (
+    AccessDeniedException,
     AwsError,
     InternalFailure,
     PierError,
@@ -97,6 +98,13 @@ class CloudWatchApi:
             k.lower() == b"x-amz-target" and v.startswith(_TARGET) for k, v in scope["headers"]
         )
 
+    def operation(self, request: Request) -> str | None:
+        if self.protocol is wire.Protocol.CBOR:
+            operation = request.path[len(wire.RPC_PATH_PREFIX) :]
+        else:
+            operation = request.headers.get("x-amz-target", "").partition(".")[2]
+        return operation if operation in self._operations else None
+
     def too_large(self) -> PierError:
         return SerializationException("The request body is too large.")
 
@@ -107,6 +115,7 @@ class CloudWatchApi:
             operation = wire.operation_from_target(request.headers.get("x-amz-target"))
         self._operations.handler(operation)  # an operation pier lacks, before its input
         params = wire.validate_input(operation, wire.decode_body(request.body, self.protocol))
+        request.params = params
         result = await self._operations(operation, params)
         body = wire.encode_output(operation, result, self.protocol)
         return Response(200, body, self._answer_headers())
@@ -114,6 +123,8 @@ class CloudWatchApi:
     def error(self, err: PierError) -> Response:
         if isinstance(err, InternalFailure):
             err = wire.InternalServiceError(err.message)  # CloudWatch's name for it
+        elif isinstance(err, AccessDeniedException):
+            err = wire.AccessDenied(err.message)
         elif not isinstance(err, AwsError):
             err = _Relayed(err)
         body, extra = wire.encode_error(err, self.protocol)

@@ -39,6 +39,12 @@ class DeploymentsApi:
     def matches(self, scope: Scope) -> bool:
         return bool(scope["path"].startswith(PREFIX))  # any method: others are refused
 
+    def operation(self, request: Request) -> str | None:
+        """GET {name}/deployments is ListEndpointDeployments (a read); others none."""
+        action = request.path.rstrip("/").rpartition("/")[2]
+        listed = (request.method, action) == ("GET", "deployments")
+        return "ListEndpointDeployments" if listed else None
+
     def too_large(self) -> PierError:
         return ValidationException("This route takes no request body.")
 

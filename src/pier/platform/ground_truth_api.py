@@ -74,11 +74,15 @@ class GroundTruthApi:
             and path.endswith(GROUND_TRUTH_SUFFIX)
         )
 
+    def operation(self, request: Request) -> str | None:
+        return "PutGroundTruth"
+
     def too_large(self) -> PierError:
         return _TooLarge(f"The body exceeds {MAX_GROUND_TRUTH_BYTES} bytes: upload it in parts.")
 
     async def handle(self, request: Request) -> Response:
         name = unquote(request.path[len(_PREFIX) : -len(GROUND_TRUTH_SUFFIX)])
+        request.params = {"EndpointName": name}
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in CONTENT_TYPES:
             raise _NotJsonLines(

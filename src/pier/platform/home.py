@@ -1,7 +1,8 @@
-"""The platform's home directory: credentials, pid file, logs, instance state, model cache."""
+"""The platform's home directory: credentials, server key, pid file, logs, instances, models."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -31,6 +32,11 @@ class Home:
     @property
     def credentials_file(self) -> Path:
         return self.root / "credentials.json"
+
+    @property
+    def server_key_file(self) -> Path:
+        """The key that encrypts users' secrets in the state store (pier.store.users)."""
+        return self.root / "server.key"
 
     @property
     def pid_file(self) -> Path:
@@ -98,6 +104,35 @@ class Home:
         with os.fdopen(fd, "w") as f:
             json.dump({"access_key_id": key_id, "secret_access_key": secret}, f)
         return Credentials(key_id, secret)
+
+    def write_credentials(self, credentials: Credentials) -> None:
+        """Replace the home's access key (after `pier users rotate-key` of its user): written
+        0600 beside it, then moved over it, so no reader sees half a file."""
+        tmp = self.credentials_file.with_name(".credentials.json.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(
+                {
+                    "access_key_id": credentials.access_key_id,
+                    "secret_access_key": credentials.secret_access_key,
+                },
+                f,
+            )
+        os.replace(tmp, self.credentials_file)
+
+    def server_key(self) -> bytes:
+        """The server key (a Fernet key: 32 random bytes, URL-safe base64); generated 0600 on
+        first use. Losing it makes the stored secrets unreadable: users must be re-keyed."""
+        path = self.server_key_file
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()  # made by the platform or another command
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
 
     def running_pid(self) -> int | None:
         """The pid of a live platform process of this home, else None (a zombie or a reused

@@ -34,32 +34,49 @@ def _no_route(operation: str) -> ValidationException:
     return ValidationException(f"No such pier route: {operation}.")
 
 
+# "METHOD action" -> the operation (pier.platform.access.POLICY's name for it)
+_ROUTES = {"POST executions": "StartMonitoringExecution", "GET report": "GetMonitoringReport"}
+
+
+def _route(request: Request) -> tuple[str, str]:
+    """(schedule name, "METHOD action") of a request under PREFIX."""
+    name, _, action = unquote(request.path[len(PREFIX) :]).strip("/").partition("/")
+    return name, f"{request.method} {action}"
+
+
 class MonitoringApi:
     max_body = _MAX_BODY
     signing_service = "sagemaker"
 
     def __init__(self, service: MonitoringService) -> None:
-        # "METHOD action" -> the service's method, given the schedule's name
+        # operation -> the service's method, given the schedule's name
         self._operations = Operations(
-            {"POST executions": service.start_execution, "GET report": service.latest_report},
+            {
+                "StartMonitoringExecution": service.start_execution,
+                "GetMonitoringReport": service.latest_report,
+            },
             _no_route,
         )
 
     def matches(self, scope: Scope) -> bool:
         return bool(scope["path"].startswith(PREFIX))  # any method: others are refused
 
+    def operation(self, request: Request) -> str | None:
+        return _ROUTES.get(_route(request)[1])
+
     def too_large(self) -> PierError:
         return ValidationException("The request body is too large.")
 
     async def handle(self, request: Request) -> Response:
-        path = unquote(request.path[len(PREFIX) :])
-        name, _, action = path.strip("/").partition("/")
-        operation = f"{request.method} {action}"
-        if operation not in self._operations:
+        name, route = _route(request)
+        operation = _ROUTES.get(route)
+        if operation is None:
+            path = unquote(request.path[len(PREFIX) :])
             raise ValidationException(
                 f"No such pier route: {request.method} {PREFIX}{path} (POST "
                 "{name}/executions or GET {name}/report)."
             )
+        request.params = {"MonitoringScheduleName": name}
         result = await self._operations(operation, name)
         return Response(200, orjson.dumps(result), json_headers())
 

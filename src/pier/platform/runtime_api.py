@@ -39,6 +39,9 @@ class RuntimeApi:
         path: str = scope["path"]
         return scope["method"] == "POST" and path.startswith(_PREFIX) and path.endswith(_SUFFIX)
 
+    def operation(self, request: Request) -> str | None:
+        return "InvokeEndpoint"
+
     def too_large(self) -> PierError:
         return RuntimeValidationError(
             f"Request payload exceeds the limit of {MAX_INVOKE_BYTES} bytes."

@@ -79,12 +79,18 @@ class SageMakerApi:
         # After CloudWatch's JSON 1.0 API in the platform's list: it also takes POST /.
         return bool(scope["method"] == "POST" and scope["path"] == "/")
 
+    def operation(self, request: Request) -> str | None:
+        target = request.headers.get("x-amz-target", "")
+        operation = target.partition(".")[2]
+        return operation if operation in self.operations else None
+
     def too_large(self) -> PierError:
         return SerializationException("The request body is too large.")
 
     async def handle(self, request: Request) -> Response:
         operation = wire.operation_from_target(request.headers.get("x-amz-target"))
         params = wire.validate_input(operation, wire.parse_body(request.body))
+        request.params = params
         result = await self.operations(operation, params)
         body = orjson.dumps(wire.serialize_output(operation, result))
         return Response(200, body, [(b"content-type", _AMZ_JSON)])

@@ -18,7 +18,6 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from pier.contract.cloudwatch import Protocol
-from pier.contract.sigv4 import Credentials
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
 from pier.control.metrics_service import CloudWatchMetricsService
@@ -37,8 +36,10 @@ from pier.monitor.capture.capture import Capturer, default_base
 from pier.monitor.quality.ground_truth import GroundTruthStore, announce, store_uri
 from pier.monitor.schedules.model_baselines import fetch_baseline
 from pier.monitor.schedules.scheduler import Scheduler, publish_to
+from pier.platform.access import KeyCache, adopt_home_credential
 from pier.platform.api import Api, sigv4
 from pier.platform.app import Metrics, Ping, PlatformApp
+from pier.platform.audit_trail import AuditTrail
 from pier.platform.cloudwatch_api import (
     CloudWatchApi,
     alarm_operations,
@@ -65,7 +66,9 @@ from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
 from pier.store.alarms import AlarmStore
+from pier.store.audit import AuditStore
 from pier.store.metrics import MetricStore
+from pier.store.users import UserStore
 
 log = logging.getLogger("pier.platform")
 
@@ -179,6 +182,8 @@ def run(settings: PlatformSettings) -> int:
         db.migrate(engine)
         credentials = home.credentials()
         assert credentials is not None
+        users = UserStore(db.sessions(engine), home.server_key())
+        adopt_home_credential(users, credentials)  # the first admin: nothing breaks
         if mlflow is not None:
             mlflow.wait_ready()
     except BaseException:
@@ -197,7 +202,7 @@ def run(settings: PlatformSettings) -> int:
     try:
         import uvloop
 
-        uvloop.run(_serve(settings, home, engine, credentials, sock))
+        uvloop.run(_serve(settings, home, engine, users, sock))
     finally:
         for f in (home.pid_file, home.url_file):
             f.unlink(missing_ok=True)
@@ -210,7 +215,7 @@ def run(settings: PlatformSettings) -> int:
 
 
 async def _serve(
-    settings: PlatformSettings, home: Home, engine: Any, credentials: Credentials, sock: Any
+    settings: PlatformSettings, home: Home, engine: Any, users: UserStore, sock: Any
 ) -> None:
     import uvicorn
 
@@ -237,9 +242,9 @@ async def _serve(
     metrics = EndpointMetrics(registry, table, lambda: instance_processes(backend))
     router = Router(table, settings.account, on_unreachable=reconciler.suspect, metrics=metrics)
 
-    def lookup(key_id: str) -> Credentials | None:
-        return credentials if key_id == credentials.access_key_id else None
-
+    # Access keys of every user, refreshed when `pier users` changes them; the audit trail.
+    keys = KeyCache(users, settings.account)
+    trail = AuditTrail(AuditStore(sessions), ArnFactory(settings.region, settings.account))
     capturer = Capturer(default_base(home.root), registry)
     table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
@@ -298,9 +303,10 @@ async def _serve(
             sagemaker.operations, cloudwatch, monitoring, runtime, backend, default_base(home.root)
         ),
         console_sessions,
-        lookup,
+        keys.lookup,
         mlflow_url=home.mlflow_url,
         model_cache=home.model_cache / "mlflow",  # the process backend's download cache
+        trail=trail,  # console actions are audited and role-checked like API calls
     )
     apis: list[Api] = [
         runtime,
@@ -315,7 +321,9 @@ async def _serve(
         Ping(),
         Metrics(registry),
     ]
-    app = PlatformApp(apis, sigv4(lookup))
+    app = PlatformApp(apis, sigv4(keys.lookup), trail)
+    await keys.start()
+    await trail.start()
     await capturer.start()
     await recorder.start()
     await reconciler.start()
@@ -339,6 +347,8 @@ async def _serve(
         await scheduler.aclose()  # an execution in progress finishes
         await recorder.aclose()  # every counted request, and the instances' last CPU sample
         await alarms.aclose()  # webhooks in flight get a few seconds
+        await trail.aclose()  # every audited call is written
+        await keys.aclose()
         log.info("stopping instances")
         await reconciler.stop(stop_instances=True)
         await router.aclose()

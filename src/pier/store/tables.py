@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -237,3 +238,39 @@ class AlarmHistoryRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)  # HistoryData: a JSON string, as CloudWatch's
+
+
+# Users, access keys and the audit trail (pier.store.users, pier.store.audit; migration 0007).
+class UserRow(Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AccessKeyRow(Base):
+    __tablename__ = "access_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_name: Mapped[str] = mapped_column(
+        String(64), ForeignKey("users.name", ondelete="CASCADE"), index=True
+    )
+    secret: Mapped[str] = mapped_column(String(512))  # Fernet token of the secret access key
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_at", "user_name", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(96))
+    resource: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(96), nullable=True)

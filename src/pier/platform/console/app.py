@@ -18,6 +18,7 @@ framing, sniffing, caching and any script or style not served by pier (CSP).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import mimetypes
 import re
@@ -33,7 +34,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pier.contract.asgi import Headers, Scope, json_headers
 from pier.errors import PierError, ValidationException
-from pier.platform.api import Request, Response
+from pier.platform.access import Principal
+from pier.platform.api import Request, Response, Trail
 from pier.platform.console import pages
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.charts import RANGES
@@ -94,6 +96,11 @@ class Page:
         return self.maybe_session
 
 
+def _with(request: Request, params: dict[str, Any]) -> Request:
+    """The console's request as the audit trail reads an API call: with the resource's name."""
+    return dataclasses.replace(request, params=params)
+
+
 Handler = Callable[[Page], Awaitable[Response]]
 _NAME = "(?P<name>[^/]+)"
 
@@ -139,10 +146,12 @@ class ConsoleApi:
         *,
         mlflow_url: Callable[[], str | None],
         model_cache: Path,
+        trail: Trail | None = None,
     ) -> None:
         self.calls = calls
         self.sessions = sessions
         self._lookup = lookup
+        self._trail = trail
         self._mlflow_url = mlflow_url
         self._model_cache = model_cache
         self._templates = Environment(
@@ -183,6 +192,10 @@ class ConsoleApi:
     def matches(self, scope: Scope) -> bool:
         path: str = scope["path"]
         return path == PREFIX or path.startswith(PREFIX + "/")
+
+    def operation(self, request: Request) -> str | None:
+        """None: the console is not signed; its actions check the role themselves (`_act`)."""
+        return None
 
     def too_large(self) -> PierError:
         return ValidationException(f"The form is larger than {MAX_FORM_BYTES} bytes.")
@@ -284,6 +297,32 @@ class ConsoleApi:
     @staticmethod
     async def _run(work: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(work, *args)
+
+    async def _act(
+        self, page: Page, operation: str, params: dict[str, Any], work: Callable[[], Any]
+    ) -> Any:
+        """Run a state-changing `operation` for the session's user: refused (403) unless the
+        user's role allows it (docs/security.md, the same POLICY as the APIs), and written to
+        the audit trail like a call through the APIs, whatever its outcome."""
+        identity = page.session.identity
+        caller = self._lookup(identity.access_key_id) if identity is not None else None
+        if caller is None:
+            raise Unauthorized("Your access key is no longer valid: sign in again.")
+        if isinstance(caller, Principal) and not caller.may(operation):
+            if self._trail is not None:
+                self._trail(caller, operation, _with(page.request, params), 403, "AccessDenied")
+            raise Forbidden(
+                f"{operation}: your role ({caller.role}) does not allow it (docs/security.md)."
+            )
+        status, code = 200, None
+        try:
+            return await work()
+        except PierError as exc:
+            status, code = exc.status, exc.code
+            raise
+        finally:
+            if self._trail is not None and isinstance(caller, Principal):
+                self._trail(caller, operation, _with(page.request, params), status, code)
 
     @staticmethod
     def _confirmed(page: Page) -> None:
@@ -409,12 +448,16 @@ class ConsoleApi:
                     ),
                 }
             )
-        await self._run(
-            lambda: self.calls.sagemaker(
-                "UpdateEndpointWeightsAndCapacities",
-                EndpointName=name,
-                DesiredWeightsAndCapacities=changes,
-            )
+        operation = "UpdateEndpointWeightsAndCapacities"
+        await self._act(
+            page,
+            operation,
+            {"EndpointName": name},
+            lambda: self._run(
+                lambda: self.calls.sagemaker(
+                    operation, EndpointName=name, DesiredWeightsAndCapacities=changes
+                )
+            ),
         )
         page.session.flash.append(
             "UpdateEndpointWeightsAndCapacities: "
@@ -440,7 +483,12 @@ class ConsoleApi:
                 payload = body(form, page.form, min(rows, MAX_ROWS))
             else:
                 payload = raw.encode()
-            result = await self.calls.invoke(name, payload, "application/json", variant)
+            result = await self._act(
+                page,
+                "InvokeEndpoint",
+                {"EndpointName": name},
+                lambda: self.calls.invoke(name, payload, "application/json", variant),
+            )
         except PierError as exc:
             error, status = f"{exc.code}: {exc.message}", exc.status
         return self._page(
@@ -454,7 +502,12 @@ class ConsoleApi:
         name = page.params["name"]
         if page.form.get("confirm_name") != name:
             raise ValidationException(f"Type the endpoint's name, {name}, to delete it.")
-        await self._run(lambda: self.calls.sagemaker("DeleteEndpoint", EndpointName=name))
+        await self._act(
+            page,
+            "DeleteEndpoint",
+            {"EndpointName": name},
+            lambda: self._run(lambda: self.calls.sagemaker("DeleteEndpoint", EndpointName=name)),
+        )
         page.session.flash.append(f"DeleteEndpoint: {name} is being deleted.")
         return _redirect(PREFIX + "/")
 
@@ -464,10 +517,15 @@ class ConsoleApi:
         name = page.params["name"]
         state = page.form.get("state", "")
         reason = page.form.get("reason", "").strip() or "Set from the pier console"
-        await self._run(
-            lambda: self.calls.cloudwatch(
-                "SetAlarmState", AlarmName=name, StateValue=state, StateReason=reason
-            )
+        await self._act(
+            page,
+            "SetAlarmState",
+            {"AlarmName": name},
+            lambda: self._run(
+                lambda: self.calls.cloudwatch(
+                    "SetAlarmState", AlarmName=name, StateValue=state, StateReason=reason
+                )
+            ),
         )
         page.session.flash.append(f"SetAlarmState: {name} is {state}.")
         return _redirect(f"{PREFIX}/alarms/{quote(name, safe='')}")
@@ -494,6 +552,9 @@ class ConsoleLinkApi:
 
     def matches(self, scope: Scope) -> bool:
         return bool(scope["method"] == "POST" and scope["path"] == PREFIX + "/links")
+
+    def operation(self, request: Request) -> str | None:
+        return "CreateConsoleLink"
 
     def too_large(self) -> PierError:
         return ValidationException("POST /console/links takes no body.")
