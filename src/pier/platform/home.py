@@ -98,6 +98,27 @@ class Home:
             json.dump({"access_key_id": key_id, "secret_access_key": secret}, f)
         return Credentials(key_id, secret)
 
+    @property
+    def gateway_secret_file(self) -> Path:
+        return self.root / "gateway.secret"
+
+    def gateway_secret(self) -> bytes:
+        """The server secret API key digests are keyed with (pier.control.api_keys): 32
+        random bytes, generated (0600) on first use. Losing it invalidates every key."""
+        path = self.gateway_secret_file
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        secret = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made meanwhile by another process: theirs is the one
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        return secret
+
     def running_pid(self) -> int | None:
         """The pid of a live platform process of this home, else None."""
         try:
