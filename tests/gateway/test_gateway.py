@@ -267,6 +267,13 @@ def test_requests_are_logged_with_key_id_and_never_the_key(platform: Platform) -
     assert leaked == []
 
 
+def test_the_server_secret_is_the_owners_alone(platform: Platform) -> None:
+    secret = platform.home / "gateway.secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert len(secret.read_bytes()) == 32
+    assert [p.name for p in platform.home.glob(".gateway.secret.*")] == []  # no leftovers
+
+
 def test_usage_counts_survive_a_restart(platform: Platform) -> None:
     made = key_of(platform, "durable", "--quota-day", "3")
     for _ in range(2):

@@ -111,12 +111,18 @@ class Home:
         except FileNotFoundError:
             pass
         secret = secrets.token_bytes(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # made meanwhile by another process: theirs is the one
-            return path.read_bytes()
+        # Written whole under a temporary name, then linked into place: a process racing us
+        # (the CLI and the platform) either links first or reads the complete file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secret)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # made meanwhile by another process: theirs is the one
+            return path.read_bytes()
+        finally:
+            tmp.unlink()
         return secret
 
     def running_pid(self) -> int | None:
