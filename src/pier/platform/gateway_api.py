@@ -195,6 +195,7 @@ class GatewayApi:
 
     # ------------------------------------------------------------------------ the Api
     def matches(self, scope: Scope) -> bool:
+        """Everything under /api/ (unknown routes there get the gateway's 404)."""
         path: str = scope["path"]
         return path.startswith("/api/")
 
@@ -202,11 +203,13 @@ class GatewayApi:
         return GatewayError(413, f"The body is larger than {MAX_INVOKE_BYTES} bytes.")
 
     def error(self, err: PierError) -> Response:
+        """`err` as `{"message"}` with the gateway's status for it (`_public`)."""
         public = _public(err)
         body = orjson.dumps({"message": public.message})
         return Response(public.status, body, [_JSON, *public.headers])
 
     async def handle(self, request: Request) -> Response:
+        """Route by path and method (the module's table); raise GatewayError to refuse."""
         path, method = request.path, request.method
         if path.startswith(_V1) and path.endswith(_PREDICT):
             name = unquote(path[len(_V1) : -len(_PREDICT)])

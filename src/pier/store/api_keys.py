@@ -100,6 +100,7 @@ class ApiKeyStore:
             return [_stored(r) for r in session.scalars(q)]
 
     def get(self, key_id: str) -> StoredKey | None:
+        """The key with this id (revoked or not), or None."""
         with self._sessions() as session:
             row = session.get(ApiKeyRow, key_id)
             return None if row is None else _stored(row)
