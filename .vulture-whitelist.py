@@ -84,3 +84,4 @@ send_400_response  # uvicorn calls it (pier.serving.protocol overrides uvicorn's
 plot  # unused variable (src/pier/platform/console/charts.py:38): the console's chart template reads it
 list_users  # typer command `pier users list` (src/pier/cli/users_command.py)
 rotate_key  # typer command `pier users rotate-key` (src/pier/cli/users_command.py)
+updated_at  # gateway_endpoints' column, written for operators (src/pier/store/tables.py)

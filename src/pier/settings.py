@@ -152,6 +152,9 @@ class PlatformSettings(BaseSettings):
     alarm_evaluation_seconds: float = Field(default=60.0, gt=0)
     alarm_evaluation_delay_seconds: float = Field(default=15.0, ge=0)
     log_level: str = "info"
+    # The gateway (docs/gateway.md): how often API key usage is written to the store and keys
+    # are reloaded from it (`pier keys` also tells the platform at once).
+    gateway_flush_seconds: float = Field(default=5.0, gt=0)
     # Where instances run (docs/containers.md): `process` runs MLflow models as `pier serve`
     # processes and other images in Docker when an engine answers; `docker` runs every
     # instance as a container.

@@ -293,6 +293,11 @@ OWN_ROUTES: dict[str, Call] = {
     "GetMonitoringReport": lambda site, user: site.signed(
         user, "GET", "/pier/monitoring-schedules/acl-none/report", b"", {}
     ),
+    "ListEndpointDeployments": lambda site, user: site.signed(
+        user, "GET", "/pier/endpoints/acl-none/deployments", b"", {}
+    ),
+    "CreateConsoleLink": lambda site, user: site.signed(user, "POST", "/console/links", b"", {}),
+    "SyncGateway": lambda site, user: site.signed(user, "POST", "/pier/gateway/sync", b"", {}),
 }
 
 # (api, operation, call, the denial's (status, code) in that API's dialect)

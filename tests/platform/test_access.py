@@ -55,6 +55,7 @@ def test_every_operation_the_apis_serve_is_in_the_policy_table(tmp_path: Path) -
         "GetMonitoringReport",
         "ListEndpointDeployments",  # pier.platform.deployments_api
         "CreateConsoleLink",  # pier.platform.console.app.ConsoleLinkApi
+        "SyncGateway",  # pier.platform.gateway_api.GatewaySyncApi
     }
     engine.dispose()
     assert served == set(POLICY)

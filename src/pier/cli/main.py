@@ -163,8 +163,10 @@ from pier.cli import (  # noqa: E402
     delete_command,
     endpoint_commands,
     export_command,
+    gateway_command,
     ground_truth_command,
     iac_commands,
+    keys_command,
     logs_command,
     metrics_command,
     monitor_commands,
@@ -196,6 +198,8 @@ app.command()(ground_truth_command.quality)
 app.add_typer(monitor_commands.monitor_app, name="monitor")
 app.add_typer(users_command.users_app, name="users")
 app.command()(audit_command.audit)
+app.add_typer(keys_command.keys_app, name="keys")
+app.add_typer(gateway_command.gateway_app, name="gateway")
 
 
 def main() -> None:

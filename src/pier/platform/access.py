@@ -83,6 +83,8 @@ POLICY: dict[str, str] = {
     # pier.platform.deployments_api, pier.platform.console (a one-time link signs its caller in)
     "ListEndpointDeployments": READ,
     "CreateConsoleLink": READ,
+    # pier.platform.gateway_api: `pier keys` and `pier gateway` tell the platform to reload
+    "SyncGateway": WRITE,
 }
 
 #: The user the home's own credential belongs to (pier.platform.home, `pier env`).

@@ -12,14 +12,18 @@ POST /endpoints/{name}/ground-truth     labels for captured inferences (pier's o
 POST /pier/monitoring-schedules/{name}/executions, GET .../{name}/report
                                         run a monitoring schedule now, its latest results
                                         (pier's own, SigV4; platform.monitoring_api)
+POST /api/v1/{name}/predict, GET /api/openapi.json, GET /api/docs, ...
+                                        the public gateway: API keys in x-api-key, usage
+                                        plans, CORS, OpenAPI (platform.gateway_api)
+POST /pier/gateway/sync                 reload API keys, write usage now (SigV4)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
                                         and data capture's (monitor.capture)
 
-The APIs verify AWS Signature Version 4. A plain ASGI app, like the model server's: the
-invoke path is hot, and these are a few fixed routes. `PlatformApp` tries its APIs in order
-and serves a request with the first that matches, through the one request path
-(pier.platform.api.serve); pier.platform.server builds the list.
+The APIs verify AWS Signature Version 4 (the gateway: its API keys). A plain ASGI app, like
+the model server's: the invoke path is hot, and these are a few fixed routes. `PlatformApp`
+tries its APIs in order and serves a request with the first that matches, through the one
+request path (pier.platform.api.serve); pier.platform.server builds the list.
 """
 
 from __future__ import annotations

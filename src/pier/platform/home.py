@@ -134,6 +134,33 @@ class Home:
             f.write(key)
         return key
 
+    @property
+    def gateway_secret_file(self) -> Path:
+        return self.root / "gateway.secret"
+
+    def gateway_secret(self) -> bytes:
+        """The server secret API key digests are keyed with (pier.control.api_keys): 32
+        random bytes, generated (0600) on first use. Losing it invalidates every key."""
+        path = self.gateway_secret_file
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        secret = secrets.token_bytes(32)
+        # Written whole under a temporary name, then linked into place: a process racing us
+        # (the CLI and the platform) either links first or reads the complete file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # made meanwhile by another process: theirs is the one
+            return path.read_bytes()
+        finally:
+            tmp.unlink()
+        return secret
+
     def running_pid(self) -> int | None:
         """The pid of a live platform process of this home, else None (a zombie or a reused
         pid is not one: pier.hosting.pids)."""

@@ -48,11 +48,17 @@ class RuntimeApi:
         )
 
     async def handle(self, request: Request) -> Response:
-        headers = request.headers
         name = unquote(request.scope["path"][len(_PREFIX) : -len(_SUFFIX)])
-        result = await self._router.invoke(
-            name, request.body, headers, headers.get("x-amzn-sagemaker-target-variant")
+        return await self.invoke(
+            name, request, request.headers.get("x-amzn-sagemaker-target-variant")
         )
+
+    async def invoke(self, name: str, request: Request, target_variant: str | None) -> Response:
+        """InvokeEndpoint of endpoint `name` with the request's body and headers: the
+        model's answer, whose `after` records metrics and offers data capture. Raises the
+        runtime's errors (RuntimeValidationError, ModelError, ModelNotReadyException). The
+        gateway (pier.platform.gateway_api) calls this too: one invoke path."""
+        result = await self._router.invoke(name, request.body, request.headers, target_variant)
         out = [
             (b"content-type", result.content_type.encode()),
             (b"x-amzn-invoked-production-variant", result.variant.encode()),

@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from pier.hosting.base import Backend
 from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
 from pier.hosting.image_map import ImageMap
+from pier.hosting.model_local import local_model_dir
 from pier.hosting.pids import write_pid_file
 from pier.hosting.process import ProcessBackend
 from pier.monitor.alarms.runner import AlarmRunner
@@ -50,6 +52,7 @@ from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.sessions import SessionStore
 from pier.platform.deployments_api import DeploymentsApi
+from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
@@ -66,6 +69,7 @@ from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
 from pier.store.alarms import AlarmStore
+from pier.store.api_keys import ApiKeyStore
 from pier.store.audit import AuditStore
 from pier.store.metrics import MetricStore
 from pier.store.users import UserStore
@@ -152,6 +156,22 @@ def instance_processes(backend: Backend) -> list[InstanceProcess]:
         for i in backend.list()
         if i.pid is not None
     ]
+
+
+def deployed_model(reconciler: Reconciler, home: Home) -> Callable[[str], Path | None]:
+    """The local directory of the model an endpoint's main variant (the heaviest weight)
+    runs, as its instances loaded it (registry models from the backend's download cache),
+    for the gateway's OpenAPI documents; None when no instance runs. Blocking."""
+
+    def model_of(endpoint: str) -> Path | None:
+        live = reconciler.variants(endpoint)
+        served = [(v.current_weight, v.model_uris[0]) for v in live.values() if v.model_uris]
+        if not served:
+            return None
+        uri = max(served)[1]
+        return local_model_dir(uri, home.model_cache / "mlflow") if uri else None
+
+    return model_of
 
 
 def run(settings: PlatformSettings) -> int:
@@ -290,9 +310,17 @@ async def _serve(
         run_now=scheduler.run_now,
         notify=scheduler.notify,
     )
+    runtime = RuntimeApi(router, capturer)
+    gateway = GatewayApi(  # the public routes, /api/ (docs/gateway.md)
+        runtime,
+        table,
+        ApiKeyStore(sessions),
+        home.gateway_secret(),
+        deployed_model(reconciler, home),
+        flush_s=settings.gateway_flush_seconds,
+    )
     # Tried in order, the first that matches serves: the hot runtime path first; CloudWatch's
     # JSON 1.0 (POST / with its X-Amz-Target) before SageMaker's control API on POST /.
-    runtime = RuntimeApi(router, capturer)
     sagemaker = SageMakerApi(service, monitoring)
     # The web console calls the same operation tables in-process (docs/console.md).
     console_sessions = SessionStore(
@@ -310,6 +338,8 @@ async def _serve(
     )
     apis: list[Api] = [
         runtime,
+        gateway,
+        GatewaySyncApi(gateway),
         CloudWatchApi(Protocol.CBOR, cloudwatch),
         CloudWatchApi(Protocol.JSON, cloudwatch),
         sagemaker,
@@ -329,6 +359,7 @@ async def _serve(
     await reconciler.start()
     await scheduler.start()
     await alarms.start()
+    await gateway.start()
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -344,6 +375,7 @@ async def _serve(
     finally:
         # Requests have drained: write every captured record before anything else stops.
         await capturer.aclose()
+        await gateway.aclose()  # this period's usage counts
         await scheduler.aclose()  # an execution in progress finishes
         await recorder.aclose()  # every counted request, and the instances' last CPU sample
         await alarms.aclose()  # webhooks in flight get a few seconds

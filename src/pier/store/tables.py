@@ -274,3 +274,42 @@ class AuditRow(Base):
     resource: Mapped[str | None] = mapped_column(String(512), nullable=True)
     status: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(96), nullable=True)
+
+
+class ApiKeyRow(Base):
+    """A gateway API key (pier.store.api_keys): its HMAC digest, never the key, and its plan."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64))  # hex HMAC-SHA256 of the whole key
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    endpoints: Mapped[list[str] | None] = mapped_column(JSON, default=None)  # None: every one
+    rate: Mapped[float | None] = mapped_column(Float, default=None)  # requests per second
+    burst: Mapped[int | None] = mapped_column(Integer, default=None)
+    quota_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    quota_month: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class ApiKeyUsageRow(Base):
+    """Requests of one key to one endpoint in one UTC day ("2026-12-04") or month ("2026-12")."""
+
+    __tablename__ = "api_key_usage"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    throttled: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GatewayEndpointRow(Base):
+    """The gateway's settings of one endpoint: the origins CORS allows ("*": any)."""
+
+    __tablename__ = "gateway_endpoints"
+
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    cors_origins: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
