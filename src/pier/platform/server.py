@@ -49,7 +49,7 @@ from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
-from pier.platform.runtime_api import RuntimeApi
+from pier.platform.runtime_api import RuntimeApi, capture_pairs
 from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
@@ -230,6 +230,7 @@ async def _serve(
 
     capturer = Capturer(default_base(home.root), registry)
     table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
+    router.mirror.record = capture_pairs(capturer)  # both halves of mirrored requests
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
@@ -303,7 +304,9 @@ async def _serve(
     try:
         await server.serve(sockets=[sock])
     finally:
-        # Requests have drained: write every captured record before anything else stops.
+        # Requests have drained: so have the copies sent to shadow variants (their answers are
+        # captured); then write every captured record before anything else stops.
+        await router.mirror.aclose()
         await capturer.aclose()
         await scheduler.aclose()  # an execution in progress finishes
         await recorder.aclose()  # every counted request, and the instances' last CPU sample
