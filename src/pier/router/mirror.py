@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pier.contract.capture_config import CaptureSettings
 from pier.router.metrics import EndpointMetrics
@@ -81,6 +81,12 @@ class Mirror:
             ["endpoint", "variant", "reason"],
             registry=registry,
         )
+        in_flight = Gauge(
+            "pier_shadow_requests_in_flight",
+            "Copies of requests sent to shadow variants and not answered yet",
+            registry=registry,
+        )
+        in_flight.set_function(self.in_flight)
 
     def send(
         self,
