@@ -20,6 +20,7 @@ from pier.contract.coral_json import JSON_1_1, unexpected
 from pier.errors import SerializationException, UnknownOperationException
 
 __all__ = [
+    "EXPERIMENT_OPERATIONS",
     "MONITORING_OPERATIONS",
     "SUPPORTED_OPERATIONS",
     "TARGET_PREFIX",
@@ -48,7 +49,14 @@ MONITORING_OPERATIONS = frozenset(
         "ListMonitoringExecutions",
     }
 )
-_OPERATIONS = SUPPORTED_OPERATIONS | MONITORING_OPERATIONS
+#: Shadow tests (pier.control.experiment_service).
+EXPERIMENT_OPERATIONS = frozenset(
+    {
+        *("CreateInferenceExperiment", "DescribeInferenceExperiment"),
+        *("ListInferenceExperiments", "StartInferenceExperiment", "StopInferenceExperiment"),
+    }
+)
+_OPERATIONS = SUPPORTED_OPERATIONS | MONITORING_OPERATIONS | EXPERIMENT_OPERATIONS
 
 _NOT_RECOGNIZED = "The requested operation is not recognized by the service."
 

@@ -20,6 +20,7 @@ from pier.contract.cloudwatch import Protocol
 from pier.contract.sigv4 import Credentials
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
+from pier.control.experiment_service import ExperimentService
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.control.monitoring_service import MonitoringService
 from pier.control.reconcile import Reconciler
@@ -279,7 +280,9 @@ async def _serve(
         RuntimeApi(router, capturer),
         CloudWatchApi(Protocol.CBOR, cloudwatch),
         CloudWatchApi(Protocol.JSON, cloudwatch),
-        SageMakerApi(service, monitoring),
+        SageMakerApi(
+            service, monitoring, ExperimentService(sessions, service.arns, hosting=service)
+        ),
         GroundTruthApi(labels, service, settings.account),
         MonitoringApi(monitoring),
         Ping(),

@@ -212,3 +212,25 @@ class AlarmHistoryRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)  # HistoryData: a JSON string, as CloudWatch's
+
+
+class InferenceExperimentRow(Base):
+    """A shadow test (CreateInferenceExperiment): its request and where it stands."""
+
+    __tablename__ = "inference_experiments"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    created_at: Mapped[datetime]
+    last_modified_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The request as received (Tags apart); Describe echoes it. Schedule as it stands now.
+    request: Mapped[dict[str, Any]]
+    schedule: Mapped[dict[str, Any]]
+    # The endpoint config the endpoint ran before the experiment started (the one a stop that
+    # keeps the production variant returns to), and the one the experiment deployed.
+    source_config_name: Mapped[str | None] = mapped_column(String(63), default=None)
+    experiment_config_name: Mapped[str | None] = mapped_column(String(63), default=None)
