@@ -37,7 +37,7 @@ from pier.store.experiments import ExperimentStore, ExperimentTx
 from pier.store.hosting import HostingStore
 from pier.store.tables import InferenceExperimentRow
 
-CREATED, RUNNING, COMPLETED, CANCELLED = "Created", "Running", "Completed", "Cancelled"
+CREATED, RUNNING, COMPLETED = "Created", "Running", "Completed"
 
 
 def _now() -> datetime:
@@ -101,8 +101,7 @@ class ExperimentService:
         busy = tx.running_on(endpoint)
         if busy is not None:
             raise ValidationException(
-                f"Endpoint {endpoint} already runs inference experiment {busy.name}: stop it "
-                "first."
+                f"Endpoint {endpoint} already runs inference experiment {busy.name}: stop it first."
             )
 
     def _check(self, req: dict[str, Any]) -> None:
@@ -243,16 +242,11 @@ class ExperimentService:
             if storage.get("ContentType"):
                 capture["CaptureContentTypeHeader"] = storage["ContentType"]
             config["DataCaptureConfig"] = capture
-        with self._hosting_store.read() as htx:
-            endpoint = htx.endpoint(row.endpoint_name)
-            before = endpoint.config_name if endpoint is not None else None
         config_name = self._config_name(name, "shadow")
         self._deploy(row.endpoint_name, config_name, config)
         with self._store.begin() as tx:
             row = self._experiment(tx, name)
             row.status = RUNNING
-            row.source_config_name = before
-            row.experiment_config_name = config_name
             row.schedule = {**row.schedule, "StartTime": self._clock().timestamp()}
             row.last_modified_at = self._clock()
 

@@ -230,7 +230,3 @@ class InferenceExperimentRow(Base):
     # The request as received (Tags apart); Describe echoes it. Schedule as it stands now.
     request: Mapped[dict[str, Any]]
     schedule: Mapped[dict[str, Any]]
-    # The endpoint config the endpoint ran before the experiment started (the one a stop that
-    # keeps the production variant returns to), and the one the experiment deployed.
-    source_config_name: Mapped[str | None] = mapped_column(String(63), default=None)
-    experiment_config_name: Mapped[str | None] = mapped_column(String(63), default=None)

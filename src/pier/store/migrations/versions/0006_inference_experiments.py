@@ -27,8 +27,6 @@ def upgrade() -> None:
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("request", sa.JSON(), nullable=False),
         sa.Column("schedule", sa.JSON(), nullable=False),
-        sa.Column("source_config_name", sa.String(length=63), nullable=True),
-        sa.Column("experiment_config_name", sa.String(length=63), nullable=True),
         sa.PrimaryKeyConstraint("name"),
         sa.UniqueConstraint("arn"),
     )
