@@ -158,6 +158,7 @@ def _environment(settings: ServeSettings, log_file: Path) -> tuple[ServeSettings
 from pier.cli import (  # noqa: E402
     alarms_command,
     build_command,
+    compare_command,
     delete_command,
     endpoint_commands,
     export_command,
@@ -190,6 +191,7 @@ app.command()(alarms_command.alarms)
 app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
 app.add_typer(monitor_commands.monitor_app, name="monitor")
+app.command()(compare_command.compare)
 
 
 def main() -> None:
