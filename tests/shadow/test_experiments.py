@@ -164,7 +164,9 @@ def test_an_experiment_starts_at_once_and_its_shadow_is_removed_or_retained(
             "InferenceExperiments"
         ]
     }
-    assert names == {"promote-b": "Completed", "remove-a": "Completed", "retain-a": "Cancelled"}
+    assert (names["remove-a"], names["retain-a"]) == ("Completed", "Cancelled")
+    matching = sm.list_inference_experiments(NameContains="-A", SortBy="Name")
+    assert [e["Name"] for e in matching["InferenceExperiments"]] == ["retain-a", "remove-a"]
 
 
 @pytest.mark.parametrize(
