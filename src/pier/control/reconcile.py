@@ -321,7 +321,7 @@ class Reconciler:
             for v in deployment.shadow_variants
         )
         capture = CaptureSettings.from_config(deployment.data_capture)
-        self._table.set(EndpointRoute(endpoint, variants, capture, shadows))
+        self._table.set(EndpointRoute(endpoint, variants, capture, shadows=shadows))
 
     async def _stop_instance(self, instance: Instance) -> None:
         group = self._instances.get(instance.spec.endpoint, [])
