@@ -6,6 +6,7 @@ Regenerate with `vulture src --min-confidence 60 --make-whitelist` after checkin
 
 terraform  # unused variable (src/pier/cli/export_command.py:20)
 multiclass  # unused variable (src/pier/cli/ground_truth_command.py:63)
+classification  # unused variable (src/pier/cli/compare_command.py:36): an enum member typer offers
 _root  # unused function (src/pier/cli/main.py:30)
 list_schedules  # unused function (src/pier/cli/monitor_commands.py:397)
 OUT_OF_SERVICE  # unused variable (src/pier/control/status.py:9)

@@ -220,6 +220,33 @@ SAGEMAKER: dict[str, Call] = {
     "StopMonitoringSchedule": sm("StopMonitoringSchedule", MonitoringScheduleName="acl-none"),
     "StartMonitoringSchedule": sm("StartMonitoringSchedule", MonitoringScheduleName="acl-none"),
     "ListMonitoringExecutions": sm("ListMonitoringExecutions"),
+    "CreateInferenceExperiment": sm(
+        "CreateInferenceExperiment",
+        Name="acl-none",
+        Type="ShadowMode",
+        RoleArn="arn:aws:iam::000000000000:role/acl",
+        EndpointName="acl-none",
+        ModelVariants=[
+            {
+                "ModelName": "acl-none",
+                "VariantName": "shadow",
+                "InfrastructureConfig": {
+                    "InfrastructureType": "RealTimeInference",
+                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                },
+            }
+        ],
+        ShadowModeConfig={
+            "SourceModelVariantName": "v",
+            "ShadowModelVariants": [{"ShadowModelVariantName": "shadow", "SamplingPercentage": 50}],
+        },
+    ),
+    "DescribeInferenceExperiment": sm("DescribeInferenceExperiment", Name="acl-none"),
+    "ListInferenceExperiments": sm("ListInferenceExperiments"),
+    "StartInferenceExperiment": sm("StartInferenceExperiment", Name="acl-none"),
+    "StopInferenceExperiment": sm(
+        "StopInferenceExperiment", Name="acl-none", ModelVariantActions={"shadow": "Remove"}
+    ),
 }
 
 # CloudWatch's operations: their parameters, sent by boto3 (CBOR) and by hand (JSON 1.0).

@@ -13,6 +13,7 @@ from pier.cli import users_command
 from pier.contract.cloudwatch import operation_names
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
+from pier.control.experiment_service import ExperimentService
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
@@ -47,7 +48,8 @@ def test_every_operation_the_apis_serve_is_in_the_policy_table(tmp_path: Path) -
     cloudwatch = set(metric_operations(CloudWatchMetricsService(metrics)))
     cloudwatch |= set(alarm_operations(alarms))
     assert cloudwatch <= set(operation_names())
-    served = set(SageMakerApi(hosting, monitoring).operations.names()) | cloudwatch
+    experiments = ExperimentService(sessions, ARNS, hosting=hosting)
+    served = set(SageMakerApi(hosting, monitoring, experiments).operations.names()) | cloudwatch
     served |= {
         "InvokeEndpoint",
         "PutGroundTruth",

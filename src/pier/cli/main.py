@@ -159,6 +159,7 @@ from pier.cli import (  # noqa: E402
     alarms_command,
     audit_command,
     build_command,
+    compare_command,
     console_command,
     delete_command,
     endpoint_commands,
@@ -200,6 +201,7 @@ app.add_typer(users_command.users_app, name="users")
 app.command()(audit_command.audit)
 app.add_typer(keys_command.keys_app, name="keys")
 app.add_typer(gateway_command.gateway_app, name="gateway")
+app.command()(compare_command.compare)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from pier.contract.shape_rules import Rule
 from pier.errors import SerializationException, UnknownOperationException
 
 __all__ = [
+    "EXPERIMENT_OPERATIONS",
     "MONITORING_OPERATIONS",
     "SUPPORTED_OPERATIONS",
     "TARGET_PREFIX",
@@ -49,7 +50,14 @@ MONITORING_OPERATIONS = frozenset(
         "ListMonitoringExecutions",
     }
 )
-_OPERATIONS = SUPPORTED_OPERATIONS | MONITORING_OPERATIONS
+#: Shadow tests (pier.control.experiment_service).
+EXPERIMENT_OPERATIONS = frozenset(
+    {
+        *("CreateInferenceExperiment", "DescribeInferenceExperiment"),
+        *("ListInferenceExperiments", "StartInferenceExperiment", "StopInferenceExperiment"),
+    }
+)
+_OPERATIONS = SUPPORTED_OPERATIONS | MONITORING_OPERATIONS | EXPERIMENT_OPERATIONS
 
 _NOT_RECOGNIZED = "The requested operation is not recognized by the service."
 

@@ -22,5 +22,8 @@ class ArnFactory:
     def endpoint(self, name: str) -> str:
         return self._arn("endpoint", name)
 
+    def inference_experiment(self, name: str) -> str:
+        return self._arn("inference-experiment", name)
+
     def owns(self, arn: str) -> bool:
         return arn.startswith(f"arn:aws:sagemaker:{self.region}:{self.account}:")

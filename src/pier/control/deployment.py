@@ -115,8 +115,9 @@ def _plan(
 class Deployment:
     """An endpoint configuration deployed (or being deployed) on an endpoint.
 
-    `shadow_variants` are the config's ShadowProductionVariants: kept with their models, not
-    served yet (room for shadow deployments: a copy of the traffic, answers discarded).
+    `shadow_variants` are the config's ShadowProductionVariants: their instances run beside
+    the production's and get a copy of a share of the requests (`shadow_share`), their answers
+    recorded, never returned (pier.router.mirror).
     `data_capture` is the config's DataCaptureConfig as received (CaptureSettings parses it).
 
     How an update rolls out is not part of it: the endpoint row keeps the update's
@@ -136,6 +137,17 @@ class Deployment:
     def variant(self, name: str) -> VariantPlan | None:
         """The production variant `name`, or None."""
         return next((v for v in self.variants if v.name == name), None)
+
+    @property
+    def plans(self) -> tuple[VariantPlan, ...]:
+        """Every variant whose instances run: production, then shadow."""
+        return (*self.variants, *self.shadow_variants)
+
+    def shadow_share(self, shadow: VariantPlan) -> float:
+        """The share of requests copied to `shadow`: its weight over the production weight,
+        at most 1 (SageMaker's rule: docs/shadow.md)."""
+        production = sum(v.weight for v in self.variants)
+        return min(1.0, shadow.weight / production) if production > 0 else 0.0
 
     def with_variants(self, variants: tuple[VariantPlan, ...]) -> Deployment:
         return replace(self, variants=variants)

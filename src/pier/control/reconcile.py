@@ -52,7 +52,14 @@ from pier.control.rollout import Plan, PlanError, Policy, Step, plan, rollback_b
 from pier.control.status import EndpointStatus, VariantStatus
 from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState, new_instance_id
 from pier.monitor.alarms.runner import AlarmTransition
-from pier.router.table import EndpointRoute, FleetSplit, RoutingTable, Target, VariantRoute
+from pier.router.table import (
+    EndpointRoute,
+    FleetSplit,
+    RoutingTable,
+    ShadowRoute,
+    Target,
+    VariantRoute,
+)
 from pier.store.alarms import AlarmStore
 from pier.store.db import Sessions
 from pier.store.hosting import HostingStore
@@ -211,11 +218,13 @@ class Reconciler:
             models = {
                 i.spec.instance_id: i.spec.model_path for i in self._instances.get(endpoint, [])
             }
-            for name, v in route.variants.items():
+            routes: list[VariantRoute | ShadowRoute] = [*route.variants.values(), *route.shadows]
+            for v in routes:
                 running = sorted(
                     {models[t.instance_id] for t in v.targets if t.instance_id in models}
                 )
-                out[name] = VariantLive(v.weight, len(v.targets), list(statuses), running)
+                weight = v.weight if isinstance(v, VariantRoute) else v.share
+                out[v.name] = VariantLive(weight, len(v.targets), list(statuses), running)
         return out
 
     # ------------------------------------------------------------------------ main loop
@@ -301,7 +310,7 @@ class Reconciler:
         ]
 
     def _missing(self, endpoint: str, deployment: Deployment) -> bool:
-        for variant in deployment.variants:
+        for variant in deployment.plans:
             have = [
                 i for i in self._of(endpoint, deployment.fleet, variant.name)
                 if i.state == InstanceState.HEALTHY
@@ -339,7 +348,7 @@ class Reconciler:
     async def _launch_variants(self, endpoint: str, deployment: Deployment) -> None:
         jobs = []
         fleet = deployment.fleet
-        for variant in deployment.variants:
+        for variant in deployment.plans:  # shadow variants run instances too
             want = variant.instance_count
             have = self._of(endpoint, fleet, variant.name)
             if want <= len(have):
@@ -366,17 +375,35 @@ class Reconciler:
         return await asyncio.to_thread(self._resolve_model, variant.container)
 
     def _publish(self, endpoint: str, deployment: Deployment) -> None:
-        """Route traffic to the deployment's healthy instances, with its data capture."""
-        variants = {}
-        for variant in deployment.variants:
-            targets = [
+        """Route traffic to the deployment's healthy instances, with its data capture; its
+        shadow variants get their share of copies."""
+
+        def targets(variant: VariantPlan) -> list[Target]:
+            return [
                 Target(i.spec.instance_id, i.url)
                 for i in self._of(endpoint, deployment.fleet, variant.name)
                 if i.state == InstanceState.HEALTHY
             ]
-            variants[variant.name] = VariantRoute(variant.name, variant.weight, targets)
+
+        variants = {v.name: VariantRoute(v.name, v.weight, targets(v)) for v in deployment.variants}
         capture = CaptureSettings.from_config(deployment.data_capture)
-        self._table.set(EndpointRoute(endpoint, variants, capture))
+        shadows = self._shadows(endpoint, deployment)
+        self._table.set(EndpointRoute(endpoint, variants, capture, shadows=shadows))
+
+    def _shadows(self, endpoint: str, deployment: Deployment) -> tuple[ShadowRoute, ...]:
+        """The deployment's shadow variants with their healthy instances and share."""
+        return tuple(
+            ShadowRoute(
+                v.name,
+                deployment.shadow_share(v),
+                [
+                    Target(i.spec.instance_id, i.url)
+                    for i in self._of(endpoint, deployment.fleet, v.name)
+                    if i.state == InstanceState.HEALTHY
+                ],
+            )
+            for v in deployment.shadow_variants
+        )
 
     def _routes(self, endpoint: str, deployment: Deployment) -> dict[str, VariantRoute]:
         return {
@@ -397,7 +424,10 @@ class Reconciler:
         capture applies to both until the update ends)."""
         capture = CaptureSettings.from_config(old.data_capture)
         split = FleetSplit(share, self._routes(endpoint, new))
-        self._table.set(EndpointRoute(endpoint, self._routes(endpoint, old), capture, split))
+        shadows = self._shadows(endpoint, old)  # the old config's shadows keep their copies
+        self._table.set(
+            EndpointRoute(endpoint, self._routes(endpoint, old), capture, split, shadows=shadows)
+        )
 
     async def _stop_instance(self, instance: Instance) -> None:
         group = self._instances.get(instance.spec.endpoint, [])
@@ -699,7 +729,7 @@ class Reconciler:
                 and current is not None
                 and row.status in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING)
                 and instance.spec.fleet == current.fleet
-                and current.variant(instance.spec.variant) is not None
+                and instance.spec.variant in {v.name for v in current.plans}
             )
             if keep:
                 self._instances.setdefault(instance.spec.endpoint, []).append(instance)

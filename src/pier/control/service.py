@@ -166,6 +166,12 @@ class HostingService:
                 f"The variant name(s) {', '.join(duplicates)} are not unique within the "
                 f'endpoint configuration "{arn}".'
             )
+        shadows = req.get("ShadowProductionVariants", [])
+        if shadows and (len(shadows) > 1 or len(req["ProductionVariants"]) != 1):
+            raise ValidationException(
+                "An endpoint configuration with ShadowProductionVariants must have exactly one "
+                "production variant and at most one shadow variant."
+            )
         capture = req.get("DataCaptureConfig")
         if capture is not None:
             problem = location_problem(capture["DestinationS3Uri"])
@@ -283,7 +289,8 @@ class HostingService:
             out["FailureReason"] = row.failure_reason
         deployment = deployed(row)
         variants = []
-        for v in deployment.variants:
+        shadows = []
+        for v in deployment.plans:
             now = live.get(v.name)
             summary: dict[str, Any] = {
                 "VariantName": v.name,
@@ -297,8 +304,15 @@ class HostingService:
             # InService again: the variant's own change is over by then.
             if now and now.statuses and row.status != EndpointStatus.IN_SERVICE:
                 summary["VariantStatus"] = now.statuses
-            variants.append(summary)
+            if v in deployment.shadow_variants:
+                if now:  # the route holds the share of copies; the weight is the config's
+                    summary["CurrentWeight"] = v.weight
+                shadows.append(summary)
+            else:
+                variants.append(summary)
         out["ProductionVariants"] = variants
+        if shadows:
+            out["ShadowProductionVariants"] = shadows
         if deployment.data_capture is not None:
             # What the deployed config captures (an UpdateEndpoint changes it once the new
             # fleet takes the traffic, as the route does).

@@ -48,6 +48,12 @@ POLICY: dict[str, str] = {
     "CreateEndpoint": WRITE,
     "DescribeEndpoint": READ,
     "ListEndpoints": READ,
+    # shadow tests (pier.control.experiment_service)
+    "CreateInferenceExperiment": WRITE,
+    "DescribeInferenceExperiment": READ,
+    "ListInferenceExperiments": READ,
+    "StartInferenceExperiment": WRITE,
+    "StopInferenceExperiment": WRITE,
     "UpdateEndpoint": WRITE,
     "UpdateEndpointWeightsAndCapacities": WRITE,
     "DeleteEndpoint": WRITE,

@@ -21,6 +21,7 @@ from pier.errors import ModelError, PierError, RuntimeValidationError
 from pier.monitor.capture.capture import Capturer
 from pier.platform.api import Request, Response
 from pier.router.invoke import Invocation, Router
+from pier.router.mirror import Record, Recorded
 
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 _PREFIX = "/endpoints/"
@@ -91,4 +92,16 @@ class RuntimeApi:
         return Response(err.status, orjson.dumps(payload), json_headers(err.code))
 
 
-__all__ = ["MAX_INVOKE_BYTES", "RuntimeApi"]
+def capture_pairs(capturer: Capturer) -> Record:
+    """The router's recorder of mirrored requests (pier.router.mirror): into data capture."""
+
+    def record(r: Recorded) -> None:
+        capturer.offer_paired(
+            r.capture, r.endpoint, r.variant, r.event_id, r.inference_id, r.request,
+            r.request_type, r.response, r.response_type, r.status, r.model_latency_us,
+        )  # fmt: skip
+
+    return record
+
+
+__all__ = ["MAX_INVOKE_BYTES", "RuntimeApi", "capture_pairs"]

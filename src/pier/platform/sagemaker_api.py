@@ -14,6 +14,7 @@ import orjson
 
 from pier.contract import sagemaker as wire
 from pier.contract.asgi import Scope
+from pier.control.experiment_service import ExperimentService
 from pier.control.monitoring_service import MonitoringService
 from pier.control.service import HostingService
 from pier.errors import PierError, SerializationException, UnknownOperationException
@@ -42,7 +43,21 @@ class SageMakerApi:
     max_body = MAX_CONTROL_BYTES
     signing_service = "sagemaker"
 
-    def __init__(self, hosting: HostingService, monitoring: MonitoringService) -> None:
+    def __init__(
+        self,
+        hosting: HostingService,
+        monitoring: MonitoringService,
+        experiments: ExperimentService | None = None,
+    ) -> None:
+        shadow_tests = {}
+        if experiments is not None:
+            shadow_tests = {
+                "CreateInferenceExperiment": experiments.create_inference_experiment,
+                "DescribeInferenceExperiment": experiments.describe_inference_experiment,
+                "ListInferenceExperiments": experiments.list_inference_experiments,
+                "StartInferenceExperiment": experiments.start_inference_experiment,
+                "StopInferenceExperiment": experiments.stop_inference_experiment,
+            }
         self.operations = Operations(
             {
                 "CreateModel": hosting.create_model,
@@ -71,6 +86,7 @@ class SageMakerApi:
                 "StopMonitoringSchedule": monitoring.stop_monitoring_schedule,
                 "StartMonitoringSchedule": monitoring.start_monitoring_schedule,
                 "ListMonitoringExecutions": monitoring.list_monitoring_executions,
+                **shadow_tests,
             },
             _not_served,
         )

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from pier.contract.cloudwatch import Protocol
 from pier.control.alarm_service import CloudWatchAlarmService
 from pier.control.arns import ArnFactory
+from pier.control.experiment_service import ExperimentService
 from pier.control.metrics_service import CloudWatchMetricsService
 from pier.control.monitoring_service import MonitoringService
 from pier.control.reconcile import Reconciler
@@ -59,7 +60,7 @@ from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
-from pier.platform.runtime_api import RuntimeApi
+from pier.platform.runtime_api import RuntimeApi, capture_pairs
 from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
@@ -267,6 +268,7 @@ async def _serve(
     trail = AuditTrail(AuditStore(sessions), ArnFactory(settings.region, settings.account))
     capturer = Capturer(default_base(home.root), registry)
     table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
+    router.mirror.record = capture_pairs(capturer)  # both halves of mirrored requests
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
     announce(home.root, labels)  # where `pier quality` reads them back
     metric_store = MetricStore(sessions)
@@ -321,7 +323,9 @@ async def _serve(
     )
     # Tried in order, the first that matches serves: the hot runtime path first; CloudWatch's
     # JSON 1.0 (POST / with its X-Amz-Target) before SageMaker's control API on POST /.
-    sagemaker = SageMakerApi(service, monitoring)
+    sagemaker = SageMakerApi(
+        service, monitoring, ExperimentService(sessions, service.arns, hosting=service)
+    )
     # The web console calls the same operation tables in-process (docs/console.md).
     console_sessions = SessionStore(
         ttl_s=settings.console_session_seconds, link_ttl_s=settings.console_link_seconds
@@ -373,7 +377,9 @@ async def _serve(
     try:
         await server.serve(sockets=[sock])
     finally:
-        # Requests have drained: write every captured record before anything else stops.
+        # Requests have drained: so have the copies sent to shadow variants (their answers are
+        # captured); then write every captured record before anything else stops.
+        await router.mirror.aclose()
         await capturer.aclose()
         await gateway.aclose()  # this period's usage counts
         await scheduler.aclose()  # an execution in progress finishes

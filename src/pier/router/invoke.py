@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pier.contract.capture_config import CaptureSettings
 from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
 from pier.router.metrics import EndpointMetrics
-from pier.router.table import RoutingTable, Target, least_outstanding
+from pier.router.mirror import Mirror, Recorded
+from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute, least_outstanding
 from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
 
 # Headers the container sees, as SageMaker forwards them.
@@ -44,6 +46,7 @@ class Router:
         timeout_s: float = 60.0,
         on_unreachable: Callable[[str], None] | None = None,
         metrics: EndpointMetrics | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -54,6 +57,10 @@ class Router:
         self._rng = random.Random()
         self._timeout_s = timeout_s
         self._pool = UpstreamPool()
+        # Copies to shadow variants share the pool (pier.router.mirror).
+        self.mirror = mirror or Mirror(
+            self._pool, metrics, metrics.registry if metrics else None, timeout_s=timeout_s
+        )
 
     def answered(self, endpoint: str, result: Invocation, received_ns: int) -> None:
         """The answer went out: OverheadLatency is the time since `received_ns`
@@ -66,6 +73,7 @@ class Router:
                 measured.overhead(overhead_us)
 
     async def aclose(self) -> None:
+        await self.mirror.aclose()
         self._pool.close()
 
     async def invoke(
@@ -95,8 +103,75 @@ class Router:
             if picked is None:
                 raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
             variant = picked
-        measured = self.metrics.variant(endpoint, variant.name) if self.metrics else None
         forward = [(k, headers[k]) for k in FORWARDED if k in headers]
+        if route.shadows:  # one attribute read when the endpoint has no shadow
+            return await self._shadowed(route, variant, body, headers, forward)
+        return await self._forward(route, variant, body, forward)
+
+    async def _shadowed(
+        self,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        body: bytes,
+        headers: Mapping[str, str],
+        forward: list[tuple[str, str]],
+    ) -> Invocation:
+        """The production call, then copies to the shadows drawn for this request (sent
+        whatever the production's outcome; never awaited). When the endpoint captures data
+        and this request is sampled, both halves are recorded with one event id."""
+        rng = self._rng
+        drawn = [s for s in route.shadows if s.share >= 1.0 or rng.random() < s.share]
+        if not drawn:
+            return await self._forward(route, variant, body, forward)
+        capture, record = route.capture, self.mirror.record
+        event_id = None
+        if (
+            capture is not None
+            and record is not None
+            and (capture.percentage >= 100 or rng.random() * 100.0 < capture.percentage)
+        ):
+            event_id = str(uuid.uuid4())
+        inference_id = headers.get("x-amzn-sagemaker-inference-id")
+        request_type = headers.get("content-type")
+        started = time.perf_counter_ns()
+        try:
+            result = await self._forward(route, variant, body, forward)
+        except ModelError as exc:
+            if event_id is not None and capture is not None and record is not None:
+                latency_us = (time.perf_counter_ns() - started) // 1000
+                record(
+                    Recorded(
+                        capture, route.name, variant.name, event_id, inference_id, body,
+                        request_type, exc.original_message.encode(), "text/plain",
+                        exc.original_status, latency_us,
+                    )
+                )  # fmt: skip
+            raise
+        finally:
+            for shadow in drawn:
+                self.mirror.send(route.name, shadow, body, forward, capture, event_id, inference_id)
+        if event_id is not None and capture is not None and record is not None:
+            record(
+                Recorded(
+                    capture, route.name, variant.name, event_id, inference_id, body,
+                    request_type, result.body, result.content_type, result.status,
+                    result.model_latency_us,
+                )
+            )  # fmt: skip
+        if record is not None:
+            result.capture = None  # sampled here (both halves or neither): not again after
+        return result
+
+    async def _forward(
+        self,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        body: bytes,
+        forward: list[tuple[str, str]],
+    ) -> Invocation:
+        """Send the request to one of the variant's instances; its answer or a ModelError."""
+        endpoint = route.name
+        measured = self.metrics.variant(endpoint, variant.name) if self.metrics else None
         tried: set[Target] = set()
         while True:
             candidates = [t for t in variant.targets if t not in tried]

@@ -59,6 +59,16 @@ class FleetSplit:
 
 
 @dataclass
+class ShadowRoute:
+    """A shadow variant: gets a copy of `share` (0..1) of the endpoint's requests, and its
+    answers are recorded, never returned (pier.router.mirror)."""
+
+    name: str
+    share: float
+    targets: list[Target] = field(default_factory=list)
+
+
+@dataclass
 class EndpointRoute:
     name: str
     variants: dict[str, VariantRoute]
@@ -68,6 +78,13 @@ class EndpointRoute:
     # The new fleet while a guarded update shifts traffic (one attribute read when there is
     # none: the hot path without an update is unchanged).
     incoming: FleetSplit | None = None
+    # The config's ShadowProductionVariants; empty (falsy: one attribute read per request
+    # decides) when the endpoint has none.
+    shadows: tuple[ShadowRoute, ...] = ()
+
+    def routed(self) -> frozenset[str]:
+        """The names of every variant routed, production and shadow."""
+        return frozenset((*self.variants, *(s.name for s in self.shadows)))
 
     def pick_variant(self, rng: random.Random) -> VariantRoute | None:
         """A variant by weight among those with a healthy instance (None if there is none).
@@ -111,12 +128,12 @@ class RoutingTable:
         old = self._routes.get(route.name)
         self._routes[route.name] = route
         if old is not None:
-            self._retire(route.name, frozenset(old.variants.keys() - route.variants.keys()))
+            self._retire(route.name, old.routed() - route.routed())
 
     def remove(self, endpoint: str) -> None:
         old = self._routes.pop(endpoint, None)
         if old is not None:
-            self._retire(endpoint, frozenset(old.variants))
+            self._retire(endpoint, old.routed())
 
     def _retire(self, endpoint: str, variants: frozenset[str]) -> None:
         if variants:

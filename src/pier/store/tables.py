@@ -313,3 +313,21 @@ class GatewayEndpointRow(Base):
     endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
     cors_origins: Mapped[list[str]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class InferenceExperimentRow(Base):
+    """A shadow test (CreateInferenceExperiment): its request and where it stands."""
+
+    __tablename__ = "inference_experiments"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    created_at: Mapped[datetime]
+    last_modified_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The request as received (Tags apart); Describe echoes it. Schedule as it stands now.
+    request: Mapped[dict[str, Any]]
+    schedule: Mapped[dict[str, Any]]

@@ -134,6 +134,34 @@ class Capturer:
         if len(pending) >= self._batch_size and self._wake is not None:
             self._wake.set()
 
+    def offer_paired(
+        self,
+        settings: CaptureSettings,
+        endpoint: str,
+        variant: str,
+        event_id: str,
+        inference_id: str | None,
+        request: bytes,
+        request_type: str | None,
+        response: bytes,
+        response_type: str | None,
+        status: int,
+        model_latency_us: int,
+    ) -> None:
+        """Queue one half of a mirrored request (production or shadow variant), sampled by the
+        router already (both halves or neither), errors included. Never blocks."""
+        pending = self._pending
+        if len(pending) >= self._queue_size or self._stopped:
+            reason = "stopped" if self._stopped else "overload"
+            self.metrics.dropped.labels(endpoint, variant, reason).inc()
+            return
+        pending.append(
+            Event(settings, endpoint, variant, self._clock(), inference_id, request,
+                  request_type, response, response_type, event_id, status, model_latency_us)
+        )  # fmt: skip
+        if len(pending) >= self._batch_size and self._wake is not None:
+            self._wake.set()
+
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._wake = asyncio.Event()

@@ -34,6 +34,11 @@ class Event(NamedTuple):
     request_type: str | None
     response: bytes
     response_type: str | None
+    # A mirrored request's half (pier.router.mirror): the id it shares with its pair, the
+    # model's status and latency. None for every other record.
+    event_id: str | None = None
+    status: int | None = None
+    model_latency_us: int | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -96,10 +101,15 @@ def build_record(event: Event, event_id: str | None = None) -> bytes:
         capture["endpointInput"] = _payload(event.request, event.request_type, "INPUT", s)
     if s.capture_output:
         capture["endpointOutput"] = _payload(event.response, event.response_type, "OUTPUT", s)
-    metadata = {"eventId": event_id or event_ids(1)[0]}
+    metadata: dict[str, Any] = {"eventId": event.event_id or event_id or event_ids(1)[0]}
     if event.inference_id is not None:
         metadata["inferenceId"] = event.inference_id
     metadata["inferenceTime"] = _second(int(event.time))[0]
+    if event.status is not None:
+        # pier's own keys, only on the records of mirrored requests (shadow variants): what
+        # `pier compare` needs besides the payloads. Readers of SageMaker's format skip them.
+        metadata["pierStatus"] = event.status
+        metadata["pierModelLatencyMicros"] = event.model_latency_us
     record = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
