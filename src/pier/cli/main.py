@@ -156,6 +156,7 @@ def _environment(settings: ServeSettings, log_file: Path) -> tuple[ServeSettings
 
 # The other commands, each module light at import: heavy libraries load inside the command.
 from pier.cli import (  # noqa: E402
+    ab_command,
     alarms_command,
     build_command,
     delete_command,
@@ -190,6 +191,7 @@ app.command()(alarms_command.alarms)
 app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
 app.add_typer(monitor_commands.monitor_app, name="monitor")
+app.command()(ab_command.ab)
 
 
 def main() -> None:
