@@ -169,6 +169,7 @@ from pier.cli import (  # noqa: E402
     monitor_commands,
     platform_commands,
     quickstart_command,
+    rollout_command,
 )
 
 app.command()(quickstart_command.quickstart)
@@ -192,6 +193,7 @@ app.add_typer(ground_truth_command.ground_truth_app, name="ground-truth")
 app.command()(ground_truth_command.quality)
 app.add_typer(monitor_commands.monitor_app, name="monitor")
 app.command()(ab_command.ab)
+app.command()(rollout_command.rollout)
 
 
 def main() -> None:
