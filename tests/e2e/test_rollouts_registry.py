@@ -8,9 +8,11 @@ create and on update; bad options exit 2 naming them."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import signal
 import subprocess
-import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from tests.e2e.test_mlflow_stack import train_and_register
 
 pytestmark = pytest.mark.slow
 PIER = str(BIN / "pier")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "rollouts-registry.md"
 ENDPOINT = "shop"
 NAME = "shop"  # the registered model
 ALIAS = f"models:/{NAME}@champion"
@@ -82,6 +85,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield p
 
 
+def documented(section: str, language: str) -> str:
+    """The first `language` block of `section` of docs/rollouts-registry.md."""
+    part = DOC.read_text().split(section, 1)[1]
+    return re.findall(rf"```{language}\n(.*?)```", part, flags=re.S)[0]
+
+
 def tracking(p: Platform) -> str:
     return (p.home / "mlflow.url").read_text().strip()
 
@@ -113,8 +122,10 @@ def test_rollout_resolves_the_alias_and_updates_with_the_deployment_config(
     platform: Platform,
 ) -> None:
     assert train_and_register(tracking(platform), NAME, SLOPES["2"]) == "2"
-    done = pier(platform, "rollout", ENDPOINT, "--to", ALIAS, "--canary", "50%", "--bake", "1s",
-                "--alarm", "shop-5xx")  # fmt: skip
+    [command] = documented("## Walkthrough", "bash").splitlines()
+    args = shlex.split(command)
+    assert args[:3] == ["pier", "rollout", ENDPOINT]
+    done = pier(platform, *args[1:])
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Rolling shop to {ALIAS} = version 2 (canary 50%, bake 1 s, alarms shop-5xx)" in (
         " ".join(done.stdout.split())
@@ -172,20 +183,26 @@ def test_watch_rolls_to_the_version_the_alias_moves_to(platform: Platform) -> No
             "--bake", "0s", "--home", str(platform.home)]  # fmt: skip
     watcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=env)  # fmt: skip
+    lines: list[str] = []
+    assert watcher.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True)
+    reader.start()
+    done = f"runs models:/{NAME}/4 ({ALIAS})"
     try:
+        wait_for(lambda: any("Watching" in line for line in lines), timeout=120,
+                 what="the watcher to start watching")  # fmt: skip
         assert train_and_register(tracking(platform), NAME, SLOPES["4"]) == "4"  # moves the alias
-        wait_for(lambda: running_version(platform) == "4", timeout=240, interval=1,
+        wait_for(lambda: any(done in line for line in lines), timeout=300, interval=0.5,
                  what="the watcher to roll to version 4")  # fmt: skip
-        wait_for(lambda: platform.client("sagemaker").describe_endpoint(
-            EndpointName=ENDPOINT)["EndpointStatus"] == "InService", timeout=120)  # fmt: skip
+        assert running_version(platform) == "4"
         assert answer(platform) == pytest.approx(SLOPES["4"] * 2 + 1)
     finally:
         watcher.send_signal(signal.SIGINT)
-        stdout, stderr = watcher.communicate(timeout=60)
-    assert watcher.returncode == 0, stdout + stderr
-    text = " ".join(stdout.split())
+        _, stderr = watcher.communicate(timeout=60)
+        reader.join(10)
+    text = " ".join(" ".join(lines).split())
+    assert watcher.returncode == 0, text + stderr
     assert f"shop already runs {ALIAS} (version 2)" in text
-    assert f"runs models:/{NAME}/4 ({ALIAS})" in text
     assert "Stopped watching." in text
 
 
@@ -193,21 +210,14 @@ def test_a_spec_deployment_section_reaches_the_endpoint_on_create_and_update(
     platform: Platform, tmp_path: Path
 ) -> None:
     spec = tmp_path / "spec.yaml"
-    text = textwrap.dedent("""\
-        endpoint: spec-shop
-        variants:
-          - {name: main, model: "models:/shop/VERSION"}
-        deployment:
-          canary: 50%
-          bake: 1s
-          alarms: [shop-5xx]
-        """)
-    spec.write_text(text.replace("VERSION", "1"))
+    text = documented("## In a spec", "yaml")
+    assert 'model: "models:/shop/1"' in text
+    spec.write_text(text)
     done = pier(platform, "apply", "-f", str(spec))
     assert done.returncode == 0, done.stdout + done.stderr
     sm = platform.client("sagemaker")
     assert sm.describe_endpoint(EndpointName="spec-shop")["LastDeploymentConfig"] == CANARY
-    spec.write_text(text.replace("VERSION", "2").replace("canary: 50%", "linear: 1"))
+    spec.write_text(text.replace("shop/1", "shop/2").replace("canary: 50%", "linear: 1"))
     done = pier(platform, "apply", "-f", str(spec))
     assert done.returncode == 0, done.stdout + done.stderr
     described = sm.describe_endpoint(EndpointName="spec-shop")
