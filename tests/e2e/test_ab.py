@@ -28,15 +28,24 @@ ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "ab.md"
 SENT = 240  # per variant; every 4th request has no column c
 ENDPOINT = "shop"
+LABEL = json.dumps(
+    {
+        "groundTruthData": {"data": "15.0", "encoding": "CSV"},
+        "eventMetadata": {"eventId": "ID"},
+        "eventVersion": "0",
+    }
+)
 
 
 def save_model(path: Path, needs_c: bool) -> None:
-    """y = a + 2b + 10 (+ 0c): with `needs_c` its signature requires a column c, so MLflow
+    """y = a + 2b + 10 (+ c): with `needs_c` its signature requires a column c, so MLflow
     refuses a request without it (a ModelError), which the other model answers."""
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 2.0]})
+    y = X["a"] + 2 * X["b"] + 10
     if needs_c:
         X["c"] = [0.0, 1.0, 0.0, 1.0]
-    model = LinearRegression().fit(X, X["a"] + 2 * X["b"] + 10)
+        y = y + X["c"]
+    model = LinearRegression().fit(X, y)
     mlflow.sklearn.save_model(
         model, str(path), signature=infer_signature(X, model.predict(X)),
         serialization_format="cloudpickle", pip_requirements=["mlflow", "scikit-learn"],
@@ -66,19 +75,33 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 variant("champion", "champion", 0.5),
                 variant("challenger", "challenger", 0.5),
             ],
+            DataCaptureConfig={
+                "EnableCapture": True,
+                "InitialSamplingPercentage": 100,
+                "DestinationS3Uri": (root / "captured").as_uri(),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            },
         )
         sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="shop-ab")
         sm.get_waiter("endpoint_in_service").wait(EndpointName=ENDPOINT, WaiterConfig=SHORT)
         rt = p.client("sagemaker-runtime")
         refused = {"champion": 0, "challenger": 0}
+        labels = []
         for name in refused:
             for i in range(SENT):
                 try:
                     rt.invoke_endpoint(EndpointName=ENDPOINT, TargetVariant=name, Body=body(i),
-                                       ContentType="application/json")  # fmt: skip
+                                       ContentType="application/json",
+                                       InferenceId=f"{name}-{i}")  # fmt: skip
                 except rt.exceptions.ModelError:
                     refused[name] += 1
+                else:  # the truth is the champion's answer, 15; the challenger says 18
+                    labels.append(LABEL.replace("ID", f"{name}-{i}"))
         assert refused == {"champion": 0, "challenger": SENT // 4}
+        (root / "labels.jsonl").write_text("\n".join(labels) + "\n")
+        labelled = str(root / "labels.jsonl")
+        done = pier(p, "ground-truth", "upload", labelled, "--endpoint", ENDPOINT)
+        assert done.returncode == 0, done.stderr
         cw = p.client("cloudwatch")
         wait_for(lambda: _flushed(cw), timeout=30, interval=0.5, what="the metrics flush")
         yield p
@@ -115,9 +138,14 @@ def documented_commands() -> list[list[str]]:
 
 
 def test_the_worse_variant_is_reported_worse(platform: Platform) -> None:
-    done = pier(platform, "ab", ENDPOINT, "--json")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    def labelled() -> dict[str, Any] | None:  # captures reach their files a moment later
+        done = pier(platform, "ab", ENDPOINT, "--json")
+        assert done.returncode == 0, done.stderr
+        report: dict[str, Any] = json.loads(done.stdout)
+        rows = {v["VariantName"]: v["LabelledRows"] for v in report["Variants"]}
+        return report if rows == {"champion": SENT, "challenger": SENT - SENT // 4} else None
+
+    report = wait_for(labelled, timeout=60, interval=1, what="every labelled capture")
     assert report["Control"] == "champion"
     variants = {v["VariantName"]: v for v in report["Variants"]}
     assert variants["champion"]["Invocations"] == SENT
@@ -131,7 +159,14 @@ def test_the_worse_variant_is_reported_worse(platform: Platform) -> None:
     assert errors["PValue"] <= 0.05
     [latency] = [c for c in report["Comparisons"] if c["Metric"] == "latency"]
     assert latency["Verdict"] == "no decision yet"  # one or two minutes: too few batches
-    assert not [c for c in report["Comparisons"] if c["Metric"] == "quality"]  # no capture
+    # quality: mean absolute error against the uploaded labels, lower is better
+    assert report["QualityMetric"] == "mae"
+    assert variants["champion"]["Quality"] == pytest.approx(0.0, abs=1e-6)
+    assert variants["challenger"]["Quality"] == pytest.approx(3.0)
+    assert variants["challenger"]["LabelledRows"] == SENT - SENT // 4
+    [quality] = [c for c in report["Comparisons"] if c["Metric"] == "quality"]
+    assert quality["LowerIsBetter"] is True
+    assert quality["Verdict"] == "no decision yet"  # per-minute MAE: too few minutes yet
 
 
 def test_the_documented_commands(platform: Platform) -> None:

@@ -7,6 +7,7 @@ create and on update; bad options exit 2 naming them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -25,8 +26,9 @@ from tests.boto3.hosting import SHORT
 from tests.boto3.platform_fixtures import (
     BIN,
     Platform,
+    free_port,
+    kill_leftovers,
     platform_env,
-    running_platform,
     wait_for,
 )
 from tests.e2e.test_mlflow_stack import train_and_register
@@ -65,7 +67,7 @@ class Unloadable(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("rollouts") / "home"
-    with running_platform(home, options=("--mlflow-port", "0")) as p:
+    with slow_starting_platform(home) as p:
         assert train_and_register(tracking(p), NAME, SLOPES["1"]) == "1"
         sm = p.client("sagemaker")
         sm.create_model(ModelName="shop-v1", PrimaryContainer={"ModelDataUrl": f"models:/{NAME}/1"})
@@ -83,6 +85,24 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             ComparisonOperator="GreaterThanThreshold",
         )  # fmt: skip
         yield p
+
+
+@contextlib.contextmanager
+def slow_starting_platform(home: Path) -> Iterator[Platform]:
+    """running_platform's life cycle with its MLflow, given 5 minutes to start: MLflow's own
+    start takes over a minute on a loaded 2-core machine."""
+    p = Platform(home, free_port(), None, "sqlite", options=("--mlflow-port", "0"))
+    code: int | None = None
+    try:
+        p.start(timeout=300)
+        yield p
+        code = p.terminate(timeout=180)
+    finally:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+        kill_leftovers(p.home)
+    assert code == 0, p.log_tail()
 
 
 def documented(section: str, language: str) -> str:
