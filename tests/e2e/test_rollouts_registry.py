@@ -218,8 +218,12 @@ def test_watch_rolls_to_the_version_the_alias_moves_to(platform: Platform) -> No
         assert answer(platform) == pytest.approx(SLOPES["4"] * 2 + 1)
     finally:
         watcher.send_signal(signal.SIGINT)
-        _, stderr = watcher.communicate(timeout=60)
-        reader.join(10)
+        watcher.wait(timeout=60)
+        reader.join(30)  # the reader alone reads stdout, to its end
+        stderr = watcher.stderr.read() if watcher.stderr else ""
+        for stream in (watcher.stdout, watcher.stderr):
+            if stream is not None:
+                stream.close()
     text = " ".join(" ".join(lines).split())
     assert watcher.returncode == 0, text + stderr
     assert f"shop already runs {ALIAS} (version 2)" in text
