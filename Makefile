@@ -29,8 +29,10 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # The container tests need a Docker Engine and pier's base image: scripts/docker-engine installs
-# and starts them (and stops a dockerd it started once the tests end).
+# and starts them (and stops a dockerd it started once the tests end). The console's browser
+# tests need Debian's chromium: scripts/browser installs it.
 unit: install
+	scripts/browser
 	scripts/docker-engine run env PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 		$(VENV)/bin/pytest -q -p no:cacheprovider --timeout 900
 

@@ -12,6 +12,10 @@ class PierError(Exception):
 
     status: int = 500
     code: str = "INTERNAL_ERROR"
+    #: MLflow's classification of an error MLflow itself raised (its scoring server writes
+    #: both into the body); None for pier's own errors, which pier.serving classifies by code.
+    error_class: str | None = None
+    sqlstate: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -31,6 +31,9 @@ class ServeSettings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("PIER_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"),
     )
+    # A predict call running this long (default: twice the timeout) cannot be interrupted and
+    # holds the worker's only predict thread: the worker exits to be replaced (serving/app.py).
+    stuck_seconds: float | None = Field(default=None, gt=0)
     max_body_bytes: int = Field(default=SAGEMAKER_MAX_PAYLOAD_BYTES, ge=1)
     # Adaptive batching (see docs/serving.md for how the defaults were measured).
     batching: bool = True
@@ -158,6 +161,9 @@ class PlatformSettings(BaseSettings):
     image_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     # The base of pier's serving images for MLflow models on the Docker backend.
     base_image: str = "python:3.11-slim"
+    # The web console (docs/console.md): how long a sign-in lasts, and a one-time link.
+    console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
+    console_link_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("image_map", mode="before")
     @classmethod

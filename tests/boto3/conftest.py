@@ -175,6 +175,7 @@ LIFECYCLE = (
     "test_invocations.py",
     "test_tags.py",
     "test_updates.py",
+    "test_guardrails.py",
     "test_crashes_and_restarts.py",
 )
 

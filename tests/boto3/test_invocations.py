@@ -3,6 +3,7 @@ routing, model errors, payload limits; and the requests SigV4 refuses."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from tests.boto3.platform_fixtures import (
     predictions,
     split_json,
 )
+from tests.raw_http import MALFORMED_HTTP, raw_http
 
 pytestmark = pytest.mark.slow
 
@@ -256,3 +258,15 @@ def test_request_signed_with_clock_skew_over_15_minutes_is_refused(
     code, _, status = error_of(excinfo)
     assert status == 403
     assert code == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED_HTTP.values(), ids=MALFORMED_HTTP.keys())
+def test_malformed_http_is_a_json_400_and_the_platform_keeps_serving(
+    platform: Platform, rt: Any, routing: Created, request_bytes: bytes
+) -> None:
+    """What uvicorn refuses before any API is chosen is JSON too (`message`, AWS's key)."""
+    status, headers, body = raw_http(platform.port, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Invalid HTTP request received."}
+    invoke(rt, ROUTING, [[1.0, 2.0]])

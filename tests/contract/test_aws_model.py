@@ -15,6 +15,7 @@ import pytest
 
 from pier.contract import cloudwatch
 from pier.contract.aws_model import MAX_REPORTED_ERRORS, ServiceModel, java_float
+from pier.contract.cloudwatch import ValidationError
 from pier.contract.coral_json import JSON_1_1
 from pier.errors import AwsError, SerializationException, ValidationException
 
@@ -150,7 +151,10 @@ def test_values_are_shown_as_java_shows_them() -> None:
 
 
 def test_integers_beyond_a_double_are_read_not_crashed_on() -> None:
-    with pytest.raises(ValidationException, match="Member must have value less than or equal"):
+    with pytest.raises(ValidationError, match="Member must have value less than or equal"):
+        cloudwatch.validate_input("DescribeAlarms", {"MaxRecords": 10**400})
+    # Coral (JSON 1.1) holds integers in Java's int: beyond it is a type error, not a range one
+    with pytest.raises(SerializationException, match="can not be converted to an Integer"):
         CLOUDWATCH.validate({"MaxRecords": 10**400}, "DescribeAlarmsInput", JSON_1_1)
     with pytest.raises(SerializationException, match=r"^Timestamp out of range at 'StartDate'"):
         cloudwatch.validate_input("DescribeAlarmHistory", {"StartDate": 10**400})

@@ -550,6 +550,56 @@ def test_float_values_print_as_java_prints_them() -> None:
     assert "Value '-Infinity' at" in weight_message(-math.inf)
 
 
+@pytest.mark.parametrize(
+    ("weight", "shown"),
+    [("1e999", "Infinity"), ("-1e999", "-Infinity"), ("1E400", "Infinity")],
+)
+def test_non_finite_numbers_are_refused(weight: str, shown: str) -> None:
+    """`InitialVariantWeight: 1e999` was stored as Infinity: every untargeted invoke then 500ed."""
+    body = (
+        '{"EndpointConfigName": "c", "ProductionVariants": [{"VariantName": "v", '
+        f'"ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large", '
+        f'"InitialVariantWeight": {weight}}}]}}'
+    )
+    message = rejected("CreateEndpointConfig", parse_body(body.encode()))
+    assert (
+        f"Value '{shown}' at 'productionVariants.1.member.initialVariantWeight' failed to "
+        "satisfy constraint: Member must be a finite number"
+    ) in message
+
+
+@pytest.mark.parametrize("count", [2**31, 10**6 * 10**6, 1e300, -(2**31) - 1])
+def test_integers_beyond_javas_int_are_serialization_errors(count: float) -> None:
+    """1e300 was accepted and then broke DescribeEndpointConfig."""
+    with pytest.raises(SerializationException) as caught:
+        validate_input("CreateEndpointConfig", config(variant(InitialInstanceCount=count)))
+    assert caught.value.message == f"{NUMBER} can not be converted to an Integer"
+
+
+def test_javas_int_range_is_accepted() -> None:
+    read = validate_input("CreateEndpointConfig", config(variant(InitialInstanceCount=2**31 - 1)))
+    assert read["ProductionVariants"][0]["InitialInstanceCount"] == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("memory", "ok"), [(1024, True), (6144, True), (1500, False), (3000, False)]
+)
+def test_serverless_memory_is_a_multiple_of_1024(memory: int, ok: bool) -> None:
+    serverless = {
+        "VariantName": "v",
+        "ModelName": "m",
+        "ServerlessConfig": {"MemorySizeInMB": memory, "MaxConcurrency": 1},
+    }
+    params = {"EndpointConfigName": "c", "ProductionVariants": [serverless]}
+    if ok:
+        assert validate_input("CreateEndpointConfig", params) == params
+    else:
+        assert rejected("CreateEndpointConfig", params) == one(
+            f"Value '{memory}' at 'productionVariants.1.member.serverlessConfig.memorySizeInMB' "
+            "failed to satisfy constraint: Member must be a multiple of 1024"
+        )
+
+
 def test_union_needs_exactly_one_member() -> None:
     assert sagemaker._validate("WorkloadSpec", {"Inline": "x"}) == {"Inline": "x"}
     with pytest.raises(ValidationException) as caught:
@@ -835,6 +885,8 @@ def strategy(name: str) -> st.SearchStrategy[Any]:
             optional={m: s for m, s in members.items() if m not in required},
         )
     low, high = shape.get("min", 0), shape.get("max")
+    if name == "ServerlessMemorySizeInMB":  # SageMaker documents steps of 1024 (pier checks it)
+        return st.sampled_from(range(low, high + 1, 1024))
     if kind == "list":
         return st.lists(
             strategy(shape["member"]["shape"]), min_size=low, max_size=min(high or 3, low + 3)

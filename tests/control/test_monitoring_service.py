@@ -44,6 +44,9 @@ class Live:
     def variants(self, endpoint: str) -> dict[str, Any]:
         return {}
 
+    def pending_variants(self, endpoint: str) -> dict[str, Any]:
+        return {}
+
 
 class Scene:
     def __init__(self, engine: Engine, root: Path) -> None:

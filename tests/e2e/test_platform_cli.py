@@ -82,6 +82,7 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
         status = run("status", "--home", str(tmp_path))
         assert status.returncode == 0
         assert f"http://127.0.0.1:{port}" in status.stdout
+        assert f"Console on http://127.0.0.1:{port}/console/" in status.stdout
         env = run("env", "--home", str(tmp_path))
         assert f"export AWS_ENDPOINT_URL_SAGEMAKER=http://127.0.0.1:{port}" in env.stdout
         assert "export AWS_SECRET_ACCESS_KEY=" in env.stdout

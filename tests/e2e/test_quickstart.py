@@ -160,6 +160,7 @@ def test_first_run_trains_registers_deploys_and_invokes(first_run: str, home: Pa
     assert f"pier down --home {home}" in out
     mlflow_url = Home(home).mlflow_url()
     assert f"{mlflow_url}/#/models/diabetes" in out
+    assert f"{Home(home).url()}/console/endpoints/diabetes" in out  # the web console
 
     assert aliases(home) == {"champion": "1", "challenger": "2"}
     client = registry(home)

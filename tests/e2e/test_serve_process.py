@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.raw_http import MALFORMED_HTTP, raw_http
 from tests.serving.models import save_scaler, save_sleeper
 
 pytestmark = pytest.mark.slow
@@ -200,6 +201,21 @@ def test_errors_are_json_without_traces(
     assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
 
 
+@pytest.mark.parametrize("request_bytes", MALFORMED_HTTP.values(), ids=MALFORMED_HTTP.keys())
+def test_malformed_http_is_a_json_400(scaler_server: Server, request_bytes: bytes) -> None:
+    """Errors uvicorn answers before the app (docs/serving.md: every error is JSON)."""
+    status, headers, body = raw_http(scaler_server.port, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error_code": "BAD_REQUEST",
+        "message": "Invalid HTTP request received.",
+        "sqlstate": "KAM00",
+        "error_class": "INVALID_PARAMETER_VALUE",
+    }
+    assert httpx.post(scaler_server.url + "/invocations", json=SPLIT).status_code == 200
+
+
 def test_body_over_the_limit_is_413(scaler_server: Server) -> None:
     big = (
         b'{"dataframe_split": {"columns": ["x"], "data": ['
@@ -254,6 +270,39 @@ def test_sigterm_drains_in_flight_requests(models: dict[str, Path], tmp_path: Pa
     assert results[0].status_code == 200
     assert results[0].json() == {"predictions": [1]}
     assert server.proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_predict_that_never_ends_gives_the_worker_up(
+    models: dict[str, Path], tmp_path: Path, workers: str
+) -> None:
+    """The stuck-predict policy (docs/serving.md): the caller gets its 504 at the timeout;
+    once the call has run past PIER_STUCK_SECONDS, /ping says 503 and the server exits with
+    code 3 so that it is replaced, instead of answering 504 to everyone behind it forever."""
+    server = pier_serve(
+        models["sleeper"],
+        tmp_path,
+        "--timeout",
+        "1",
+        "--workers",
+        workers,
+        env={"PIER_STUCK_SECONDS": "3"},
+    )
+    server.first_ping_statuses()
+    stuck = httpx.post(
+        server.url + "/invocations", json={"dataframe_records": [{"seconds": 600}]}, timeout=30
+    )
+    assert stuck.status_code == 504
+    assert stuck.json()["error_code"] == "DEADLINE_EXCEEDED"
+    try:
+        code = server.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        raise AssertionError(f"still running: {server.log.read_text()}") from None
+    assert code == 3
+    log = (tmp_path / f"serve-{server.port}.log").read_text()
+    assert "a predict call has run for" in log
+    assert "giving the worker up" in log
 
 
 def test_container_entry_point_honours_sagemaker_variables(

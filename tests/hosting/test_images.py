@@ -5,6 +5,8 @@ packages and nothing else in the image, a non-root user, and bad input."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -325,3 +327,25 @@ def test_signature_label_is_json(tmp_path: Path) -> None:
     assert labels["org.pier.model.flavors"] == "python_function,sklearn"
     assert "org.pier.model.version" not in labels
     assert "org.pier.model.run-id" not in labels
+
+
+def test_serving_context_is_readable_by_the_image_user_under_the_platforms_umask(
+    tmp_path: Path,
+) -> None:
+    """The platform builds under umask 077; the builder copies modes as they are, so pier's
+    source in the environment image must not be left 0600 (the image's user could not import
+    it: every container of an MLflow model exited at start)."""
+    context = tmp_path / "context"
+    previous = os.umask(0o077)
+    try:
+        context.mkdir()
+        images.serving_context(context)
+    finally:
+        os.umask(previous)
+    paths = [context / "serve", *(context / "src").rglob("*")]
+    assert any(p.name == "__init__.py" for p in paths)
+    for path in [context / "src", *paths]:
+        mode = path.stat().st_mode
+        assert mode & stat.S_IROTH, f"{path} is not readable by others: {oct(mode)}"
+        if path.is_dir():
+            assert mode & stat.S_IXOTH, f"{path} cannot be entered by others: {oct(mode)}"

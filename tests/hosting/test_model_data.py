@@ -258,6 +258,43 @@ def test_size_limits(model: Path, tmp_path: Path, extraction: str) -> None:
         resolve(str(archive), tmp_path / "cache", max_bytes=1000)
 
 
+def test_a_decompression_bomb_is_refused_before_it_is_written(
+    model: Path, tmp_path: Path, extraction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 GiB of zeros from a 1 MB archive used to unpack fully (81 s) before it was refused:
+    the ratio is checked on the member's declared size, before any byte of it is written."""
+    monkeypatch.setattr(model_data, "RATIO_FLOOR", 64 * 1024)  # a small floor: a small bomb
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes(8 * 1024 * 1024))
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(model, arcname="linear")
+        tar.add(zeros, arcname="linear/zeros")
+    assert archive.stat().st_size * model_data.MAX_RATIO < zeros.stat().st_size
+    with pytest.raises(ValidationException) as caught:
+        resolve(str(archive), tmp_path / "cache")
+    message = caught.value.message
+    assert "unpacks to more than 100 times its size" in message
+    assert "'linear/zeros'" in message
+    assert "decompression bomb" in message
+    assert not list((tmp_path / "cache").rglob("zeros"))  # nothing of it reached the disk
+
+
+def test_an_archive_of_too_many_members_is_refused(
+    model: Path, tmp_path: Path, extraction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_data, "MAX_MEMBERS", 30)
+    archive = tmp_path / "many.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(model, arcname="linear")
+        for i in range(40):
+            info = tarfile.TarInfo(f"linear/empty-{i}")
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(ValidationException, match="holds more than 30 members"):
+        resolve(str(archive), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("empty-*"))
+
+
 @pytest.mark.slow
 def test_an_unpacked_archive_serves(model: Path, tmp_path: Path) -> None:
     resolved = resolve(str(model_tar(model, tmp_path / "model.tar.gz")), tmp_path / "cache")

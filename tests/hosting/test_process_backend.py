@@ -18,7 +18,8 @@ import pytest
 
 from pier.errors import ValidationException
 from pier.hosting.base import Backend, InstanceSpec, InstanceState, new_instance_id
-from pier.hosting.process import ProcessBackend, _proc_stat
+from pier.hosting.pids import proc_stat
+from pier.hosting.process import ProcessBackend
 from tests.hosting import EXPECTED, PAYLOAD, save_linear_model
 
 slow = pytest.mark.slow
@@ -36,7 +37,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     yield state
     for record in state.glob("instances/*/instance.json"):
         data = json.loads(record.read_text())
-        stat = _proc_stat(data["pid"])
+        stat = proc_stat(data["pid"])
         if stat is not None and stat[1] == data["start_ticks"]:
             os.kill(data["pid"], signal.SIGKILL)
 
@@ -75,7 +76,7 @@ def wait_exited(pid: int, timeout: float = 10) -> None:
     """Until the pid is gone or a zombie (killed, not reaped yet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        stat = _proc_stat(pid)
+        stat = proc_stat(pid)
         if stat is None or stat[0] == "Z":
             return
         time.sleep(0.02)
@@ -140,7 +141,7 @@ def test_two_instances_serve_then_one_is_killed_and_the_other_drains(
         await backend.stop(second)
         assert (second.state, second.exit_code) == (InstanceState.STOPPED, 0)  # drained
         assert second.pid is not None
-        assert _proc_stat(second.pid) is None
+        assert proc_stat(second.pid) is None
         assert not (state_dir / "instances" / second.instance_id / "instance.json").exists()
         assert "stopped" in backend.log_tail(second, lines=3)
         await backend.stop(first)
@@ -196,6 +197,42 @@ def test_the_container_environment_reaches_the_instance_not_the_platforms(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"LD_PRELOAD": "/tmp/evil.so"}, "LD_PRELOAD"),
+        ({"PYTHONPATH": "/tmp", "PATH": "/tmp/bin"}, "PATH, PYTHONPATH"),
+        ({"PIER_PORT": "80"}, "PIER_PORT"),
+    ],
+)
+def test_variables_that_change_what_runs_fail_the_instance_before_it_starts(
+    model: Path,
+    make_backend: Callable[..., ProcessBackend],
+    environment: dict[str, str],
+    named: str,
+) -> None:
+    """Container Environment reaches a process instance, which is not isolated: what would
+    change the code it runs (or where pier serves it) is refused, saying what to do."""
+
+    async def scenario() -> None:
+        backend = make_backend()
+        instance = await backend.launch(spec(model, environment=environment))
+        assert instance.state is InstanceState.FAILED
+        assert instance.pid is None  # nothing was started
+        assert instance.failure is not None
+        assert instance.failure.startswith(f"Environment {named}: ")
+        assert "Remove them" in instance.failure
+
+    asyncio.run(scenario())
+
+
+def test_serving_settings_and_model_variables_pass_the_environment_check() -> None:
+    from pier.hosting.process import environment_problem
+
+    assert environment_problem({"PIER_MAX_BODY_BYTES": "10", "PIER_ENV_MANAGER": "local"}) is None
+    assert environment_problem({"MODEL_THRESHOLD": "0.5", "PYTHONHASHSEED": "0"}) is None
+
+
 @slow
 def test_not_healthy_in_time_fails_and_stops_the_instance(
     model: Path, make_backend: Callable[..., ProcessBackend]
@@ -208,7 +245,7 @@ def test_not_healthy_in_time_fails_and_stops_the_instance(
         assert instance.failure is not None
         assert "did not answer GET /ping with 200 within 0.01 s" in instance.failure
         assert instance.pid is not None
-        assert _proc_stat(instance.pid) is None
+        assert proc_stat(instance.pid) is None
         assert backend.list() == []
 
     asyncio.run(scenario())
@@ -271,7 +308,7 @@ def test_adopt_takes_over_running_instances_and_forgets_dead_ones(
     # A record whose pid is alive but is not the process that was launched (pid reuse).
     stale = state_dir / "instances" / "ep-old-1"
     stale.mkdir(parents=True)
-    stat = _proc_stat(os.getpid())
+    stat = proc_stat(os.getpid())
     assert stat is not None
     old = InstanceSpec(endpoint="ep", variant="old", instance_id="ep-old-1", model_path="m")
     record = {

@@ -436,3 +436,54 @@ def test_failed_uploads_stay_in_the_spool_and_a_restart_uploads_them(
     assert sum(len(b.splitlines()) for b in found.values()) == 3
     assert sample(again, "pier_capture_records_total", **labels) == 3
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+FULL_DISK_SCRIPT = """
+import json, resource, signal, sys
+from pathlib import Path
+from prometheus_client import CollectorRegistry
+from pier.monitor.capture.writer import CaptureMetrics, Writer
+from tests.monitor.test_capture import T0, event, settings
+
+root, limit = Path(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+registry = CollectorRegistry()
+writer = Writer(root, CaptureMetrics(registry), lambda: T0, file_max_bytes=10**9)
+s = settings((root / "capture").as_uri())
+for batch in range(12):
+    writer.write([event(s, inference_id=f"{batch}-{i}") for i in range(37)])
+writer.close()
+labels = {"endpoint": "ep", "variant": "AllTraffic"}
+print(json.dumps({
+    "delivered": registry.get_sample_value("pier_capture_records_total", labels),
+    "dropped": registry.get_sample_value(
+        "pier_capture_dropped_records_total", {**labels, "reason": "write_error"}),
+}))
+"""
+
+
+def test_a_full_disk_leaves_whole_lines_and_exact_counts(tmp_path: Path) -> None:
+    """When the disk fills mid-batch (here: a file-size limit, the same short write the
+    kernel gives), the file keeps only whole records, and the counters add up exactly: every
+    line on disk counted delivered, every other offered record counted dropped."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_SCRIPT, str(tmp_path), "20000"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    on_disk = []
+    for path in (tmp_path / "capture").rglob("*.jsonl"):  # after a failure, a new file
+        data = path.read_bytes()
+        assert data.endswith(b"\n"), path  # no partial line
+        on_disk += [json.loads(line) for line in data.splitlines()]  # each line parses
+    assert 0 < len(on_disk) < 12 * 37
+    assert counts["dropped"] > 0
+    assert counts["delivered"] == len(on_disk)
+    assert counts["delivered"] + counts["dropped"] == 12 * 37
+    ids = [r["eventMetadata"]["inferenceId"] for r in on_disk]
+    assert len(set(ids)) == len(ids)

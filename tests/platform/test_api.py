@@ -91,6 +91,9 @@ class NoLive:
     def variants(self, endpoint: str) -> dict[str, VariantLive]:
         return {}
 
+    def pending_variants(self, endpoint: str) -> dict[str, VariantLive]:
+        return {}
+
 
 @pytest.fixture(scope="module")
 def real_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Api]]:

@@ -204,12 +204,42 @@ def save_typed_model(path: Path) -> Path:
     return path
 
 
+# ------------------------------------------------------------------------ string-only pyfunc
+
+
+class TextModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """The length of each text and review: a signature of strings only."""
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.Series:
+        return model_input["text"].str.len() + model_input["review"].str.len()
+
+
+def text_frame() -> pd.DataFrame:
+    return pd.DataFrame({"text": ["good", "bad"], "review": ["yes", "no"]})
+
+
+def save_text_model(path: Path) -> Path:
+    """Two string columns, `text` and `review`: a CSV header and a data row look alike."""
+    example = text_frame()
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=TextModel(),
+        signature=infer_signature(example, TextModel().predict(None, example)),
+        input_example=example,
+        pip_requirements=PIP_REQUIREMENTS,
+    )
+    return path
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "diabetes": save_diabetes,
     "classifier": save_classifier,
     "params": save_params_model,
     "boom": save_boom_model,
     "typed": save_typed_model,
+    "text": save_text_model,
 }
 
 

@@ -154,3 +154,46 @@ def test_a_failing_request_fails_only_itself(
             assert "Traceback" not in body["message"]
         else:
             assert (status, body) == (200, {"predictions": [2.0]})
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_a_predict_call_past_the_stuck_limit_is_reported_once(batching: bool) -> None:
+    """The stuck check (pier.serving.batching): a call that runs past `stuck_after_s` is
+    reported once, with how long it has run, even after its caller has timed out and gone;
+    calls that end in time are never reported."""
+    import threading
+    import time
+
+    from pier.errors import RequestTimeout
+    from pier.serving.batching import Batcher
+    from pier.serving.inputs import Prepared
+
+    release = threading.Event()
+    reports: list[float] = []
+
+    def predict(prepared: Prepared) -> list[int]:
+        if prepared.params == {"hang": True}:
+            release.wait(30)
+        return [0] * prepared.n_rows
+
+    async def scenario() -> None:
+        batcher = Batcher(predict, enabled=batching, stuck_after_s=0.5, on_stuck=reports.append)
+        await batcher.start()
+        try:
+            assert await batcher.submit(Prepared(1, None)) == [0]
+            await asyncio.sleep(1.0)
+            assert reports == []  # a quick call is never reported
+            loop = asyncio.get_running_loop()
+            with pytest.raises(RequestTimeout):
+                await batcher.submit(Prepared(1, None, params={"hang": True}), loop.time() + 0.1)
+            deadline = time.monotonic() + 10
+            while not reports and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # time for a second report, which must not come
+        finally:
+            release.set()
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert len(reports) == 1
+    assert reports[0] > 0.5

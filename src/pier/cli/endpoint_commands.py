@@ -27,9 +27,11 @@ from pier.cli.common import (
     err,
     fail,
     out,
+    platform_settings,
     print_json,
     unless_gone,
 )
+from pier.platform.home import Home
 
 
 def _status(status: str) -> str:
@@ -111,6 +113,67 @@ def _gather(sm: Any, name: str) -> dict[str, Any]:
     return {**endpoint, "EndpointConfig": config, "Models": models}
 
 
+def _deployments(sm: Any, home: Path | None, name: str) -> list[dict[str, Any]]:
+    """pier's deployment history of the endpoint (GET /pier/endpoints/NAME/deployments,
+    signed like the SageMaker API), newest first."""
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    h = Home(platform_settings(home=home).home)
+    creds = h.credentials(create=False)
+    if creds is None:
+        raise fail(f"no credentials in pier's home {h.root}; restart it with pier up --detach")
+    target = f"{sm.meta.endpoint_url}/pier/endpoints/{name}/deployments"
+    request = AWSRequest(method="GET", url=target, data=b"")
+    signer = Credentials(creds.access_key_id, creds.secret_access_key)
+    SigV4Auth(signer, "sagemaker", sm.meta.region_name).add_auth(request)
+    try:
+        response = httpx.get(target, headers=dict(request.headers.items()), timeout=60)
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach pier at {sm.meta.endpoint_url}: {exc}") from None
+    body: dict[str, Any] = response.json() if response.content else {}
+    if response.status_code != 200:
+        raise fail(f"{body.get('__type', response.status_code)}: {body.get('message', '')}")
+    return list(body.get("Deployments", []))
+
+
+def _epoch(t: float | None) -> str:
+    return _time(datetime.fromtimestamp(t).astimezone()) if t else "-"
+
+
+def _progress(d: dict[str, Any]) -> str:
+    """The update in progress, in lines: step, share on the new fleet, next step, alarms."""
+    if d["Step"] == 0:
+        step = "launching the new fleet"
+    else:
+        step = f"{d['Step']} of {d['Steps']}: {escape(d.get('StepLabel') or '')}"
+    lines = [
+        f"update      {escape(d['FromConfig'])} → {escape(d['ToConfig'])} ({escape(d['Policy'])})",
+        f"step        {step}",
+        f"new fleet   {d['Share']:.0%} of the traffic",
+    ]
+    if d.get("NextStepInSeconds") is not None:
+        last = d["Step"] == d["Steps"]
+        lines.append(f"{'done in' if last else 'next step'}   {d['NextStepInSeconds']:.0f} s")
+    alarms = ", ".join(escape(a) for a in d["Alarms"]) or "none"
+    lines.append(f"alarms      {alarms} (one in ALARM rolls back)")
+    return "\n".join(lines)
+
+
+def _history(deployments: list[dict[str, Any]]) -> Table:
+    table = _table("deployments", "started", "update", "policy", "outcome", "reason")
+    colors = {"Succeeded": "green", "InProgress": "yellow"}
+    for d in deployments:
+        color = colors.get(d["Status"], "red")
+        table.add_row(_epoch(d["StartTime"]),
+                      f"{escape(d['FromConfig'])} → {escape(d['ToConfig'])}",
+                      escape(d["Policy"]), f"[{color}]{escape(d['Status'])}[/{color}]",
+                      escape(d.get("Reason") or "-"))  # fmt: skip
+    return table
+
+
 def _table(title: str, *columns: str) -> Table:
     return Table(*columns, title=title, title_justify="left")
 
@@ -124,12 +187,15 @@ def describe(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Describe an endpoint: its variants, its endpoint config and its models' containers."""
+    """Describe an endpoint: its variants, the update in progress (step, share on the new
+    fleet, time to the next step, alarms watched), its last deployments, its endpoint config
+    and its models' containers."""
     sm = connect(home)
     with aws_errors():
         d = _gather(sm, name)
+    deployments = _deployments(sm, home, name)
     if as_json:
-        print_json(d)
+        print_json({**d, "Deployments": deployments})
         return
     lines = [
         f"status      {_status(d['EndpointStatus'])}",
@@ -149,6 +215,11 @@ def describe(
         variants.add_row(escape(v["VariantName"]), _weight(v, total), _instances(v),
                          _variant_status(v), escape(images or "-"))  # fmt: skip
     out.print(variants)
+    current = [x for x in deployments if x["Status"] == "InProgress"]
+    if current:
+        out.print(Panel(_progress(current[0]), title="deployment in progress", title_align="left"))
+    if deployments:
+        out.print(_history(deployments))
     if d["EndpointConfig"]:
         columns = ("variant", "model", "instance type", "initial weight", "initial count")
         config = _table(f"endpoint config {escape(d['EndpointConfigName'])}", *columns)

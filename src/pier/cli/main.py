@@ -159,6 +159,7 @@ from pier.cli import (  # noqa: E402
     ab_command,
     alarms_command,
     build_command,
+    console_command,
     delete_command,
     endpoint_commands,
     export_command,
@@ -177,6 +178,7 @@ app.command()(platform_commands.up)
 app.command()(platform_commands.down)
 app.command()(platform_commands.status)
 app.command()(platform_commands.env)
+app.command("console-url")(console_command.console_url)
 app.command()(endpoint_commands.endpoints)
 app.command()(endpoint_commands.describe)
 app.command()(endpoint_commands.invoke)

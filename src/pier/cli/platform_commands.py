@@ -134,6 +134,7 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
                 out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
                 if h.mlflow_url():
                     out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")
+                out.print(f"  console: {url}/console/ (or a one-time link: pier console-url)")
                 out.print(f"  logs: {h.log_file}")
                 out.print(f"  boto3 setup: eval $(pier env --home {settings.home})")
                 out.print(f"  stop: pier down --home {settings.home}")
@@ -169,9 +170,7 @@ def down(home: HomeOption = None) -> None:
     with out.status(f"Stopping pier (pid {pid}) and its instances..."):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if h.running_pid() is None:  # exited (a zombie counts as exited)
                 out.print("[green]✓[/green] pier stopped")
                 return
             time.sleep(0.1)
@@ -189,6 +188,7 @@ def status(home: HomeOption = None) -> None:
         raise typer.Exit(3)
     state = "[green]up[/green]" if _healthy(url) else "[yellow]not answering[/yellow]"
     out.print(f"pier {state} on {url} (pid {pid}, home {h.root}, log {h.log_file})")
+    out.print(f"Console on {url}/console/ (sign in with `pier env`'s keys or `pier console-url`)")
     mlflow_url = h.mlflow_url()
     if mlflow_url:
         out.print(f"MLflow on {mlflow_url} (tracking URI and UI; log {h.mlflow_log_file})")

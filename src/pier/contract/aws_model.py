@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -83,16 +83,32 @@ class Dialect:
     missing: Callable[[str], AwsError] | None = None
     #: Coral reads the strings "true" and "false" (any case) as booleans.
     string_booleans: bool = False
+    #: Coral holds integer and long members in Java's int and long: a number beyond them is
+    #: a type error (`... can not be converted to an Integer`), not a huge Python int.
+    java_integers: bool = False
 
 
 class ServiceModel:
     """One service's botocore model (loaded on first use), walked for any dialect."""
 
-    def __init__(self, service: str, relaxed_patterns: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        service: str,
+        relaxed_patterns: frozenset[str] = frozenset(),
+        *,
+        finite_numbers: bool = False,
+        extra_rules: Mapping[str, tuple[Rule, ...]] | None = None,
+    ) -> None:
         """`relaxed_patterns`: shapes whose `pattern` pier does not enforce (it accepts more
-        than AWS there; the owning module says why)."""
+        than AWS there; the owning module says why). `finite_numbers`: every float and double
+        must be finite (a service whose numbers all size or weigh something; CloudWatch takes
+        non-finite values to refuse them in its own words). `extra_rules`: constraints AWS
+        documents but the model does not carry, by shape name (the owning module says where
+        they come from)."""
         self.service = service
         self.relaxed_patterns = relaxed_patterns
+        self.finite_numbers = finite_numbers
+        self.extra_rules = dict(extra_rules or {})
         self._rules: dict[str, tuple[Rule, ...]] = {}
 
     @functools.cached_property
@@ -120,7 +136,9 @@ class ServiceModel:
         found = self._rules.get(name)
         if found is None:
             check_pattern = name not in self.relaxed_patterns
-            found = shape_rules.constraints(self.shape(name), check_pattern=check_pattern)
+            found = shape_rules.constraints(
+                self.shape(name), check_pattern=check_pattern, finite=self.finite_numbers
+            ) + self.extra_rules.get(name, ())
             self._rules[name] = found
         return found
 
@@ -242,7 +260,10 @@ def _read_scalar(value: Any, kind: str, dialect: Dialect, path: str) -> Any:
     if kind == "string" and isinstance(value, str):
         return value
     if kind in ("integer", "long") and number and not _non_finite(value):
-        return math.floor(value)  # Coral truncates fractions
+        whole = math.floor(value)  # Coral truncates fractions
+        low, high = _JAVA_RANGE[kind]
+        if not dialect.java_integers or low <= whole <= high:
+            return whole
     if kind in ("float", "double") and number:
         return _to_float(value)
     if kind == "boolean":
@@ -261,6 +282,10 @@ def _read_scalar(value: Any, kind: str, dialect: Dialect, path: str) -> Any:
         if isinstance(value, str):
             return dialect.read_blob(value, path)
     raise dialect.wrong_type(value, kind, path)
+
+
+#: Java's int and long (Coral's Integer and Long), the ranges botocore's integer and long hold.
+_JAVA_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 def _non_finite(value: float) -> bool:

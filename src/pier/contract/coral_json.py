@@ -91,4 +91,5 @@ JSON_1_1 = Dialect(
     write_scalar=_write_scalar,
     invalid=ValidationException,
     string_booleans=True,
+    java_integers=True,
 )

@@ -17,6 +17,7 @@ from typing import Any
 from pier.contract.aws_model import ServiceModel
 from pier.contract.aws_patterns import java_pattern
 from pier.contract.coral_json import JSON_1_1, unexpected
+from pier.contract.shape_rules import Rule
 from pier.errors import SerializationException, UnknownOperationException
 
 __all__ = [
@@ -100,11 +101,23 @@ CAPTURE_DESTINATION_SHAPES = frozenset({"DestinationS3Uri"})
 MONITORING_LOCATION_SHAPES = frozenset({"S3Uri", "MonitoringS3Uri"})
 
 
+#: Constraints SageMaker documents that botocore's model does not carry. Serverless memory:
+#: "1024 MB, 2048 MB, 3072 MB, 4096 MB, 5120 MB, or 6144 MB" (ProductionVariantServerlessConfig,
+#: SageMaker API reference); the model has only the range.
+_DOCUMENTED_RULES: dict[str, tuple[Rule, ...]] = {
+    "ServerlessMemorySizeInMB": (
+        # Within the model's range only: outside it, the range is the one violation reported.
+        ("Member must be a multiple of 1024", lambda v: v % 1024 == 0 or not 1024 <= v <= 6144),
+    ),
+}
+
 _MODEL = ServiceModel(
     "sagemaker",
     relaxed_patterns=MODEL_LOCATION_SHAPES
     | CAPTURE_DESTINATION_SHAPES
     | MONITORING_LOCATION_SHAPES,
+    finite_numbers=True,  # weights, sampling percentages, thresholds: never Infinity or NaN
+    extra_rules=_DOCUMENTED_RULES,
 )
 
 

@@ -7,6 +7,7 @@ requests against botocore's service models the way AWS's Coral framework does, i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,11 +32,17 @@ def _one_of(allowed: frozenset[str]) -> Callable[[Any], bool]:
     return lambda value: value in allowed
 
 
-def constraints(shape: Mapping[str, Any], check_pattern: bool = True) -> tuple[Rule, ...]:
+def constraints(
+    shape: Mapping[str, Any], check_pattern: bool = True, finite: bool = False
+) -> tuple[Rule, ...]:
     """The checkable constraints of `shape`, each as (AWS's wording, predicate). Patterns that
-    Java's and Python's regular expressions read differently are skipped (aws_patterns)."""
+    Java's and Python's regular expressions read differently are skipped (aws_patterns).
+    `finite`: a float or double must be a finite number (pier's wording: the model has no
+    such constraint, AWS's Java reads `1e999` as Infinity)."""
     kind = shape["type"]
     rules: list[Rule] = []
+    if finite and kind in ("float", "double"):
+        rules.append(("Member must be a finite number", math.isfinite))
     length = kind not in NUMBERS
     unit = "length" if length else "value"
     if kind in NUMBERS or kind in ("string", "blob", "list", "map"):

@@ -119,10 +119,8 @@ class Deployment:
     served yet (room for shadow deployments: a copy of the traffic, answers discarded).
     `data_capture` is the config's DataCaptureConfig as received (CaptureSettings parses it).
 
-    How an update rolls out (the request's DeploymentConfig: blue/green traffic shifting,
-    rolling batches, auto-rollback alarms) is not part of it yet: pier always shifts all
-    traffic at once, and the row keeps the DeploymentConfig only to echo it. A rollout policy
-    belongs here, as a field with a default (all at once), when the reconciler honours one.
+    How an update rolls out is not part of it: the endpoint row keeps the update's
+    DeploymentConfig (LastDeploymentConfig), and pier.control.rollout plans it.
     """
 
     config_name: str
@@ -239,4 +237,10 @@ class VariantLive:
 
 
 class LiveView(Protocol):
-    def variants(self, endpoint: str) -> dict[str, VariantLive]: ...
+    def variants(self, endpoint: str) -> dict[str, VariantLive]:
+        """What serves each variant of the endpoint's deployed fleet now."""
+        ...
+
+    def pending_variants(self, endpoint: str) -> dict[str, VariantLive]:
+        """The new fleet of a guarded update while traffic shifts to it (else empty)."""
+        ...

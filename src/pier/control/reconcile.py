@@ -10,6 +10,14 @@ loop wakes when the service records a change (or every second), and on each endp
 - Updating to a new config (blue/green): launch the new instances while the old serve; when all
   are healthy switch the route, then drain and stop the old; on failure stop the new ones and
   return to InService on the old config with FailureReason set.
+- Updating with deployment guardrails (the update's DeploymentConfig, planned by
+  pier.control.rollout): the new fleet comes up (whole, or batch by batch when rolling), the
+  router splits the traffic between the fleets step by step, and each step bakes while the
+  AutoRollbackConfiguration alarms are watched (`on_alarm`, subscribed to the alarm runner).
+  An alarm in ALARM sends all traffic back to the old fleet at once (a rolling update first
+  relaunches the old capacity it stopped) and the endpoint ends InService on its old config,
+  FailureReason naming the alarm; UpdateRollbackFailed when the old fleet cannot come back.
+  Every update's progress and outcome go to the deployment history (store: deployments).
 - Updating weights/capacities: publish weights, launch or stop instances to match counts.
 - Deleting: unpublish, stop every instance, delete the row.
 - InService: replace instances that died or stopped answering /ping.
@@ -25,6 +33,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -39,9 +48,12 @@ from pier.control.deployment import (
     pending,
     pending_columns,
 )
+from pier.control.rollout import Plan, PlanError, Policy, Step, plan, rollback_batches
 from pier.control.status import EndpointStatus, VariantStatus
 from pier.hosting.base import Backend, Instance, InstanceSpec, InstanceState, new_instance_id
-from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
+from pier.monitor.alarms.runner import AlarmTransition
+from pier.router.table import EndpointRoute, FleetSplit, RoutingTable, Target, VariantRoute
+from pier.store.alarms import AlarmStore
 from pier.store.db import Sessions
 from pier.store.hosting import HostingStore
 from pier.store.tables import EndpointRow
@@ -53,6 +65,22 @@ ModelResolver = Callable[[dict[str, Any]], str]  # container definition -> model
 
 class LaunchFailed(Exception):
     pass
+
+
+class RolledBack(Exception):
+    """A guarded update must roll back; the message is the reason (FailureReason's core)."""
+
+
+@dataclass
+class _Watch:
+    """A guarded update in progress: its alarms, the first to fire, and where it stands."""
+
+    alarms: frozenset[str]
+    fired: asyncio.Future[str]
+    step: Step | None = None
+    step_index: int = -1
+    steps: int = 0
+    bake_ends: float = 0.0  # time.time() when the current bake ends
 
 
 class OperationKind(StrEnum):
@@ -88,6 +116,8 @@ class Reconciler:
         stop_grace_s: float = 30.0,
     ) -> None:
         self._store = HostingStore(sessions)
+        self._alarm_store = AlarmStore(sessions)
+        self._watches: dict[str, _Watch] = {}  # endpoint -> its guarded update's alarms
         self._backend = backend
         self._table = table
         self._resolve_model = resolve_model
@@ -138,7 +168,36 @@ class Reconciler:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
+    def on_alarm(self, transition: AlarmTransition) -> None:
+        """The alarm runner's subscriber (called inline on the loop): an alarm watched by a
+        guarded update went into ALARM, so that update rolls back now."""
+        if transition.new_state != "ALARM":
+            return
+        for watch in self._watches.values():
+            if transition.alarm_name in watch.alarms and not watch.fired.done():
+                watch.fired.set_result(transition.alarm_name)
+
     # ------------------------------------------------------------------------ live view
+    def pending_variants(self, endpoint: str) -> dict[str, VariantLive]:
+        """The new fleet of a guarded update while traffic shifts to it: per variant, the
+        weight it takes now (its weight times the step's share), its healthy instances, and
+        ActivatingTraffic / Baking with the step it is at."""
+        route = self._table.get(endpoint)
+        watch = self._watches.get(endpoint)
+        if route is None or route.incoming is None or watch is None or watch.step is None:
+            return {}
+        share = route.incoming.share
+        status = {
+            "Status": str(VariantStatus.BAKING),
+            "StatusMessage": f"step {watch.step_index + 1} of {watch.steps}: {watch.step.label}, "
+            f"{share:.0%} of the traffic on the new fleet",
+            "StartTime": watch.bake_ends - watch.step.bake_s,
+        }
+        return {
+            name: VariantLive(v.weight * share, len(v.targets), [status])
+            for name, v in route.incoming.variants.items()
+        }
+
     def variants(self, endpoint: str) -> dict[str, VariantLive]:
         route = self._table.get(endpoint)
         task = self._tasks.get(endpoint)
@@ -205,9 +264,13 @@ class Reconciler:
         if status == EndpointStatus.CREATING:
             self._spawn(row.name, OperationKind.CREATE, self._create(row.name, current))
         elif status == EndpointStatus.UPDATING and update is not None:
-            self._spawn(
-                row.name, OperationKind.UPDATE, self._update_config(row.name, current, update)
+            steps = _plan_of(row, current, update)
+            work = (
+                self._guarded_update(row.name, current, update, steps)
+                if steps.guarded
+                else self._update_config(row.name, current, update)
             )
+            self._spawn(row.name, OperationKind.UPDATE, work)
         elif status == EndpointStatus.UPDATING:
             self._spawn(row.name, OperationKind.UPDATE, self._update_capacity(row.name, current))
         elif status == EndpointStatus.DELETING:
@@ -315,6 +378,27 @@ class Reconciler:
         capture = CaptureSettings.from_config(deployment.data_capture)
         self._table.set(EndpointRoute(endpoint, variants, capture))
 
+    def _routes(self, endpoint: str, deployment: Deployment) -> dict[str, VariantRoute]:
+        return {
+            variant.name: VariantRoute(
+                variant.name,
+                variant.weight,
+                [
+                    Target(i.spec.instance_id, i.url)
+                    for i in self._of(endpoint, deployment.fleet, variant.name)
+                    if i.state == InstanceState.HEALTHY
+                ],
+            )
+            for variant in deployment.variants
+        }
+
+    def _publish_split(self, endpoint: str, old: Deployment, new: Deployment, share: float) -> None:
+        """Route `share` of the traffic to the new fleet, the rest to the old (whose data
+        capture applies to both until the update ends)."""
+        capture = CaptureSettings.from_config(old.data_capture)
+        split = FleetSplit(share, self._routes(endpoint, new))
+        self._table.set(EndpointRoute(endpoint, self._routes(endpoint, old), capture, split))
+
     async def _stop_instance(self, instance: Instance) -> None:
         group = self._instances.get(instance.spec.endpoint, [])
         if instance in group:
@@ -366,12 +450,14 @@ class Reconciler:
             raise
         except Exception as exc:
             await self._stop_config(endpoint, new.fleet)
+            reason = f"Update failed, still serving {old.config_name}: {exc}"
             await self._save(
                 endpoint,
                 status=EndpointStatus.IN_SERVICE,
-                failure_reason=f"Update failed, still serving {old.config_name}: {exc}",
+                failure_reason=reason,
                 **pending_columns(None),
             )
+            await self._record(endpoint, new.generation, status="Failed", reason=reason, end=True)
             return
         await self._save(
             endpoint,
@@ -381,7 +467,167 @@ class Reconciler:
             **pending_columns(None),
         )
         self._publish(endpoint, new)  # traffic moves
+        await self._record(endpoint, new.generation, status="Succeeded", step=0, share=1.0,
+                           end=True)  # fmt: skip
         await self._stop_config(endpoint, old.fleet)  # the old one drains and stops
+
+    # ------------------------------------------------------------------ guarded updates
+    async def _record(self, endpoint: str, generation: int, *, end: bool = False,
+                      **changes: Any) -> None:  # fmt: skip
+        """Write the progress or outcome of the endpoint's deployment `generation` to its
+        history (a deployment the history does not hold, e.g. deleted meanwhile, is skipped)."""
+
+        def write() -> None:
+            with self._store.begin() as tx:
+                row = tx.deployment(endpoint, generation)
+                if row is None:
+                    return
+                for key, value in changes.items():
+                    setattr(row, key, value)
+                if end:
+                    row.ended_at = _now()
+
+        with contextlib.suppress(Exception):  # history is a record: it never stops an update
+            await asyncio.to_thread(write)
+
+    def _alarm_in_alarm(self, names: frozenset[str]) -> str | None:
+        """The first watched alarm already in ALARM (SageMaker rolls back on it too)."""
+        for name in sorted(names):
+            alarm = self._alarm_store.get(name)
+            if alarm is not None and alarm.state == "ALARM":
+                return name
+        return None
+
+    async def _bake(self, endpoint: str, watch: _Watch, seconds: float) -> None:
+        """Wait out the step's baking period, which ends at `watch.bake_ends` (set when the
+        step's traffic shifted); RolledBack as soon as a watched alarm is in ALARM."""
+        fired = (
+            await asyncio.to_thread(self._alarm_in_alarm, watch.alarms) if watch.alarms else None
+        )
+        if fired is None:
+            with contextlib.suppress(TimeoutError):
+                left = max(0.0, min(seconds, watch.bake_ends - time.time()))
+                fired = await asyncio.wait_for(asyncio.shield(watch.fired), left)
+        if fired is not None:
+            step = watch.step.label if watch.step is not None else "the update"
+            raise RolledBack(
+                f'the alarm "{fired}" went into ALARM while {step} baked '
+                f"(step {watch.step_index + 1} of {watch.steps})"
+            )
+
+    async def _guarded_update(
+        self, endpoint: str, old: Deployment, new: Deployment, steps: Plan
+    ) -> None:
+        """An update under deployment guardrails: see the module's docstring."""
+        loop = asyncio.get_running_loop()
+        watch = _Watch(frozenset(steps.alarms), loop.create_future(), steps=len(steps.steps))
+        self._watches[endpoint] = watch
+        try:
+            async with asyncio.timeout(steps.timeout_s):
+                await self._shift(endpoint, old, new, steps, watch)
+        except RolledBack as exc:
+            await self._roll_back(endpoint, old, new, steps, str(exc))
+            return
+        except TimeoutError:
+            reason = (f"the update did not finish within MaximumExecutionTimeoutInSeconds "
+                      f"({steps.timeout_s:g} s)")  # fmt: skip
+            await self._roll_back(endpoint, old, new, steps, reason)
+            return
+        except LaunchFailed as exc:
+            await self._roll_back(endpoint, old, new, steps, str(exc), failed=True)
+            return
+        except asyncio.CancelledError:
+            await self._stop_config(endpoint, new.fleet)
+            raise
+        finally:
+            self._watches.pop(endpoint, None)
+        await self._save(
+            endpoint,
+            status=EndpointStatus.IN_SERVICE,
+            failure_reason=None,
+            **deployed_columns(new),
+            **pending_columns(None),
+        )
+        await self._record(endpoint, new.generation, status="Succeeded", end=True)
+        await self._stop_config(endpoint, old.fleet)  # what the rolling update left, if any
+
+    async def _shift(
+        self, endpoint: str, old: Deployment, new: Deployment, steps: Plan, watch: _Watch
+    ) -> None:
+        """Launch, then shift traffic step by step, baking after each; RolledBack or
+        LaunchFailed end it early (the caller rolls back)."""
+        rolling = steps.policy == Policy.ROLLING
+        if not rolling:
+            await self._launch_variants(endpoint, new)
+        for index, step in enumerate(steps.steps):
+            if rolling:
+                batch = tuple(replace(v, instance_count=step.new_instances) for v in new.variants)
+                await self._launch_variants(endpoint, new.with_variants(batch))
+            watch.step, watch.step_index = step, index
+            watch.bake_ends = time.time() + step.bake_s
+            self._publish_split(endpoint, old, new, step.share)
+            await self._record(endpoint, new.generation, step=index, share=step.share,
+                               step_started_at=_now())  # fmt: skip
+            await self._bake(endpoint, watch, step.bake_s)
+            if rolling:
+                await self._shrink(endpoint, old, new, step)
+        watch.step = None
+        self._publish(endpoint, new)  # all traffic on the new fleet; the old one waits
+        if steps.termination_wait_s:
+            await asyncio.sleep(steps.termination_wait_s)
+
+    async def _shrink(self, endpoint: str, old: Deployment, new: Deployment, step: Step) -> None:
+        """Rolling: stop the old instances past what the step keeps (routes first)."""
+        extra = self._of(endpoint, old.fleet)[step.old_after :]
+        if not extra:
+            return
+        for instance in extra:
+            instance.state = InstanceState.STOPPED
+        self._publish_split(endpoint, old, new, step.share)
+        await asyncio.gather(*(self._stop_instance(i) for i in extra))
+
+    async def _roll_back(
+        self,
+        endpoint: str,
+        old: Deployment,
+        new: Deployment,
+        steps: Plan,
+        why: str,
+        *,
+        failed: bool = False,
+    ) -> None:
+        """All traffic back to the old fleet (relaunching the old capacity a rolling update
+        stopped, batch by batch), the new fleet stopped, the endpoint InService on its old
+        config; UpdateRollbackFailed, serving what it can, when the old fleet cannot return."""
+        old_count = sum(v.instance_count for v in old.variants)
+        running = len([i for i in self._of(endpoint, old.fleet)
+                       if i.state == InstanceState.HEALTHY])  # fmt: skip
+        batch = steps.rollback_batch if steps.policy == Policy.ROLLING else None
+        try:
+            for size in rollback_batches(old_count, running, batch):
+                grown = tuple(replace(v, instance_count=size) for v in old.variants)
+                await self._launch_variants(endpoint, old.with_variants(grown))
+                self._publish_split(endpoint, old, new, max(0.0, 1 - size / old_count))
+            if self._missing(endpoint, old):  # an old instance died meanwhile
+                await self._launch_variants(endpoint, old)
+        except Exception as exc:
+            reason = (f"Update to {new.config_name} failed ({why}) and the rollback to "
+                      f"{old.config_name} failed too: {exc}")  # fmt: skip
+            log.error("%s: %s", endpoint, reason)
+            await self._save(endpoint, status=EndpointStatus.UPDATE_ROLLBACK_FAILED,
+                             failure_reason=reason, **pending_columns(None))  # fmt: skip
+            await self._record(endpoint, new.generation, status="RollbackFailed", reason=reason,
+                               end=True)  # fmt: skip
+            return
+        self._publish(endpoint, old)  # every request on the old fleet from here
+        log.warning("%s: update to %s rolled back: %s", endpoint, new.config_name, why)
+        verb = "failed" if failed else "was rolled back"
+        reason = f"Update to {new.config_name} {verb}, still serving {old.config_name}: {why}"
+        await self._record(endpoint, new.generation, status="Failed" if failed else "RolledBack",
+                           share=0.0, reason=reason, end=True)  # fmt: skip
+        await self._save(endpoint, status=EndpointStatus.IN_SERVICE, failure_reason=reason,
+                         **pending_columns(None))  # fmt: skip
+        await self._stop_config(endpoint, new.fleet)  # drains what it still answers
 
     async def _update_capacity(self, endpoint: str, deployment: Deployment) -> None:
         try:
@@ -411,6 +657,7 @@ class Reconciler:
                 current = tx.endpoint(endpoint)
                 if current is not None:
                     tx.delete(current)
+                    tx.drop_deployments(endpoint)
 
         await asyncio.to_thread(drop)
 
@@ -473,3 +720,19 @@ class Reconciler:
                 await self._backend.stop(instance, self._stop_grace_s)
 
         await asyncio.gather(*(stop(i) for i in instances))
+
+
+def _plan_of(row: EndpointRow, old: Deployment, new: Deployment) -> Plan:
+    """How the row's pending update rolls out (UpdateEndpoint validated its DeploymentConfig;
+    one that no longer plans, which cannot happen short of a hand-edited row, goes all at
+    once)."""
+    try:
+        return plan(
+            row.deployment_config,
+            {v.name: v.instance_count for v in old.variants},
+            {v.name: v.instance_count for v in new.variants},
+        )
+    except PlanError:
+        log.exception("%s: the stored DeploymentConfig does not plan; updating all at once",
+                      row.name)  # fmt: skip
+        return plan(None, {}, {})

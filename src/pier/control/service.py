@@ -26,13 +26,15 @@ from pier.control.deployment import (
     pending,
     pending_columns,
 )
+from pier.control.rollout import Plan, PlanError, plan
 from pier.control.status import EndpointStatus
 from pier.errors import ValidationException
 from pier.hosting.image_map import is_mlflow_image
 from pier.storage import location_problem
+from pier.store.alarms import AlarmStore
 from pier.store.db import Duplicate, Sessions
-from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags
-from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow
+from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags, deployment_history
+from pier.store.tables import DeploymentRow, EndpointConfigRow, EndpointRow, ModelRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
 REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -57,7 +59,9 @@ class HostingService:
         notify: Callable[[], None],
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        self._sessions = sessions
         self._store = HostingStore(sessions)
+        self._alarms = AlarmStore(sessions)  # AutoRollbackConfiguration names existing alarms
         self.arns = arns
         self._check_image = check_image  # an error message when no backend can run the image
         self._live = live
@@ -312,16 +316,25 @@ class HostingService:
             out["LastDeploymentConfig"] = row.deployment_config
         update = pending(row)
         if update is not None:
+            # While a guarded update shifts traffic: the new fleet's share (CurrentWeight is
+            # its weight times the step's share), healthy instances and step (VariantStatus).
+            shifting = self._live.pending_variants(row.name)
+            pending_variants = []
+            for v in update.variants:
+                item: dict[str, Any] = {
+                    "VariantName": v.name,
+                    "DesiredWeight": v.weight,
+                    "DesiredInstanceCount": v.instance_count,
+                }
+                now = shifting.get(v.name)
+                if now is not None:
+                    item["CurrentWeight"] = now.current_weight
+                    item["CurrentInstanceCount"] = now.current_instance_count
+                    item["VariantStatus"] = now.statuses
+                pending_variants.append(item)
             out["PendingDeploymentSummary"] = {
                 "EndpointConfigName": update.config_name,
-                "ProductionVariants": [
-                    {
-                        "VariantName": v.name,
-                        "DesiredWeight": v.weight,
-                        "DesiredInstanceCount": v.instance_count,
-                    }
-                    for v in update.variants
-                ],
+                "ProductionVariants": pending_variants,
                 "StartTime": row.last_modified_at.timestamp(),
             }
         return out
@@ -380,6 +393,12 @@ class HostingService:
         name = req["EndpointName"]
         with self._writing() as tx:
             row = self._endpoint(tx, name)
+            if row.status == EndpointStatus.UPDATE_ROLLBACK_FAILED:
+                raise ValidationException(
+                    f'Cannot update endpoint "{row.arn}" in UpdateRollbackFailed (its last '
+                    "update could not be rolled back: see FailureReason); delete it and create "
+                    "it again."
+                )
             if row.status != EndpointStatus.IN_SERVICE:
                 verb = "failed" if row.status == EndpointStatus.FAILED else "in-progress"
                 raise ValidationException(f'Cannot update {verb} endpoint "{row.arn}".')
@@ -400,16 +419,87 @@ class HostingService:
                         v = replace(v, instance_count=old.instance_count)
                     retained.append(v)
                 update = update.with_variants(tuple(retained))
+            config = row.deployment_config
+            if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
+                config = req.get("DeploymentConfig")
+            steps = self._plan(config, deployed(row), update)
+            now = self._clock()
             row.status = EndpointStatus.UPDATING
             for column, value in pending_columns(update).items():
                 setattr(row, column, value)
             row.failure_reason = None
             row.generation = update.generation
-            row.last_modified_at = self._clock()
-            if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
-                row.deployment_config = req.get("DeploymentConfig")
+            row.last_modified_at = now
+            row.deployment_config = config
+            tx.add_deployment(
+                DeploymentRow(
+                    endpoint_name=row.name,
+                    generation=update.generation,
+                    from_config=row.config_name,
+                    to_config=update.config_name,
+                    policy=str(steps.policy),
+                    deployment_config=config,
+                    plan=steps.to_json(),
+                    status="InProgress",
+                    step=-1,
+                    share=0.0,
+                    started_at=now,
+                )
+            )
         self._notify()
         return {"EndpointArn": self.arns.endpoint(name)}
+
+    def _plan(self, config: dict[str, Any] | None, old: Deployment, new: Deployment) -> Plan:
+        """The rollout plan of an update (pier.control.rollout), or the ValidationException
+        SageMaker answers for a DeploymentConfig that cannot run here."""
+        try:
+            steps = plan(
+                config,
+                {v.name: v.instance_count for v in old.variants},
+                {v.name: v.instance_count for v in new.variants},
+            )
+        except PlanError as exc:
+            raise ValidationException(str(exc)) from None
+        missing = [a for a in steps.alarms if self._alarms.get(a) is None]
+        if missing:
+            raise ValidationException(
+                "DeploymentConfig.AutoRollbackConfiguration.Alarms: no CloudWatch alarm named "
+                f"{', '.join(repr(m) for m in missing)}: create it with PutMetricAlarm first."
+            )
+        return steps
+
+    def deployments(self, endpoint: str, limit: int = 5) -> dict[str, Any]:
+        """pier's deployment history of an endpoint (GET /pier/endpoints/NAME/deployments):
+        its latest `limit` updates, newest first, each with its policy, steps, outcome and
+        reason; the one in progress also with its step, share on the new fleet, seconds to
+        the next step and the alarms watched. ValidationException for an unknown endpoint."""
+        with self._store.read() as tx:
+            row = self._endpoint(tx, endpoint)
+        now = self._clock().timestamp()
+        items = []
+        for d in deployment_history(self._sessions, row.name, limit):
+            steps = d.plan.get("Steps", [])
+            item: dict[str, Any] = {
+                "FromConfig": d.from_config,
+                "ToConfig": d.to_config,
+                "Policy": d.policy,
+                "Status": d.status,
+                "Step": d.step + 1,  # 0: the new fleet is being launched
+                "Steps": len(steps),
+                "StepLabel": steps[d.step]["Label"] if 0 <= d.step < len(steps) else None,
+                "Share": d.share,
+                "Alarms": d.plan.get("Alarms", []),
+                "Plan": d.plan,
+                "DeploymentConfig": d.deployment_config,
+                "StartTime": d.started_at.timestamp(),
+                "EndTime": d.ended_at.timestamp() if d.ended_at else None,
+                "Reason": d.reason,
+            }
+            if d.status == "InProgress" and d.step_started_at and 0 <= d.step < len(steps):
+                ends = d.step_started_at.timestamp() + steps[d.step]["BakeSeconds"]
+                item["NextStepInSeconds"] = max(0.0, ends - now)
+            items.append(item)
+        return {"EndpointName": row.name, "Deployments": items}
 
     def update_endpoint_weights_and_capacities(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["EndpointName"]

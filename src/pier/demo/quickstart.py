@@ -515,6 +515,9 @@ def run(platform: Platform, console: Console, calls: int = 50) -> dict[str, Any]
     console.print("\n[bold]Open[/bold]")
     console.print(f"  MLflow UI (runs, registry): {platform.tracking_uri}/#/models/{MODEL_NAME}")
     console.print(f"  pier (SageMaker API):       {platform.pier_url}")
+    console.print(
+        f"  pier console:               {platform.pier_url}/console/endpoints/{ENDPOINT_NAME}"
+    )
     return {
         "versions": versions,
         "config": described["EndpointConfigName"],

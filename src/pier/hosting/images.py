@@ -61,7 +61,7 @@ ENV_REPOSITORY = "pier-env"
 ENV_DIR = "/opt/pier/env"
 MODEL_DIR = "/opt/ml/model"
 USER = "pier"
-IMAGE_FORMAT = "2"  # part of every key: bump when the Dockerfiles below change
+IMAGE_FORMAT = "3"  # part of every key: bump when the Dockerfiles or their contexts change
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PROBE = (
     "import json, platform, sys; libc = platform.libc_ver(); print(json.dumps({"
@@ -274,8 +274,7 @@ def _serving_image(
     )
     with _context() as context:
         _link_tree(house, context / "wheelhouse")
-        copy_package(context / "src")
-        (context / "serve").write_text(SERVE_SCRIPT)
+        serving_context(context)
         pip_wheel = next((house / wheelhouse.PIP_DIR).glob("pip-*.whl")).name
         labels = {
             f"{LABEL_PREFIX}environment": key,
@@ -287,6 +286,18 @@ def _serving_image(
         say(f"building environment image {tag} on {base.name} (Python {target.python})")
         _build(client, context, tag, say)
     return tag
+
+
+def serving_context(context: Path) -> None:
+    """Put pier's serving source and the `serve` entry point into the build `context`, readable
+    by the image's non-root user: the builder copies modes as they are, and the platform runs
+    under umask 077 (pier.platform.server.run), which would leave them 0600 and unimportable.
+    The wheelhouse needs no such care: the build stage reads it as root and pip installs it
+    with the image's own umask."""
+    copy_package(context / "src")
+    (context / "serve").write_text(SERVE_SCRIPT)
+    _readable(context / "src")
+    _readable(context / "serve")
 
 
 def _env_dockerfile(base: BaseImage, pip_wheel: str) -> str:
@@ -389,12 +400,21 @@ def _copy_model(source: Path, target: Path) -> None:
     if not (source / "MLmodel").is_file():
         raise ValidationException(f"{source} is not an MLflow model: it has no MLmodel file.")
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-    for root, dirs, files in os.walk(target):
+    _readable(target)
+
+
+def _readable(path: Path) -> None:
+    """Make `path` (a file, or a tree) in a build context readable by the image's user."""
+    if path.is_file():
+        os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+        return
+    os.chmod(path, 0o755)  # noqa: S103  # a build context: readable by the image user
+    for root, dirs, files in os.walk(path):
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o755)  # noqa: S103  # a build context: readable by the image user
         for name in files:
-            path = os.path.join(root, name)
-            os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+            file = os.path.join(root, name)
+            os.chmod(file, 0o755 if os.access(file, os.X_OK) else 0o644)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -46,6 +46,15 @@ from pier.storage import S3Client, S3ClientFactory, s3_client
 
 PASS_THROUGH = ("models:", "runs:", "mlflow-artifacts:")
 DEFAULT_MAX_BYTES = 64 * 1024**3  # per download and unpacked: refuses decompression bombs
+# Decompression bombs, checked on each member's declared size before it is written (a tar
+# header states it, and tarfile reads exactly that much), so a bomb is refused at once rather
+# than after unpacking: an archive unpacks to at most MAX_RATIO times its own size (models
+# compress 2-10x; zeros 1000x), or RATIO_FLOOR for small archives, and holds at most
+# MAX_MEMBERS members (an MLflow model has a few dozen files; a million empty ones would fill
+# the inode table).
+MAX_RATIO = 100
+RATIO_FLOOR = 256 * 1024**2
+MAX_MEMBERS = 100_000
 CHUNK = 1024 * 1024
 _LOOPBACK_NAMES = ("localhost",)
 
@@ -371,19 +380,34 @@ FILTERS = hasattr(tarfile, "data_filter")
 def _safe_extract(
     archive: Path, dest: Path, shown: str, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> None:
-    """Unpack a (gzip-compressed) tar archive into `dest`, refusing unsafe members."""
-    unpacked = 0
+    """Unpack a (gzip-compressed) tar archive into `dest`, refusing unsafe members and
+    archives that would unpack beyond the limits above (before the member is written)."""
+    compressed = archive.stat().st_size
+    limit = min(max_bytes, max(RATIO_FLOOR, MAX_RATIO * compressed))
+    unpacked = members = 0
 
     def check(member: tarfile.TarInfo) -> None:
-        nonlocal unpacked
+        nonlocal unpacked, members
         problem = _unsafe_member(member)
         if problem:
             raise _unsafe(member, shown, problem)
         unpacked += member.size
-        if unpacked > max_bytes:
+        members += 1
+        if unpacked > limit:
+            why = (
+                f"more than {max_bytes} bytes"
+                if limit == max_bytes
+                else f"more than {MAX_RATIO} times its size of {compressed} bytes"
+            )
             raise ValidationException(
-                f"Model archive {_shown(shown)} unpacks to more than {max_bytes} bytes "
-                f"(at member {member.name!r})."
+                f"Model archive {_shown(shown)} unpacks to {why} (at member {member.name!r}): "
+                "refused as a decompression bomb. Serve a model this large from a directory "
+                "or an MLflow URI instead of an archive."
+            )
+        if members > MAX_MEMBERS:
+            raise ValidationException(
+                f"Model archive {_shown(shown)} holds more than {MAX_MEMBERS} members "
+                f"(at member {member.name!r}): refused. Serve it from a directory instead."
             )
 
     try:

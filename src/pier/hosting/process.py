@@ -66,6 +66,7 @@ from pier.hosting.base import (
     write_owner,
 )
 from pier.hosting.image_map import is_mlflow_image
+from pier.hosting.pids import is_running, proc_stat
 
 log = logging.getLogger("pier.hosting.process")
 
@@ -76,7 +77,6 @@ LOG_FILE = "serve.log"
 # SageMaker: the platform's own PIER_* / SAGEMAKER_* variables are not inherited.
 NOT_INHERITED = ("PIER_", "SAGEMAKER_")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not C:
-_HAVE_PROC = Path("/proc/self/stat").exists()
 _ERROR_LINE = re.compile(r" (?:ERROR|CRITICAL) \[\d+\] [\w.]+: (.+)$")  # serving's log format
 
 
@@ -87,30 +87,6 @@ def default_serve_command() -> list[str]:
         return [str(script), "serve"]
     # pier.cli.main has no `__main__` guard: call its entry point.
     return [sys.executable, "-c", "from pier.cli.main import main; main()", "serve"]
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks since boot) of a pid, None if there is none."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
-    return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
-
-
-def _is_running(pid: int, start_ticks: int | None) -> bool:
-    """Whether `pid` is alive and is the process that started at `start_ticks`."""
-    if _HAVE_PROC:
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in "ZXx":  # zombie or dead: exited
-            return False
-        return start_ticks is not None and stat[1] == start_ticks
-    try:  # no /proc (macOS): liveness only
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _other_backend(record: Path) -> bool:
@@ -177,7 +153,7 @@ class _Process:
     def exited(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is not None  # also reaps it
-        return not _is_running(self.pid, self.start_ticks)
+        return not is_running(self.pid, self.start_ticks)
 
     @property
     def returncode(self) -> int | None:
@@ -209,6 +185,51 @@ class _Process:
         if self.reservation is not None:
             self.reservation.close()
             self.reservation = None
+
+
+#: Variables of a container `Environment` that would change which code an instance process
+#: runs (the interpreter's search path and startup, the dynamic linker's preloads and library
+#: path, which `serve` PATH finds). In a container they stay inside the container; a process
+#: instance runs beside the platform with the platform user's rights, so pier refuses them
+#: there (docs/hosting.md, "Container environment").
+CODE_CHANGING = frozenset(
+    {
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONEXECUTABLE",
+        "PYTHONBREAKPOINT",
+        "PYTHONINSPECT",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+    }
+)
+#: What the backend sets itself for each instance (where it serves, what, and its log).
+SET_BY_PIER = frozenset({"PIER_MODEL_URI", "PIER_HOST", "PIER_PORT", "PIER_LOG_FILE"})
+
+
+def environment_problem(environment: Mapping[str, str]) -> str | None:
+    """Why a container `Environment` cannot reach a process instance, or None: it names a
+    variable of CODE_CHANGING or SET_BY_PIER. Serving settings (`PIER_MAX_BODY_BYTES`,
+    `PIER_ENV_MANAGER`, ...) and the model's own variables pass."""
+    changing = sorted(k for k in environment if k in CODE_CHANGING)
+    if changing:
+        return (
+            f"Environment {', '.join(changing)}: these change what code the instance process "
+            "runs, and a process instance is not isolated as a container is. Remove them from "
+            "the container's Environment, or serve the model in a container "
+            "(`pier up --backend docker`)."
+        )
+    reserved = sorted(k for k in environment if k in SET_BY_PIER)
+    if reserved:
+        return (
+            f"Environment {', '.join(reserved)}: pier sets these for each instance (where it "
+            "serves and what). Remove them from the container's Environment."
+        )
+    return None
 
 
 class ProcessBackend:
@@ -268,6 +289,9 @@ class ProcessBackend:
         directory = self._dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
         write_owner(directory, spec)
+        problem = environment_problem(spec.environment)
+        if problem is not None:
+            return self._failed_before_start(spec, directory, problem)
         try:
             placement = await self._place(spec, directory / LOG_FILE)
         except (ModelEnvironmentError, ValidationException) as exc:
@@ -317,7 +341,7 @@ class ProcessBackend:
             instance.state = InstanceState.FAILED
             instance.failure = f"Cannot start {command[0]}: {exc}"
             return instance
-        stat = _proc_stat(popen.pid)
+        stat = proc_stat(popen.pid)
         proc = _Process(popen.pid, stat[1] if stat else None, popen, reservation)
         self._procs[spec.instance_id] = proc
         instance.pid = popen.pid
@@ -428,7 +452,7 @@ class ProcessBackend:
                     continue
                 if instance.instance_id in self._instances:
                     continue
-                if not _is_running(proc.pid, proc.start_ticks):
+                if not is_running(proc.pid, proc.start_ticks):
                     log.info("forgetting %s: process %d is gone", instance.instance_id, proc.pid)
                     path.unlink(missing_ok=True)
                     continue

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pier.contract.sigv4 import Credentials
 from pier.errors import PierError
+from pier.hosting.pids import running_from_pid_file
 
 OWNER_ONLY_DIR = 0o700
 # The platform process's umask (pier.platform.server.run): what it creates in the home is
@@ -99,18 +100,9 @@ class Home:
         return Credentials(key_id, secret)
 
     def running_pid(self) -> int | None:
-        """The pid of a live platform process of this home, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        """The pid of a live platform process of this home, else None (a zombie or a reused
+        pid is not one: pier.hosting.pids)."""
+        return running_from_pid_file(self.pid_file)
 
     def url(self) -> str | None:
         return _read(self.url_file)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from pier.contract.cloudwatch import Protocol
@@ -29,6 +30,7 @@ from pier.hosting.base import Backend
 from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
 from pier.hosting.image_map import ImageMap
+from pier.hosting.pids import write_pid_file
 from pier.hosting.process import ProcessBackend
 from pier.monitor.alarms.runner import AlarmRunner
 from pier.monitor.capture.capture import Capturer, default_base
@@ -43,6 +45,10 @@ from pier.platform.cloudwatch_api import (
     cloudwatch_operations,
     metric_operations,
 )
+from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
+from pier.platform.console.calls import ConsoleCalls
+from pier.platform.console.sessions import SessionStore
+from pier.platform.deployments_api import DeploymentsApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
@@ -54,6 +60,7 @@ from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
 from pier.router.table import RoutingTable
+from pier.serving.protocol import json_errors_protocol
 from pier.serving.server import bind_socket, drain_on_sigterm_server
 from pier.settings import PlatformSettings
 from pier.store import db
@@ -65,6 +72,11 @@ log = logging.getLogger("pier.platform")
 
 class AlreadyRunning(PierError):
     code = "AlreadyRunning"
+
+
+def _http_error_body(message: str) -> bytes:
+    """An HTTP-level 400 (uvicorn's, before any API is chosen) as JSON, AWS's `message` key."""
+    return orjson.dumps({"message": message})
 
 
 def configure_logging(home: Home, level: str) -> None:
@@ -179,7 +191,7 @@ def run(settings: PlatformSettings) -> int:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    home.pid_file.write_text(str(os.getpid()))
+    write_pid_file(home.pid_file, os.getpid())
     home.url_file.write_text(url)
     log.info("pier platform on %s (home %s, log %s)", url, home.root, home.log_file)
     try:
@@ -251,6 +263,7 @@ async def _serve(
         interval_s=settings.alarm_evaluation_seconds,
         delay_s=settings.alarm_evaluation_delay_seconds,
     )
+    alarms.subscribe(reconciler.on_alarm)  # guarded updates roll back on their alarms
     alarm_service = CloudWatchAlarmService(
         alarm_store, alarms, region=settings.region, account=settings.account
     )
@@ -274,13 +287,31 @@ async def _serve(
     )
     # Tried in order, the first that matches serves: the hot runtime path first; CloudWatch's
     # JSON 1.0 (POST / with its X-Amz-Target) before SageMaker's control API on POST /.
+    runtime = RuntimeApi(router, capturer)
+    sagemaker = SageMakerApi(service, monitoring)
+    # The web console calls the same operation tables in-process (docs/console.md).
+    console_sessions = SessionStore(
+        ttl_s=settings.console_session_seconds, link_ttl_s=settings.console_link_seconds
+    )
+    console = ConsoleApi(
+        ConsoleCalls(
+            sagemaker.operations, cloudwatch, monitoring, runtime, backend, default_base(home.root)
+        ),
+        console_sessions,
+        lookup,
+        mlflow_url=home.mlflow_url,
+        model_cache=home.model_cache / "mlflow",  # the process backend's download cache
+    )
     apis: list[Api] = [
-        RuntimeApi(router, capturer),
+        runtime,
         CloudWatchApi(Protocol.CBOR, cloudwatch),
         CloudWatchApi(Protocol.JSON, cloudwatch),
-        SageMakerApi(service, monitoring),
+        sagemaker,
         GroundTruthApi(labels, service, settings.account),
         MonitoringApi(monitoring),
+        ConsoleLinkApi(console_sessions),  # POST /console/links, before the console's pages
+        console,
+        DeploymentsApi(service),
         Ping(),
         Metrics(registry),
     ]
@@ -293,7 +324,7 @@ async def _serve(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=json_errors_protocol(_http_error_body),
         lifespan="on",
         access_log=False,
         log_config=None,

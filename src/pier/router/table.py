@@ -38,6 +38,26 @@ class VariantRoute:
     targets: list[Target] = field(default_factory=list)
 
 
+def _by_weight(variants: dict[str, VariantRoute], rng: random.Random) -> VariantRoute | None:
+    """A variant by weight among those with a healthy instance (None if there is none)."""
+    live = [v for v in variants.values() if v.targets and v.weight > 0]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0]
+    return rng.choices(live, weights=[v.weight for v in live])[0]
+
+
+@dataclass
+class FleetSplit:
+    """An update in progress (deployment guardrails): `share` of the requests go to the new
+    fleet's `variants` (same names as the old fleet's, as SageMaker requires), the rest to the
+    endpoint's. Set by the reconciler at each traffic step; None on the route otherwise."""
+
+    share: float
+    variants: dict[str, VariantRoute]
+
+
 @dataclass
 class EndpointRoute:
     name: str
@@ -45,15 +65,21 @@ class EndpointRoute:
     # The deployed config's DataCaptureConfig; None when nothing is captured (one attribute
     # read per request decides).
     capture: CaptureSettings | None = None
+    # The new fleet while a guarded update shifts traffic (one attribute read when there is
+    # none: the hot path without an update is unchanged).
+    incoming: FleetSplit | None = None
 
     def pick_variant(self, rng: random.Random) -> VariantRoute | None:
-        """A variant by weight among those with a healthy instance (None if there is none)."""
-        live = [v for v in self.variants.values() if v.targets and v.weight > 0]
-        if not live:
-            return None
-        if len(live) == 1:
-            return live[0]
-        return rng.choices(live, weights=[v.weight for v in live])[0]
+        """A variant by weight among those with a healthy instance (None if there is none).
+        During a split, the new fleet with probability `share`, else the old; a fleet with no
+        healthy instance gives its requests to the other, so none fails for want of one."""
+        split = self.incoming
+        if split is None:
+            return _by_weight(self.variants, rng)
+        first, second = self.variants, split.variants
+        if rng.random() < split.share:
+            first, second = second, first
+        return _by_weight(first, rng) or _by_weight(second, rng)
 
 
 def least_outstanding(targets: list[Target], rng: random.Random) -> Target:

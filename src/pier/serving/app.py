@@ -54,6 +54,32 @@ class ServerState:
         self.runtime: Runtime | None = None
         self.batcher: Batcher | None = None
         self.ready = False
+        self.stuck = False
+        #: What the server does with a worker whose predict call is stuck (server.py: exit).
+        self.give_up: Callable[[], None] = lambda: None
+
+    @property
+    def stuck_after_s(self) -> float:
+        """How long one predict call may run before the worker is given up (default: twice
+        the request timeout)."""
+        s = self.settings
+        return s.stuck_seconds if s.stuck_seconds is not None else 2 * s.timeout_seconds
+
+    def _stuck(self, running_s: float) -> None:
+        """Policy for a predict call that does not end: it cannot be interrupted and holds the
+        worker's only predict thread, so every later request would time out behind it. /ping
+        answers 503 from now on and the worker is given up (the server exits non-zero; the
+        platform, or SageMaker, replaces the instance; a supervisor restarts `pier serve`)."""
+        self.stuck = True
+        self.ready = False
+        log.error(
+            "a predict call has run for %.0f s (request timeout %g s, stuck after %g s): it "
+            "cannot be interrupted and holds this worker; giving the worker up",
+            running_s,
+            self.settings.timeout_seconds,
+            self.stuck_after_s,
+        )
+        self.give_up()
 
     async def attach(self, runtime: Runtime) -> None:
         """Start serving `runtime`: batcher up, warm-up requests through the whole path."""
@@ -64,6 +90,8 @@ class ServerState:
             max_rows=s.max_batch_rows,
             max_wait_s=s.max_batch_wait_ms / 1000,
             observe=self.metrics.observe_batch,
+            stuck_after_s=self.stuck_after_s,
+            on_stuck=self._stuck,
         )
         await self.batcher.start()
         self.runtime = runtime
@@ -111,8 +139,39 @@ def _check_content_type(header: str | None) -> ct.MediaType:
     return media
 
 
+#: How MLflow 3.17 classifies the error codes pier's model server answers with
+#: (mlflow.error_classification: ErrorClass.from_client_error_code, then SqlState); its scoring
+#: server adds both to every JSON error. A table rather than a call, because MLflow may not be
+#: imported yet when an error is written (quickload) and importing it then could deadlock with
+#: the background loader; tests/serving/test_error_body.py checks it against MLflow's functions.
+MLFLOW_CLASSIFICATION: dict[str, tuple[str, str]] = {
+    "BAD_REQUEST": ("INVALID_PARAMETER_VALUE", "KAM00"),
+    "INVALID_PARAMETER_VALUE": ("INVALID_PARAMETER_VALUE", "KAM00"),
+    "ENDPOINT_NOT_FOUND": ("RESOURCE_NOT_FOUND", "KAM00"),
+    "RESOURCE_DOES_NOT_EXIST": ("RESOURCE_NOT_FOUND", "KAM00"),
+    "TEMPORARILY_UNAVAILABLE": ("CLIENT_INTERNAL_ERROR", "XXM00"),
+    "INTERNAL_ERROR": ("CLIENT_INTERNAL_ERROR", "XXM00"),
+}
+
+
+def error_body(
+    code: str, message: str, error_class: str | None = None, sqlstate: str | None = None
+) -> bytes:
+    """The model server's JSON error, as MLflow's scoring server writes it: `error_code`,
+    `message`, then `sqlstate` and `error_class` (MLflow's own when MLflow raised the error,
+    else its classification of `code`; absent for codes MLflow does not classify)."""
+    if error_class is None and sqlstate is None:
+        error_class, sqlstate = MLFLOW_CLASSIFICATION.get(code, (None, None))
+    doc = {"error_code": code, "message": message}
+    if sqlstate is not None:
+        doc["sqlstate"] = sqlstate
+    if error_class is not None:
+        doc["error_class"] = error_class
+    return orjson.dumps(doc)
+
+
 def _error_body(err: PierError) -> bytes:
-    return orjson.dumps({"error_code": err.code, "message": err.message})
+    return error_body(err.code, err.message, err.error_class, err.sqlstate)
 
 
 def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -195,6 +254,9 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         if path == "/ping" or path == "/health":
             if state.ready:
                 await respond(send, 200, b"\n", _JSON_HEADERS)
+            elif state.stuck:
+                stuck = ModelNotReady("A predict call does not end: this worker is given up.")
+                await respond(send, 503, _error_body(stuck), _JSON_HEADERS)
             else:
                 loading = ModelNotReady("The model is loading.")
                 await respond(send, 503, _error_body(loading), _JSON_HEADERS)

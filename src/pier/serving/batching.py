@@ -6,6 +6,11 @@ predict runs, requests queue up; when the model is free, everything compatible t
 non-full batch a little longer. Requests with different columns or params run in separate
 calls. If a merged call fails, each of its requests is retried alone, so a bad request fails
 only itself.
+
+A request past its deadline gets RequestTimeout at once, but a predict call cannot be
+interrupted (a thread running C code cannot be stopped). One that runs longer than
+``stuck_after_s`` is reported once to ``on_stuck`` (with how long it has run): the server then
+gives up the worker, since every later request would wait behind it (pier.serving.app).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,8 +54,14 @@ class Batcher:
         max_rows: int = 256,
         max_wait_s: float = 0.0,
         observe: BatchObserver | None = None,
+        stuck_after_s: float | None = None,
+        on_stuck: Callable[[float], None] | None = None,
     ) -> None:
         self._predict = predict
+        self.stuck_after_s = stuck_after_s
+        self._on_stuck = on_stuck or (lambda seconds: None)
+        self._busy_since: float | None = None  # time.monotonic() of the running predict call
+        self._stuck_reported = False
         self.enabled = enabled
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
@@ -87,7 +99,7 @@ class Batcher:
         try:
             if not self.enabled:
                 self._observe(1, prepared.n_rows)
-                done = self._executor.submit(self._predict, prepared)
+                done = self._executor.submit(self._call, prepared)
                 loop = asyncio.get_running_loop()
                 done.add_done_callback(
                     lambda f: loop.call_soon_threadsafe(_resolve_from, waiting.future, f)
@@ -100,10 +112,28 @@ class Batcher:
         finally:
             self._pending.discard(waiting)
 
+    def _call(self, prepared: Prepared) -> Any:
+        """One predict call, in the predict thread, timed for the stuck check."""
+        self._busy_since = time.monotonic()
+        try:
+            return self._predict(prepared)
+        finally:
+            self._busy_since = None
+
+    def _check_stuck(self) -> None:
+        busy = self._busy_since
+        if self.stuck_after_s is None or busy is None or self._stuck_reported:
+            return
+        running = time.monotonic() - busy
+        if running > self.stuck_after_s:
+            self._stuck_reported = True
+            self._on_stuck(running)
+
     async def _reap(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(REAP_INTERVAL_S)
+            self._check_stuck()  # also when every caller has timed out and gone
             if not self._pending:
                 continue
             now = loop.time()
@@ -168,7 +198,7 @@ class Batcher:
             sizes = [w.prepared.n_rows for w in batch]
             self._observe(len(batch), sum(sizes))
             try:
-                parts = split(self._predict(merge([w.prepared for w in batch])), sizes)
+                parts = split(self._call(merge([w.prepared for w in batch])), sizes)
             except Exception:
                 parts = None  # find the culprit: each request alone below
             if parts is not None:
@@ -177,7 +207,7 @@ class Batcher:
         for w in batch:
             self._observe(1, w.prepared.n_rows)
             try:
-                outcomes.append((self._predict(w.prepared), None))
+                outcomes.append((self._call(w.prepared), None))
             except Exception as exc:
                 outcomes.append((None, exc))
         return outcomes

@@ -51,6 +51,8 @@ def _from_mlflow(exc: Any) -> PierError:
     cls: type[PierError] = InvalidModelInput if code == "INVALID_PARAMETER_VALUE" else BadRequest
     err = cls(_truncate(str(exc.message)))
     err.status, err.code = status, code
+    err.error_class = getattr(exc, "error_class", None)
+    err.sqlstate = getattr(exc, "sqlstate", None)
     return err
 
 
@@ -79,19 +81,28 @@ _NUMERIC = {"double", "float", "long", "integer"}
 
 
 def _is_data_row(fields: list[str], spec: list[dict[str, Any]]) -> bool:
-    """Whether a CSV first row is data for signature `spec` rather than a header."""
+    """Whether a CSV first row is data for signature `spec` rather than a header.
+
+    Data only on evidence: one field per column, none naming a column (case aside), every
+    numeric column's field a number, and at least one numeric column with a number in it. A
+    header cannot hold a number where a number goes; without such a column (a string-only
+    signature: `Text,Review` for `text, review`) a header and a data row look alike, and the
+    row is left to MLflow, which reads it as the header (a mismatch is its 400 "missing
+    inputs", never a prediction for the header)."""
     if len(fields) != len(spec):
         return False
-    names = {item.get("name") for item in spec}
+    names = {str(item.get("name")).casefold() for item in spec}
+    evidence = False
     for value, item in zip(fields, spec, strict=True):
-        if value in names:
+        if value.casefold() in names:
             return False
         if item.get("type") in _NUMERIC and value != "":
             try:
                 float(value)
             except ValueError:
                 return False
-    return True
+            evidence = True
+    return evidence
 
 
 def _params_key(params: Any) -> Any:
@@ -235,9 +246,9 @@ class MlflowRuntime:
         """MLflow's CSV parser, plus SageMaker's headerless CSV when the signature orders columns.
 
         MLflow always reads the first row as a header. pier reads it as data instead only when
-        it cannot be a header: it names no signature column, has one field per column, and
-        each field fits its column's type (a number for numeric columns). Then the rows are
-        read in signature order. Anything else is left to MLflow, errors included.
+        it cannot be a header (`_is_data_row`): it names no signature column, has one field per
+        column, each field fits its column's type, and a numeric column holds a number. Then
+        the rows are read in signature order. Anything else is left to MLflow, errors included.
         """
         from mlflow.pyfunc import scoring_server as ss
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pier.errors import PierError
-from pier.serving.app import ServerState, create_app
+from pier.serving.app import ServerState, create_app, error_body
 from pier.settings import ServeSettings
 
 log = logging.getLogger("pier.serving")
@@ -94,6 +94,21 @@ def _load_runtime(settings: ServeSettings) -> Any:
     )
 
 
+#: The exit code of a worker given up because a predict call does not end (docs/serving.md).
+EXIT_STUCK = 3
+
+
+def _exit_stuck() -> None:
+    log.error("exiting with code %d: a predict call does not end", EXIT_STUCK)
+    logging.shutdown()
+    os._exit(EXIT_STUCK)
+
+
+def _http_error_body(message: str) -> bytes:
+    """An HTTP-level 400 (uvicorn's, before the app) in the model server's MLflow error shape."""
+    return error_body("BAD_REQUEST", message)
+
+
 async def _serve(
     settings: ServeSettings, sock: socket.socket, listen_early: bool, first_warm: Any = None
 ) -> int:
@@ -105,11 +120,22 @@ async def _serve(
     from the start, still answers 503."""
     import uvicorn
 
+    from pier.serving.protocol import json_errors_protocol
+
     state = ServerState(settings)
+    loop = asyncio.get_running_loop()
+
+    # A stuck predict thread cannot be joined, so neither a graceful shutdown nor the
+    # interpreter's exit (which joins the executor's threads) would end: leave at once, after
+    # a moment for the 503s and 504s already written to reach their clients.
+    def give_up() -> None:
+        loop.call_later(0.5, _exit_stuck)
+
+    state.give_up = give_up
     config = uvicorn.Config(
         create_app(state),
         loop="uvloop",
-        http="httptools",
+        http=json_errors_protocol(_http_error_body),
         lifespan="on",
         access_log=False,
         log_config=None,

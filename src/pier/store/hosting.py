@@ -18,14 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pier.store.db import Duplicate, Sessions
-from pier.store.tables import EndpointConfigRow, EndpointRow, ModelRow, TagRow
+from pier.store.tables import DeploymentRow, EndpointConfigRow, EndpointRow, ModelRow, TagRow
 
-__all__ = ["MAX_TAGS", "HostingStore", "HostingTx", "Resource", "TooManyTags"]
+__all__ = [
+    "MAX_TAGS",
+    "HostingStore",
+    "HostingTx",
+    "Resource",
+    "TooManyTags",
+    "deployment_history",
+]
 
 #: SageMaker's limit of tags per resource.
 MAX_TAGS = 50
@@ -75,6 +82,34 @@ class HostingTx:
         """Delete a resource and its tags."""
         self.drop_tags(row.arn)
         self._s.delete(row)
+
+    # -------------------------------------------------------------- deployments
+    def add_deployment(self, row: DeploymentRow) -> None:
+        """Start an endpoint's deployment record (an UpdateEndpoint to a new config)."""
+        self._s.add(row)
+
+    def deployment(self, endpoint: str, generation: int) -> DeploymentRow | None:
+        """The deployment that gave `endpoint` its `generation`, or None."""
+        return self._s.scalar(
+            select(DeploymentRow).where(
+                DeploymentRow.endpoint_name == endpoint, DeploymentRow.generation == generation
+            )
+        )
+
+    def deployments(self, endpoint: str, limit: int = 10) -> list[DeploymentRow]:
+        """The endpoint's latest `limit` deployments, newest first."""
+        return list(
+            self._s.scalars(
+                select(DeploymentRow)
+                .where(DeploymentRow.endpoint_name == endpoint)
+                .order_by(DeploymentRow.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def drop_deployments(self, endpoint: str) -> None:
+        """Forget the endpoint's history (it is being deleted)."""
+        self._s.execute(delete(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint))
 
     # --------------------------------------------------------------------- tags
     def resource_exists(self, arn: str) -> bool:
@@ -130,3 +165,10 @@ class HostingStore:
     def read(self) -> Iterator[HostingTx]:
         with self._sessions() as session:
             yield HostingTx(session)
+
+
+def deployment_history(sessions: Sessions, endpoint: str, limit: int = 10) -> list[DeploymentRow]:
+    """The endpoint's latest `limit` deployments, newest first (empty for an unknown
+    endpoint): what the CLI and the console show. Rows are detached, safe to read anywhere."""
+    with HostingStore(sessions).read() as tx:
+        return tx.deployments(endpoint, limit)

@@ -110,6 +110,31 @@ class EndpointRow(Base):
     deployment_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
+class DeploymentRow(Base):
+    """One UpdateEndpoint to a new configuration, as it went (the endpoint's deployment
+    history): its DeploymentConfig, the planned steps (pier.control.rollout's Plan JSON),
+    where it stands, and how it ended. Rows go with their endpoint."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    generation: Mapped[int] = mapped_column(Integer)  # the endpoint's generation it made
+    from_config: Mapped[str] = mapped_column(String(63))
+    to_config: Mapped[str] = mapped_column(String(63))
+    policy: Mapped[str] = mapped_column(String(16))  # ALL_AT_ONCE, CANARY, LINEAR, ROLLING
+    deployment_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    plan: Mapped[dict[str, Any]]
+    # InProgress, Succeeded, RolledBack, Failed (the new fleet never came up), RollbackFailed
+    status: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer, default=-1)  # -1: launching, then 0..n-1
+    share: Mapped[float] = mapped_column(Float, default=0.0)  # traffic on the new fleet now
+    step_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)  # rollback or failure
+
+
 class TagRow(Base):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("arn", "key"),)

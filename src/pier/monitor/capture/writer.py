@@ -174,15 +174,45 @@ class Writer:
             current = self._open(key, hour, events[0].time, now)
         # Each record straight into the file's buffer (freed at once: building them all
         # first and joining costs twice as much), then one flush for the batch.
+        start = current.handle.tell()  # the buffer is empty between batches: the file's size
         write, size = current.handle.write, 0
-        for e, event_id in zip(events, event_ids(len(events)), strict=True):
-            size += write(build_record(e, event_id))
-        current.handle.flush()  # in the kernel now: a crash of pier loses none of it
+        try:
+            for e, event_id in zip(events, event_ids(len(events)), strict=True):
+                size += write(build_record(e, event_id))
+            current.handle.flush()  # in the kernel now: a crash of pier loses none of it
+        except OSError as exc:  # a full disk, a quota: keep the whole lines, count the rest
+            kept = self._keep_whole_lines(key, current, start)
+            self._failed(key, len(events) - kept, exc)
+            return
         current.size += size
         current.records += len(events)
         if current.spooled is None:
             self.metrics.records.labels(key[2], key[3]).inc(len(events))
         self._failing.pop(key[0], None)
+
+    def _keep_whole_lines(self, key: _FileKey, current: _OpenFile, start: int) -> int:
+        """After a failed write of a batch that began at offset `start`: close the file, cut
+        it after its last complete record (a disk that filled mid-batch leaves part of a
+        line, which no reader could parse), and count the batch's records that are whole on
+        disk as delivered. Returns that count; the file is closed (an S3 file goes to upload
+        with what it holds)."""
+        with contextlib.suppress(OSError):
+            current.handle.close()  # first: nothing of the buffer may land after the cut
+        kept = 0
+        try:
+            with current.path.open("r+b") as f:
+                f.seek(start)
+                tail = f.read()
+                end = tail.rfind(b"\n") + 1
+                f.truncate(start + end)
+            kept = tail.count(b"\n", 0, end)
+        except OSError as exc:
+            log.error("data capture: cannot cut %s after its last record: %s", current.path, exc)
+        current.records += kept
+        if current.spooled is None:
+            self.metrics.records.labels(key[2], key[3]).inc(kept)
+        self._close(key)
+        return kept
 
     def _open(self, key: _FileKey, hour: str, first: float, now: float) -> _OpenFile:
         destination, kms, endpoint, variant = key
