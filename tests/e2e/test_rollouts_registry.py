@@ -1,8 +1,9 @@
 """Rollouts driven by the registry, against a real `pier up` with its MLflow: `pier rollout`
 resolves an alias to a version and updates the endpoint with the DeploymentConfig of its
 options (DescribeEndpoint's LastDeploymentConfig); a version that cannot start is rolled back,
-exit 1 with the reason, and the rollback is a tag on the model version in MLflow; `--watch`
-rolls to the version the alias is moved to; a spec's `deployment:` reaches the endpoint on
+exit 1 with the reason, and the rollback is a tag on the model version in MLflow; an alarm
+that fires during a canary rolls it back the same way, and the endpoint's history shows it;
+`--watch` rolls to the version the alias is moved to; a spec's `deployment:` reaches the endpoint on
 create and on update; bad options exit 2 naming them."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,7 +243,7 @@ def test_a_spec_deployment_section_reaches_the_endpoint_on_create_and_update(
     assert done.returncode == 0, done.stdout + done.stderr
     sm = platform.client("sagemaker")
     assert sm.describe_endpoint(EndpointName="spec-shop")["LastDeploymentConfig"] == CANARY
-    spec.write_text(text.replace("shop/1", "shop/2").replace("canary: 50%", "linear: 1"))
+    spec.write_text(text.replace("shop/1", "shop/2").replace("canary: 50%", "linear: 50%"))
     done = pier(platform, "apply", "-f", str(spec))
     assert done.returncode == 0, done.stdout + done.stderr
     described = sm.describe_endpoint(EndpointName="spec-shop")
@@ -249,7 +251,7 @@ def test_a_spec_deployment_section_reaches_the_endpoint_on_create_and_update(
     assert routing["TrafficRoutingConfiguration"] == {
         "Type": "LINEAR",
         "WaitIntervalInSeconds": 1,
-        "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
     }
     assert answer(platform, "spec-shop") == pytest.approx(SLOPES["2"] * 2 + 1)
     pier(platform, "delete", "-f", str(spec))
@@ -277,3 +279,52 @@ def test_bad_options_are_named(platform: Platform, args: tuple[str, ...], code: 
     assert "Traceback" not in done.stderr
     after = platform.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     assert after["EndpointConfigName"] == before["EndpointConfigName"]
+
+
+def test_an_alarm_during_the_canary_rolls_back_and_is_recorded(platform: Platform) -> None:
+    """The platform's guardrails at work: an alarm in ALARM while the canary bakes shifts the
+    traffic back, `pier rollout` exits 1 naming it, the version carries the rollback in MLflow
+    and the endpoint's history has it."""
+    cw = platform.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName="shop-canary", Namespace="pier/test", MetricName="pain", Statistic="Maximum",
+        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    version = train_and_register(tracking(platform), NAME, 7.0)
+    sm = platform.client("sagemaker")
+    before = sm.describe_endpoint(EndpointName=ENDPOINT)
+    env = {**platform_env(), "COLUMNS": "200"}
+    args = [PIER, "rollout", ENDPOINT, "--to", ALIAS, "--canary", "50%", "--bake", "2m",
+            "--alarm", "shop-canary", "--home", str(platform.home)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    try:
+        wait_for(lambda: sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"]
+                 == "Updating", timeout=60, interval=0.2, what="the update to start")  # fmt: skip
+        while proc.poll() is None:  # keep it in ALARM until the rollout gives up
+            cw.set_alarm_state(AlarmName="shop-canary", StateValue="ALARM",
+                               StateReason="the test says so")  # fmt: skip
+            time.sleep(0.5)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stdout + stderr
+    said = " ".join(stderr.split())
+    assert f"rolled back: shop stays on {before['EndpointConfigName']}:" in said
+    assert "shop-canary" in said
+    after = sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert after["EndpointStatus"] == "InService"
+    assert after["EndpointConfigName"] == before["EndpointConfigName"]
+    assert "shop-canary" in after["FailureReason"]
+    tag = json.loads(MlflowClient(tracking(platform)).get_model_version(NAME, version)
+                     .tags["pier.rollback"])  # fmt: skip
+    assert "shop-canary" in tag["reason"]
+    # ... and in the endpoint's own history (pier describe: the platform's deployments)
+    described = pier(platform, "describe", ENDPOINT, "--json")
+    assert described.returncode == 0, described.stderr
+    [latest, *_] = json.loads(described.stdout)["Deployments"]
+    assert latest["ToConfig"].startswith(f"shop-v{version}-")
+    assert latest["FromConfig"] == before["EndpointConfigName"]
+    assert "shop-canary" in latest["Reason"]
