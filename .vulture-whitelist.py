@@ -81,6 +81,7 @@ cache_ok  # unused variable (src/pier/store/tables.py:44)
 _.process_bind_param  # unused method (src/pier/store/tables.py:46)
 _.process_result_value  # unused method (src/pier/store/tables.py:54)
 type_annotation_map  # unused variable (src/pier/store/tables.py:62)
+_one_strategy  # pydantic model validator (src/pier/iac/deployment.py)
 send_400_response  # uvicorn calls it (pier.serving.protocol overrides uvicorn's hook)
 plot  # unused variable (src/pier/platform/console/charts.py:38): the console's chart template reads it
 list_users  # typer command `pier users list` (src/pier/cli/users_command.py)

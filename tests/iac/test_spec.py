@@ -184,7 +184,7 @@ def test_is_spec() -> None:
         pytest.param(
             "# comment\n" + MINIMAL + "replicas: 3\n",
             "spec.yaml:6: replicas: unknown field 'replicas'; expected one of: kind, endpoint, "
-            "description, variants, shadow, data_capture, tags",
+            "description, variants, shadow, data_capture, deployment, tags",
             id="unknown-key-top",
         ),
         pytest.param(

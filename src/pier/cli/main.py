@@ -156,6 +156,7 @@ def _environment(settings: ServeSettings, log_file: Path) -> tuple[ServeSettings
 
 # The other commands, each module light at import: heavy libraries load inside the command.
 from pier.cli import (  # noqa: E402
+    ab_command,
     alarms_command,
     audit_command,
     build_command,
@@ -173,6 +174,7 @@ from pier.cli import (  # noqa: E402
     monitor_commands,
     platform_commands,
     quickstart_command,
+    rollout_command,
     users_command,
 )
 
@@ -202,6 +204,8 @@ app.command()(audit_command.audit)
 app.add_typer(keys_command.keys_app, name="keys")
 app.add_typer(gateway_command.gateway_app, name="gateway")
 app.command()(compare_command.compare)
+app.command()(ab_command.ab)
+app.command()(rollout_command.rollout)
 
 
 def main() -> None:

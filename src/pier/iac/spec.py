@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from pier.contract.aws_patterns import java_pattern
+from pier.iac.deployment import DeploymentSettings
 from pier.iac.source import Located, LocatedList, SourceError, where
 from pier.iac.validation import describe, locate, report, shown
 
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_INSTANCE_TYPE",
     "KIND",
     "DataCapture",
+    "DeploymentSettings",
     "EndpointSpec",
     "Variant",
     "is_spec",
@@ -218,6 +220,7 @@ class EndpointSpec(_Strict):
     variants: Annotated[list[Variant], Field(min_length=1, max_length=10)]
     shadow: Variant | None = None
     data_capture: DataCapture | None = None
+    deployment: DeploymentSettings | None = None
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=50)] = Field(default_factory=dict)
 
     @property
@@ -352,6 +355,8 @@ def template(
         "EndpointName": spec.endpoint,
         "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]},
     }
+    if spec.deployment is not None:
+        endpoint["DeploymentConfig"] = spec.deployment.deployment_config()
     if tags:
         endpoint["Tags"] = tags
     resources["Endpoint"] = {"Type": "AWS::SageMaker::Endpoint", "Properties": endpoint}
@@ -511,6 +516,8 @@ def _spec_lines(out: Located, doc: Any, spec: EndpointSpec) -> None:
         entries.append((spec.shadow, doc, "shadow", config["ShadowProductionVariants"], 0))
     _pin(resources, "EndpointConfig", _line(doc, "variants"))
     _pin(resources, "Endpoint", _line(doc, "endpoint"))
+    if "DeploymentConfig" in resources["Endpoint"]["Properties"]:
+        _pin(resources["Endpoint"]["Properties"], "DeploymentConfig", _line(doc, "deployment"))
     for variant, parent, key, variants, index in entries:
         source = parent[key]
         model = ids[variant.name]
