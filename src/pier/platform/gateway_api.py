@@ -14,7 +14,8 @@
 Errors are API Gateway's: ``{"message": ...}``: 403 without a valid key (or for an endpoint
 the key may not call), 404 for an endpoint that has no published route, 429 with Retry-After
 over the key's rate or quota. The model's own 4xx answers keep their status (the model's
-message); a model that failed is a 502, one without a healthy instance a 503, a timeout 504.
+message); a model that failed is a 424 with its message (SageMaker's ModelError: the model's
+failure, not the gateway's), one without a healthy instance a 503, a timeout 504.
 
 The predict route calls the runtime API's invoke path (RuntimeApi.invoke: the router, then
 its metrics and data capture), so a gateway call is an invocation like any other. Per
@@ -98,7 +99,9 @@ def _public(err: PierError) -> GatewayError:
             return GatewayError(err.original_status, _model_message(err.original_message))
         if err.original_status == 504:
             return GatewayError(504, "The model did not answer in time.")
-        return GatewayError(502, "The model failed to answer.")
+        # The model's own failure (its predict raised), not the gateway's: SageMaker's runtime
+        # answers it as 424 ModelError, and so does the gateway, with the model's message.
+        return GatewayError(424, "The model failed: " + _model_message(err.original_message))
     if isinstance(err, ModelNotReadyException):
         return GatewayError(503, "The endpoint has no healthy instance.", [(b"retry-after", b"1")])
     if isinstance(err, RuntimeValidationError):  # its route left between the check and here

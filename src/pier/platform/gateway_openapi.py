@@ -12,7 +12,7 @@ each with `POST /api/v1/{name}/predict`:
   is not an MLflow model: a container that brings its own) gets an open JSON object.
 - the 200 answer: MLflow's `{"predictions": [...]}`, typed from the output signature;
 - the gateway's errors, each `{"message": ...}` (API Gateway's shape): 400, 403, 404, 413,
-  415, 429 (with Retry-After), 502, 503, 504.
+  415, 424, 429 (with Retry-After), 503, 504.
 
 The security scheme is an API key in the `x-api-key` header (API Gateway's).
 """
@@ -46,8 +46,8 @@ _ERRORS = {
     "404": "No such endpoint is published on the gateway.",
     "413": "The body is larger than 6 MiB.",
     "415": "The content type is not one the model accepts.",
+    "424": "The model failed (its predict raised): its message, as SageMaker's ModelError.",
     "429": "Over the key's rate or quota; retry after Retry-After seconds.",
-    "502": "The model failed to answer.",
     "503": "The endpoint has no healthy instance right now.",
     "504": "The model did not answer in time.",
 }
