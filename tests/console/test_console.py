@@ -402,3 +402,64 @@ def test_the_documented_commands(short_lived: Platform) -> None:
     link = pier(short_lived.home, "console-url")
     assert link.returncode == 0, link.stderr
     assert re.fullmatch(re.escape(short_lived.url) + r"/console/link\?token=[\w-]+\n", link.stdout)
+
+
+def test_the_audit_trail_deployment_history_and_api_keys_pages(
+    stack: Platform, browser: Any, shots: Path
+) -> None:
+    platform = stack
+    sm = platform.client("sagemaker")
+    key_id = platform.credentials()["access_key_id"]
+    # a state-changing boto3 call: on the audit trail (written in batches: reload until there)
+    sm.create_model(ModelName="audited-probe",
+                    PrimaryContainer={"ModelDataUrl": str(platform.home / "nowhere")})  # fmt: skip
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, platform, "/console/audit")
+    assert page.locator('header nav a[href="/console/audit"]').count() == 1
+
+    def audited() -> bool:
+        page.goto(platform.url + "/console/audit")
+        rows = page.locator("#audit tbody tr")
+        return any(
+            "CreateModel" in text and "audited-probe" in text for text in rows.all_inner_texts()
+        )
+
+    wait_for(audited, timeout=30, what="CreateModel on the console's audit trail")
+    row = page.locator("#audit tbody tr", has_text="audited-probe").first.inner_text()
+    assert key_id in row
+    assert "200" in row
+    page.fill("#audit-user", "nobody-of-that-name")
+    page.click("#audit-filter")
+    page.wait_for_url(re.compile(r"/console/audit\?user=nobody-of-that-name$"))
+    assert page.locator("#audit tbody tr").count() == 0
+    assert "No audited call of nobody-of-that-name" in page.locator("main").inner_text()
+    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+    # an UpdateEndpoint to a new config: a row of the endpoint's deployment history
+    described = sm.describe_endpoint_config(EndpointConfigName="diabetes-1")
+    sm.create_endpoint_config(
+        EndpointConfigName="diabetes-2", ProductionVariants=described["ProductionVariants"]
+    )
+    sm.update_endpoint(EndpointName="diabetes", EndpointConfigName="diabetes-2")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="diabetes", WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+    )
+    page.goto(platform.url + "/console/endpoints/diabetes")
+    deployments = page.locator("#deployments tbody tr")
+    assert deployments.count() >= 1
+    newest = deployments.first.inner_text()
+    assert "diabetes-1" in newest, newest
+    assert "diabetes-2" in newest, newest
+    assert "Succeeded" in newest, newest
+    # a key made with `pier keys create`: listed on the keys page, never the key itself
+    done = pier(platform.home, "keys", "create", "console-team", "--json")
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    page.goto(platform.url + "/console/keys")
+    listed = page.locator(f'#keys tbody tr[data-key="{made["KeyId"]}"]')
+    assert listed.count() == 1
+    assert "console-team" in listed.inner_text()
+    assert "active" in listed.inner_text()
+    assert made["Key"] not in page.content()
+    page.screenshot(path=str(shots / "keys.png"), full_page=True)
+    context.close()

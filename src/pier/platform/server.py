@@ -332,7 +332,15 @@ async def _serve(
     )
     console = ConsoleApi(
         ConsoleCalls(
-            sagemaker.operations, cloudwatch, monitoring, runtime, backend, default_base(home.root)
+            sagemaker.operations,
+            cloudwatch,
+            monitoring,
+            runtime,
+            backend,
+            default_base(home.root),
+            state=sessions,
+            audit=AuditStore(sessions),
+            api_keys=ApiKeyStore(sessions),
         ),
         console_sessions,
         keys.lookup,

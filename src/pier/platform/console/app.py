@@ -178,6 +178,8 @@ class ConsoleApi:
             _route("POST", f"/endpoints/{_NAME}/capacity", self.capacity),
             _route("POST", f"/endpoints/{_NAME}/delete", self.delete),
             _route("GET", "/monitoring", self.monitoring),
+            _route("GET", "/audit", self.audit),
+            _route("GET", "/keys", self.keys),
             _route("GET", "/alarms", self.alarms),
             _route("GET", f"/alarms/{_NAME}", self.alarm),
             _route("POST", f"/alarms/{_NAME}/state", self.alarm_state),
@@ -416,6 +418,17 @@ class ConsoleApi:
         """GET /monitoring: schedules, their latest drift report and violations."""
         data = await self._run(pages.monitoring, self.calls)
         return self._page("monitoring.html", page, schedules=data, title="Monitoring")
+
+    async def audit(self, page: Page) -> Response:
+        """GET /audit?user=: the latest audited calls (of one user)."""
+        user = page.query.get("user", "").strip() or None
+        data = await self._run(pages.audit, self.calls, user)
+        return self._page("audit.html", page, events=data, user=user or "", title="Audit trail")
+
+    async def keys(self, page: Page) -> Response:
+        """GET /keys: the gateway's API keys and their usage (read-only)."""
+        data = await self._run(pages.api_keys, self.calls)
+        return self._page("keys.html", page, k=data, title="API keys")
 
     async def alarms(self, page: Page) -> Response:
         """GET /alarms: every alarm."""

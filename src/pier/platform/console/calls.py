@@ -10,7 +10,8 @@ counted in the metrics and captured like one from boto3.
 
 Beside the operations, read-only views with no AWS operation: an endpoint's instances and the
 tail of their logs (the hosting backend), the latest data-capture records (the capture files),
-a model's signature and input example (its MLmodel), a schedule's latest report.
+a model's signature and input example (its MLmodel), a schedule's latest report; from the
+state store, the audit trail, an endpoint's deployment history, the gateway's API keys and usage.
 Methods block (store, files): call them from a worker thread.
 """
 
@@ -30,6 +31,11 @@ from pier.monitor.capture.captured import ReadStats, records_in_window, window_l
 from pier.platform.api import Operations, Request, Response, Result
 from pier.platform.runtime_api import RuntimeApi
 from pier.storage import resolve
+from pier.store.api_keys import ApiKeyStore, StoredKey, UsageCount
+from pier.store.audit import AuditEvent, AuditStore
+from pier.store.db import Sessions
+from pier.store.hosting import deployment_history
+from pier.store.tables import DeploymentRow
 
 Params = dict[str, Any]
 LOG_LINES = 30
@@ -56,7 +62,14 @@ class ConsoleCalls:
         runtime: RuntimeApi,
         backend: Backend,
         capture_base: Any,  # Path: where relative capture destinations live
+        *,
+        state: Sessions,  # the state store: deployment history
+        audit: AuditStore,
+        api_keys: ApiKeyStore,
     ) -> None:
+        self._state = state
+        self._audit = audit
+        self._api_keys = api_keys
         self._sagemaker = sagemaker
         self._cloudwatch = cloudwatch
         self._monitoring = monitoring
@@ -124,6 +137,22 @@ class ConsoleCalls:
 
         records.sort(key=when, reverse=True)
         return records[:limit]
+
+    def audit(self, user: str | None, limit: int) -> list[AuditEvent]:
+        """The newest `limit` audited calls (of `user`), newest first."""
+        return self._audit.query(user=user, limit=limit)
+
+    def deployments(self, endpoint: str, limit: int) -> list[DeploymentRow]:
+        """The endpoint's latest `limit` deployments, newest first."""
+        return deployment_history(self._state, endpoint, limit)
+
+    def api_keys(self) -> list[StoredKey]:
+        """The gateway's API keys, revoked ones too (never a key itself: only its digest)."""
+        return self._api_keys.list_keys()
+
+    def key_usage(self, periods: list[str]) -> list[UsageCount]:
+        """Every key's request counts per endpoint in `periods`, as last written by the gateway."""
+        return self._api_keys.usage(periods, None)
 
 
 __all__ = ["ConsoleCalls", "Invoked"]

@@ -21,11 +21,14 @@ from pier.hosting.model_local import local_model_dir
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.charts import PERIOD_S, RANGES, Chart, Line, chart, minute
 from pier.platform.console.signature import InvokeForm, read_form
+from pier.store.api_keys import StoredKey
 
 # ResolvedImage of a variant deployed from the registry: `pier/mlflow-pyfunc@models:/name/3`
 _VERSION = re.compile(r"models:/(?P<name>[^/@,]+)/(?P<version>\d+)")
 CAPTURE_LIMIT = 20
 HISTORY_LIMIT = 50
+DEPLOYMENTS_LIMIT = 10
+AUDIT_LIMIT = 200
 
 
 def when(epoch: float | datetime | None) -> str:
@@ -33,6 +36,8 @@ def when(epoch: float | datetime | None) -> str:
     if epoch is None:
         return "-"
     t = epoch if isinstance(epoch, datetime) else datetime.fromtimestamp(float(epoch), UTC)
+    if t.tzinfo is None:  # the state store's times are UTC (SQLite keeps them naive)
+        t = t.replace(tzinfo=UTC)
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -161,6 +166,18 @@ def endpoint(calls: ConsoleCalls, name: str, mlflow_url: str | None) -> dict[str
         "variants": variants,
         "instances": instances,
         "history": history,
+        "deployments": [
+            {
+                "from": r.from_config,
+                "to": r.to_config,
+                "policy": r.policy,
+                "started": when(r.started_at),
+                "ended": when(r.ended_at),
+                "status": r.status,
+                "reason": r.reason or "",
+            }
+            for r in calls.deployments(name, DEPLOYMENTS_LIMIT)
+        ],
         "pending": pending,
         "capture": capture,
         "alarms": _endpoint_alarms(calls, name),
@@ -400,3 +417,67 @@ __all__ = [
     "monitoring",
     "when",
 ]
+
+
+def audit(calls: ConsoleCalls, user: str | None) -> list[dict[str, Any]]:
+    """The latest AUDIT_LIMIT audited calls (of `user`), newest first."""
+    return [
+        {
+            "at": when(e.at),
+            "user": e.user,
+            "key_id": e.key_id,
+            "source": e.source,
+            "operation": e.operation,
+            "resource": e.resource or "",
+            "status": e.status,
+            "error": e.error_code or "",
+        }
+        for e in calls.audit(user, AUDIT_LIMIT)
+    ]
+
+
+def _plan(k: StoredKey) -> str:
+    parts = []
+    if k.rate is not None:
+        parts.append(f"{k.rate:g}/s burst {k.burst if k.burst is not None else max(1, k.rate):g}")
+    if k.quota_day is not None:
+        parts.append(f"{k.quota_day}/day")
+    if k.quota_month is not None:
+        parts.append(f"{k.quota_month}/month")
+    return ", ".join(parts) or "no limits"
+
+
+def api_keys(calls: ConsoleCalls) -> dict[str, Any]:
+    """The gateway's keys (as `pier keys list` shows them) and their requests per endpoint
+    today and this month, UTC (as `pier keys usage`, from the counts the gateway last wrote)."""
+    now = datetime.now(UTC)
+    day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
+    keys = calls.api_keys()
+    names = {k.key_id: k.name for k in keys}
+    usage: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in calls.key_usage([day, month]):
+        row = usage.setdefault(
+            (c.key_id, c.endpoint),
+            {"key_id": c.key_id, "name": names.get(c.key_id, ""), "endpoint": c.endpoint,
+             "today": 0, "throttled": 0, "month": 0},
+        )  # fmt: skip
+        if c.period == day:
+            row["today"], row["throttled"] = c.requests, c.throttled
+        else:
+            row["month"] = c.requests
+    return {
+        "day": day,
+        "month": month,
+        "keys": [
+            {
+                "key_id": k.key_id,
+                "name": k.name,
+                "endpoints": ", ".join(sorted(k.endpoints)) if k.endpoints is not None else "all",
+                "plan": _plan(k),
+                "created": when(k.created_at),
+                "revoked": when(k.revoked_at) if k.revoked_at else "",
+            }
+            for k in keys
+        ],
+        "usage": [usage[k] for k in sorted(usage)],
+    }
