@@ -462,4 +462,21 @@ def test_the_audit_trail_deployment_history_and_api_keys_pages(
     assert "active" in listed.inner_text()
     assert made["Key"] not in page.content()
     page.screenshot(path=str(shots / "keys.png"), full_page=True)
+    # revoked in the console (confirmed): the gateway refuses the key at once, and it is audited
+    predict = f"{platform.url}/api/v1/diabetes/predict"
+    body = {"dataframe_split": {"columns": ["x"], "data": [[0.0]]}}
+    assert httpx.post(predict, json=body, headers={"x-api-key": made["Key"]}).status_code != 403
+    listed.locator("input[name=confirm]").check()
+    listed.locator("button.revoke").click()
+    page.wait_for_url(re.compile(r"/console/keys$"))
+    assert f"Revoked: key {made['KeyId']}" in page.locator("main").inner_text()
+    assert "revoked" in page.locator(f'#keys tbody tr[data-key="{made["KeyId"]}"]').inner_text()
+    refused = httpx.post(predict, json=body, headers={"x-api-key": made["Key"]})
+    assert refused.status_code == 403, refused.text
+
+    def revoke_audited() -> bool:
+        page.goto(platform.url + "/console/audit")
+        return any("RevokeApiKey" in t for t in page.locator("#audit tbody tr").all_inner_texts())
+
+    wait_for(revoke_audited, timeout=30, what="RevokeApiKey on the audit trail")
     context.close()

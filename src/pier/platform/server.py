@@ -347,6 +347,7 @@ async def _serve(
         mlflow_url=home.mlflow_url,
         model_cache=home.model_cache / "mlflow",  # the process backend's download cache
         trail=trail,  # console actions are audited and role-checked like API calls
+        keys_changed=gateway.sync,  # a key revoked in the console is refused at once
     )
     apis: list[Api] = [
         runtime,

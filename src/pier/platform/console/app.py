@@ -42,6 +42,7 @@ from pier.platform.console.charts import RANGES
 from pier.platform.console.identity import Identity, Lookup, check
 from pier.platform.console.sessions import Session, SessionStore
 from pier.platform.console.signature import MAX_ROWS, body
+from pier.store.api_keys import StoredKey
 
 log = logging.getLogger("pier.console")
 
@@ -147,11 +148,13 @@ class ConsoleApi:
         mlflow_url: Callable[[], str | None],
         model_cache: Path,
         trail: Trail | None = None,
+        keys_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.calls = calls
         self.sessions = sessions
         self._lookup = lookup
         self._trail = trail
+        self._keys_changed = keys_changed  # the gateway reloads its keys (GatewayApi.sync)
         self._mlflow_url = mlflow_url
         self._model_cache = model_cache
         self._templates = Environment(
@@ -180,6 +183,7 @@ class ConsoleApi:
             _route("GET", "/monitoring", self.monitoring),
             _route("GET", "/audit", self.audit),
             _route("GET", "/keys", self.keys),
+            _route("POST", f"/keys/{_NAME}/revoke", self.revoke_key),
             _route("GET", "/alarms", self.alarms),
             _route("GET", f"/alarms/{_NAME}", self.alarm),
             _route("POST", f"/alarms/{_NAME}/state", self.alarm_state),
@@ -523,6 +527,24 @@ class ConsoleApi:
         )
         page.session.flash.append(f"DeleteEndpoint: {name} is being deleted.")
         return _redirect(PREFIX + "/")
+
+    async def revoke_key(self, page: Page) -> Response:
+        """POST /keys/{id}/revoke: revoke a gateway key, confirmed. Admins only (RevokeApiKey is
+        in no role's POLICY classes), audited; the gateway refuses the key at once."""
+        self._confirmed(page)
+        key_id = page.params["name"]
+
+        async def revoke() -> StoredKey:
+            revoked: StoredKey | None = await self._run(self.calls.revoke_key, key_id)
+            if revoked is None:
+                raise NotFound(f"No API key {key_id!r}.")
+            if self._keys_changed is not None:
+                await self._keys_changed()
+            return revoked
+
+        revoked = await self._act(page, "RevokeApiKey", {"KeyId": key_id}, revoke)
+        page.session.flash.append(f"Revoked: key {key_id} ({revoked.name}).")
+        return _redirect(f"{PREFIX}/keys")
 
     async def alarm_state(self, page: Page) -> Response:
         """POST /alarms/{name}/state: SetAlarmState, confirmed."""

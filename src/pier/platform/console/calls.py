@@ -150,6 +150,11 @@ class ConsoleCalls:
         """The gateway's API keys, revoked ones too (never a key itself: only its digest)."""
         return self._api_keys.list_keys()
 
+    def revoke_key(self, key_id: str) -> StoredKey | None:
+        """Revoke the gateway key `key_id` now (None: no such key); the caller then tells the
+        gateway to reload, as `pier keys revoke` does."""
+        return self._api_keys.revoke(key_id, datetime.now(UTC))
+
     def key_usage(self, periods: list[str]) -> list[UsageCount]:
         """Every key's request counts per endpoint in `periods`, as last written by the gateway."""
         return self._api_keys.usage(periods, None)
