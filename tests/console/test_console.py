@@ -480,3 +480,34 @@ def test_the_audit_trail_deployment_history_and_api_keys_pages(
 
     wait_for(revoke_audited, timeout=30, what="RevokeApiKey on the audit trail")
     context.close()
+
+
+def test_console_actions_follow_the_users_role(stack: Platform, browser: Any) -> None:
+    """An `invoker` (docs/security.md) signed in to the console may read and invoke, not change
+    weights nor revoke keys: 403 naming the role, nothing changed, and the denial audited."""
+    platform = stack
+    made = pier(platform.home, "users", "add", "console-invoker", "--role", "invoker", "--json")
+    assert made.returncode == 0, made.stderr
+    user = json.loads(made.stdout)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(platform.url + "/console/")
+    page.fill("#access_key_id", user["access_key_id"])
+    page.fill("#secret_access_key", user["secret_access_key"])
+    page.click("#sign-in")
+    page.wait_for_url(re.compile(re.escape(platform.url) + r"/console/$"))
+    page.goto(platform.url + "/console/endpoints/diabetes")
+    csrf = page.locator('input[name="csrf"]').first.get_attribute("value")
+    before = platform.client("sagemaker").describe_endpoint(EndpointName="diabetes")
+    weights = {v["VariantName"]: v["DesiredWeight"] for v in before["ProductionVariants"]}
+    form = {"variant0": "champion", "weight0": "0", "instances0": "1", "confirm": "yes"}
+    r = page.request.post(
+        platform.url + "/console/endpoints/diabetes/capacity",
+        form=dict(form, csrf=csrf),
+        max_redirects=0,
+    )
+    assert r.status == 403, r.text()
+    assert "your role (invoker) does not allow it" in r.text()
+    after = platform.client("sagemaker").describe_endpoint(EndpointName="diabetes")
+    assert {v["VariantName"]: v["DesiredWeight"] for v in after["ProductionVariants"]} == weights
+    context.close()
