@@ -31,7 +31,7 @@ class ServeSettings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("PIER_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"),
     )
-    # A predict call running this long (default: twice the timeout) cannot be interrupted and
+    # A predict call running this long (default: timeout + max(timeout, 60 s)) cannot be stopped and
     # holds the worker's only predict thread: the worker exits to be replaced (serving/app.py).
     stuck_seconds: float | None = Field(default=None, gt=0)
     max_body_bytes: int = Field(default=SAGEMAKER_MAX_PAYLOAD_BYTES, ge=1)

@@ -489,6 +489,19 @@ def test_console_actions_follow_the_users_role(stack: Platform, browser: Any) ->
     made = pier(platform.home, "users", "add", "console-invoker", "--role", "invoker", "--json")
     assert made.returncode == 0, made.stderr
     user = json.loads(made.stdout)
+    keyed = {
+        "aws_access_key_id": user["access_key_id"],
+        "aws_secret_access_key": user["secret_access_key"],
+    }
+
+    def key_known() -> bool:  # the platform's key cache reloads every second
+        try:
+            platform.client("sagemaker", **keyed).list_endpoints()
+        except Exception:
+            return False
+        return True
+
+    wait_for(key_known, timeout=30, what="the new user's key at the platform")
     context = browser.new_context()
     page = context.new_page()
     page.goto(platform.url + "/console/")

@@ -62,10 +62,14 @@ def test_both_halves_of_a_copied_request_are_captured_with_one_event_id(
     settled(platform)
 
     def shadow_records() -> list[dict[str, Any]] | None:
+        """At least 10 shadow records, each with its production half on disk too (the two
+        halves may reach the files in different flushes of the capture writer)."""
         found = records(capture_dir, SHADOWED, "shadow")
-        return found if len(found) >= 10 else None
+        ids = {r["eventMetadata"]["eventId"] for r in records(capture_dir, SHADOWED, "production")}
+        paired = all(r["eventMetadata"]["eventId"] in ids for r in found)
+        return found if len(found) >= 10 and paired else None
 
-    wait_for(shadow_records, 20, 0.2, "the shadow's capture records")
+    wait_for(shadow_records, 30, 0.2, "the shadow's capture records, each with its pair")
     production = {
         r["eventMetadata"]["eventId"]: r for r in records(capture_dir, SHADOWED, "production")
     }

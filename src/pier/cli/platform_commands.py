@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
 from pier.errors import PierError
+from pier.hosting.pids import is_running, start_ticks
 from pier.platform.home import Home
 from pier.settings import PlatformSettings
 
@@ -166,11 +167,14 @@ def down(home: HomeOption = None) -> None:
     if pid is None:
         out.print(f"pier is not running (home {h.root})")
         return
+    ticks = start_ticks(pid)
     os.kill(pid, signal.SIGTERM)
     with out.status(f"Stopping pier (pid {pid}) and its instances..."):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if h.running_pid() is None:  # exited (a zombie counts as exited)
+            # The process itself, not its pid file: the platform removes that file before it
+            # has stopped MLflow. A zombie counts as exited (pier.hosting.pids).
+            if not is_running(pid, ticks):
                 out.print("[green]✓[/green] pier stopped")
                 return
             time.sleep(0.1)

@@ -60,10 +60,13 @@ class ServerState:
 
     @property
     def stuck_after_s(self) -> float:
-        """How long one predict call may run before the worker is given up (default: twice
-        the request timeout)."""
+        """How long one predict call may run before the worker is given up (default: the
+        request timeout plus the larger of the timeout and 60 s, so that a slow call just past
+        a short timeout is never taken for a stuck one)."""
         s = self.settings
-        return s.stuck_seconds if s.stuck_seconds is not None else 2 * s.timeout_seconds
+        if s.stuck_seconds is not None:
+            return s.stuck_seconds
+        return s.timeout_seconds + max(s.timeout_seconds, 60.0)
 
     def _stuck(self, running_s: float) -> None:
         """Policy for a predict call that does not end: it cannot be interrupted and holds the
