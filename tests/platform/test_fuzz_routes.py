@@ -182,6 +182,7 @@ FUZZ = settings(
 
 
 @FUZZ
+@example(operation="ListEndpoints", body=b"{}", signed=True)
 @given(
     operation=st.sampled_from([*sorted(SUPPORTED_OPERATIONS), "DescribeNothing", ""]),
     body=bodies(sagemaker_like),

@@ -19,6 +19,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -255,11 +256,15 @@ def run(settings: ServeSettings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = []
-    for p in procs:
-        p.join()
-        codes.append(p.exitcode or 0)
-        if not stopping and p.exitcode:
-            # One worker could not serve: stop the others rather than run degraded.
-            forward(signal.SIGTERM, None)
+    running = list(procs)
+    while running:  # whichever worker ends first (joining them in order missed a later one)
+        ended = multiprocessing.connection.wait([p.sentinel for p in running])
+        for p in [p for p in running if p.sentinel in ended]:
+            p.join()
+            running.remove(p)
+            codes.append(p.exitcode or 0)
+            if not stopping and p.exitcode:
+                # One worker could not serve: stop the others rather than run degraded.
+                forward(signal.SIGTERM, None)
     reserve.close()
     return max(codes) if codes else 0
