@@ -764,11 +764,14 @@ def test_serverless_transform_is_a_note_and_its_resources_are_skipped() -> None:
     )
     stack = compiled(text)
     assert stack.notes[0] == (
-        "Transform AWS::Serverless-2016-10-31: its AWS::Serverless::* resources are skipped"
+        "Transform AWS::Serverless-2016-10-31: its AWS::Serverless::* resources, and those SAM "
+        "would add for them, are skipped"
     )
     assert [(s.logical_id, s.reason) for s in stack.skipped] == [
-        ("Fn", "SAM resources (Lambda, API Gateway) do not run in pier")
-    ]
+        ("Fn", "SAM resources (Lambda, API Gateway) do not run in pier"),
+        ("FnRole", "made by SAM for Fn: IAM: pier's instances run with the platform's own "
+         "permissions"),
+    ]  # fmt: skip
 
 
 def test_skipped_types_are_listed_with_a_reason_each() -> None:
@@ -889,10 +892,20 @@ def test_cycles_name_their_members_only() -> None:
     template = template_of(text)
     graph = check_references(template)
     assert (graph["A"], graph["D"], graph["E"]) == ({"B"}, {"A"}, set())
+    # Among resources pier skips only, a cycle is in nobody's way: a note.
+    assert compiled(text).notes == [
+        "Resources: circular dependency between resources [A, B, C], all of which pier skips: "
+        "not in its way (CloudFormation would refuse it unless a transform removes it)"
+    ]
+    through_a_model = text.replace('{TopicName: !Sub "${A}"}', "{TopicName: !Ref M}") + (
+        "  M:\n    Type: AWS::SageMaker::Model\n    Properties:\n      ExecutionRoleArn: !Ref A\n"
+        "      PrimaryContainer: {ModelDataUrl: s3://b/m.tar.gz}\n"
+    )
+    template = template_of(through_a_model)
     with pytest.raises(TemplateError) as excinfo:
-        order(template, graph, lambda _: 0)
+        order(template, check_references(template), lambda _: 0)
     assert excinfo.value.message == (
-        "t.yaml:2: Resources: circular dependency between resources [A, B, C]"
+        "t.yaml:2: Resources: circular dependency between resources [A, B, C, M]"
     )
     self_ref = "Resources:\n  A: {Type: AWS::SNS::Topic, Properties: {Name: !Ref A}}\n"
     assert error(self_ref) == "t.yaml:2: Resources.A: the resource refers to itself"
@@ -942,33 +955,42 @@ def test_two_resources_with_one_name() -> None:
 # ------------------------------------------------------------------------------------ mapping
 
 
-def test_image_and_model_mapping() -> None:
+def test_image_and_model_mapping(tmp_path: Path) -> None:
     ecr = "683313688378.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn"
+    srv = tmp_path / "srv"
+    (srv / "models" / "v1" / "model.tar.gz").parent.mkdir(parents=True)
+    (srv / "models" / "v1" / "model.tar.gz").write_bytes(b"")
     locations = LocationMap(
         images={ecr: "pier/mlflow-pyfunc"},
         models={
-            "s3://bucket/models": "/srv/models",
-            "s3://bucket/models/special": "/srv/special/",
+            "s3://bucket/models": f"{srv}/models",
+            "s3://bucket/models/special": f"{srv}/special/",
             "s3://bucket/exact.tar.gz": "models:/shop@champion",
         },
     )
     assert locations.image(f"{ecr}:1.2-1") == "pier/mlflow-pyfunc"
     assert locations.image(f"{ecr}@sha256:abc") == "pier/mlflow-pyfunc"
     assert locations.image(f"{ecr}-other:1") is None
-    assert locations.model("s3://bucket/models/v1/model.tar.gz") == "/srv/models/v1/model.tar.gz"
-    assert locations.model("s3://bucket/models/special/a.tar.gz") == "/srv/special/a.tar.gz"
+    assert locations.model("s3://bucket/models/v1/model.tar.gz") == f"{srv}/models/v1/model.tar.gz"
+    assert locations.model("s3://bucket/models/special/a.tar.gz") == f"{srv}/special/a.tar.gz"
     assert locations.model("s3://bucket/modelsX/a.tar.gz") is None
     assert locations.model("s3://bucket/exact.tar.gz") == "models:/shop@champion"
     tagged = LocationMap(images={f"{ecr}:1.2-1": "pier/mlflow-pyfunc"})
     assert tagged.image(f"{ecr}:1.2-2") is None
 
     lines = f"Image: {ecr}:1.2-1\nModelDataUrl: s3://bucket/models/v1/model.tar.gz\n"
-    stack = compiled(model_with(lines), locations=locations)
+    fresh = LocationMap(locations.images, locations.models)  # none used yet
+    stack = compiled(model_with(lines), locations=fresh)
     assert container(stack) == {
         "Image": "pier/mlflow-pyfunc",
-        "ModelDataUrl": "/srv/models/v1/model.tar.gz",
+        "ModelDataUrl": f"{srv}/models/v1/model.tar.gz",
     }
-    assert stack.notes == []
+    assert stack.notes == [  # the entries no Model used
+        "warning: --map-model s3://bucket/models/special=... matches no model data or model "
+        "package of the template (nothing is mapped by it)",
+        "warning: --map-model s3://bucket/exact.tar.gz=... matches no model data or model "
+        "package of the template (nothing is mapped by it)",
+    ]
     unmapped = compiled(model_with(lines))
     assert unmapped.notes == [
         f"Model: image {ecr}:1.2-1 is not mapped (--map-image {ecr}:1.2-1=pier/mlflow-pyfunc "
@@ -977,17 +999,17 @@ def test_image_and_model_mapping() -> None:
         "platform downloads it from S3 with its AWS credentials",
     ]
     # A different mapping is a different model: replaced on the next apply.
-    other = compiled(model_with(lines), locations=LocationMap(models={"s3://bucket": "/else"}))
+    other = compiled(model_with(lines), locations=LocationMap(models={"s3://bucket": str(srv)}))
     assert other.resources[0].name != stack.resources[0].name
 
 
-def test_model_data_source_is_mapped_too() -> None:
+def test_model_data_source_is_mapped_too(tmp_path: Path) -> None:
     lines = (
         "ModelDataSource:\n"
         "  S3DataSource: {S3Uri: s3://b/m/, S3DataType: S3Prefix, CompressionType: None}\n"
     )
-    stack = compiled(model_with(lines), locations=LocationMap(models={"s3://b/m": "/srv/m"}))
-    assert container(stack)["ModelDataSource"]["S3DataSource"]["S3Uri"] == "/srv/m/"
+    stack = compiled(model_with(lines), locations=LocationMap(models={"s3://b/m": str(tmp_path)}))
+    assert container(stack)["ModelDataSource"]["S3DataSource"]["S3Uri"] == f"{tmp_path}/"
 
 
 def test_mapping_options_and_file(tmp_path: Path) -> None:

@@ -67,11 +67,18 @@ def plan(
 
 def delete(
     file: FileOption,
+    parameter: ParameterOption = None,
     stack_name: StackOption = None,
+    map_image: MapImageOption = None,
+    map_model: MapModelOption = None,
+    mapping: MappingOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     home: HomeOption = None,
 ) -> None:
-    """Delete every resource the file's stack created (endpoints first)."""
+    """Delete every resource the file's stack created (endpoints first).
+
+    Takes the options `apply` took (parameters, mappings), so the same command line works.
+    """
     from pier.cli import iac_run
 
-    iac_run.delete(file, stack_name, timeout, home)
+    iac_run.delete(file, parameter, stack_name, map_image, map_model, mapping, timeout, home)

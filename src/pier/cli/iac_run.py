@@ -30,7 +30,7 @@ from pier.iac.cloudformation.mapping import LocationMap, parse_pairs, read_mappi
 from pier.iac.cloudformation.stack import Stack, compile_stack, stack_name_error
 from pier.iac.cloudformation.state import ApplyError, error_text
 from pier.iac.cloudformation.template import TemplateError, parse
-from pier.iac.source import Located, LocatedList, SourceError, read
+from pier.iac.source import Duplicate, Located, LocatedList, SourceError, read
 
 
 def _plain(value: Any, file: str) -> Any:
@@ -50,13 +50,16 @@ def _plain(value: Any, file: str) -> Any:
     return value
 
 
-def _template_doc(file: Path) -> tuple[Any, str | None]:
-    """The template to apply and, for a pier spec, its stack name (the endpoint's)."""
-    doc = read(file, cfn_tags=True)
+def _template_doc(file: Path, duplicates: list[Duplicate]) -> tuple[Any, str | None]:
+    """The template to apply and, for a pier spec, its stack name (the endpoint's). Keys
+    given twice are gathered in `duplicates` (the template decides; a spec refuses them)."""
+    doc = read(file, cfn_tags=True, duplicates=duplicates)
     from pier.iac import spec
 
     if not spec.is_spec(doc):
         return doc, None
+    if duplicates:
+        raise SourceError(duplicates[0].message)
     template = _plain(spec.to_local_template(doc), str(file))
     for resource in template.get("Resources", {}).values():
         name = resource.get("Properties", {}).get("EndpointName")
@@ -100,9 +103,10 @@ def _compile(
     """The stack the file describes; exit 2 with one line if it cannot be applied."""
     settings = platform_settings(home=home)
     try:
-        doc, spec_stack = _template_doc(file)
+        duplicates: list[Duplicate] = []
+        doc, spec_stack = _template_doc(file, duplicates)
         name = stack_name or spec_stack or _default_stack_name(file)
-        template = parse(doc, str(file))
+        template = parse(doc, str(file), duplicates)
         pseudo = Pseudo(settings.region, settings.account, name)
         return compile_stack(
             template, _given(parameters), pseudo, _locations(map_image, map_model, mapping)
@@ -157,6 +161,10 @@ def _print_plan(the_plan: Plan, source: Path) -> None:
                 f"  [dim]·[/dim] {escape(skipped.logical_id):<20} {escape(skipped.type):<45}"
                 f" {escape(skipped.reason)}"
             )
+    if stack.skipped_outputs:
+        out.print("Outputs skipped (they use resources pier does not run):")
+        for name, uses in stack.skipped_outputs:
+            out.print(f"  [dim]·[/dim] {escape(name):<20} uses {escape(', '.join(uses))}")
     if stack.inactive and not stack.skipped:
         out.print("Not created:")
     for logical_id, condition in stack.inactive:
@@ -273,13 +281,21 @@ def plan(
 
 def delete(
     file: FileOption,
+    parameter: ParameterOption,
     stack_name: StackOption,
+    map_image: MapImageOption,
+    map_model: MapModelOption,
+    mapping: MappingOption,
     timeout: TimeoutOption,
     home: HomeOption,
 ) -> None:
-    """Delete every resource the file's stack created (endpoints first)."""
+    """Delete every resource the file's stack created (endpoints first). The parameters and
+    mappings `apply` took are accepted (and checked), so that the same options delete what
+    they applied; the stack is found by its name alone."""
     try:
-        _, spec_stack = _template_doc(file)
+        _, spec_stack = _template_doc(file, [])
+        _given(parameter)
+        _locations(map_image, map_model, mapping)
     except PierError as exc:
         raise fail(exc.message, 2) from None
     name = stack_name or spec_stack or _default_stack_name(file)

@@ -15,6 +15,7 @@ hand (a small walk; the scalars themselves are still built by PyYAML's SafeConst
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ class SourceError(PierError):
 
     status = 400
     code = "ValidationError"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key given twice in one mapping (read leniently: the later value is kept, as YAML
+    parsers do); `path` is the keys leading to the mapping."""
+
+    path: tuple[str | int, ...]
+    message: str  # `file:line: duplicate key 'K' (first at line N); YAML keeps only one of them`
 
 
 class Located(dict[str, Any]):
@@ -96,18 +106,21 @@ def where(container: Any, key: str | int | None = None) -> str:
     return f"{file}:{line}" if line else file
 
 
-def read(path: Path, *, cfn_tags: bool = False) -> Any:
-    """Load a YAML or JSON file; SourceError names the file if it cannot be read."""
+def read(path: Path, *, cfn_tags: bool = False, duplicates: list[Duplicate] | None = None) -> Any:
+    """Load a YAML or JSON file; SourceError names the file if it cannot be read. With a
+    `duplicates` list, a key given twice is recorded there instead of refused."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read it ({exc})") from None
-    return load(text, str(path), cfn_tags=cfn_tags)
+    return load(text, str(path), cfn_tags=cfn_tags, duplicates=duplicates)
 
 
-def load(text: str, file: str, *, cfn_tags: bool = False) -> Any:
+def load(
+    text: str, file: str, *, cfn_tags: bool = False, duplicates: list[Duplicate] | None = None
+) -> Any:
     """Parse one YAML (or JSON) document into Located / LocatedList / scalars."""
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
@@ -121,33 +134,34 @@ def load(text: str, file: str, *, cfn_tags: bool = False) -> Any:
         raise SourceError(f"{file}: the file is empty")
     if len(nodes) > 1:
         raise SourceError(f"{file}: holds {len(nodes)} YAML documents; put one per file")
-    return _Builder(file, cfn_tags).value(nodes[0])
+    return _Builder(file, cfn_tags, duplicates).value(nodes[0])
 
 
 class _Builder:
-    def __init__(self, file: str, cfn_tags: bool) -> None:
+    def __init__(self, file: str, cfn_tags: bool, duplicates: list[Duplicate] | None) -> None:
         self.file = file
         self.cfn_tags = cfn_tags
+        self.duplicates = duplicates
         self.scalars = yaml.SafeLoader("")  # builds scalars the way yaml.safe_load does
 
-    def value(self, node: yaml.Node) -> Any:
+    def value(self, node: yaml.Node, path: tuple[str | int, ...] = ()) -> Any:
         tag = node.tag
         if tag.startswith("!"):
-            return self._tagged(node)
+            return self._tagged(node, path)
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node)
+            return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             out = LocatedList()
             out.file, out.line = self.file, node.start_mark.line + 1
-            for item in node.value:
-                out.append(self.value(item))
+            for i, item in enumerate(node.value):
+                out.append(self.value(item, (*path, i)))
                 out.item_lines.append(item.start_mark.line + 1)
             return out
         if tag == _TIMESTAMP:
             return str(node.value)
         return self.scalars.construct_object(node, deep=True)
 
-    def _mapping(self, node: yaml.MappingNode) -> Located:
+    def _mapping(self, node: yaml.MappingNode, path: tuple[str | int, ...]) -> Located:
         out = Located()
         out.file, out.line = self.file, node.start_mark.line + 1
         for key_node, value_node in node.value:
@@ -158,15 +172,18 @@ class _Builder:
                 raise SourceError(f"{self.file}:{line}: a key must be a plain string")
             key = str(key_node.value)
             if key in out:
-                raise SourceError(
+                message = (
                     f"{self.file}:{line}: duplicate key {key!r} "
                     f"(first at line {out.key_lines[key]}); YAML keeps only one of them"
                 )
-            out[key] = self.value(value_node)
+                if self.duplicates is None:
+                    raise SourceError(message)
+                self.duplicates.append(Duplicate(path, message))
+            out[key] = self.value(value_node, (*path, key))
             out.key_lines[key] = line
         return out
 
-    def _tagged(self, node: yaml.Node) -> Any:
+    def _tagged(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
         line = node.start_mark.line + 1
         long_form = CFN_TAGS.get(node.tag) if self.cfn_tags else None
         if long_form is None:
@@ -184,10 +201,12 @@ class _Builder:
                 arg.file, arg.line, arg.item_lines = self.file, line, [line, line]
         elif isinstance(node, yaml.SequenceNode):
             arg = self.value(yaml.SequenceNode("tag:yaml.org,2002:seq", node.value,
-                                               node.start_mark, node.end_mark))  # fmt: skip
+                                               node.start_mark, node.end_mark),
+                             (*path, long_form))  # fmt: skip
         else:
             arg = self.value(yaml.MappingNode("tag:yaml.org,2002:map", node.value,
-                                              node.start_mark, node.end_mark))  # fmt: skip
+                                              node.start_mark, node.end_mark),
+                             (*path, long_form))  # fmt: skip
         out = Located({long_form: arg})
         out.file, out.line, out.key_lines = self.file, line, {long_form: line}
         return out

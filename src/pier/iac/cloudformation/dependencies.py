@@ -2,7 +2,9 @@
 
 References are found without evaluating anything (`Ref`, `Fn::GetAtt`, `Fn::Sub`'s `${...}`,
 in every branch of an `Fn::If`, as CloudFormation's own graph does) plus `DependsOn`. A name
-that is neither a parameter, a pseudo parameter nor a resource, and a cycle, are errors.
+that is neither a parameter, a pseudo parameter, a resource nor one SAM would add, and a cycle
+through a resource pier runs, are errors. Resources pier skips need no order among themselves
+(what they give is made up from their names), so a cycle among them only is a note.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pier.iac.cloudformation.intrinsics import (
     SUB_PLACEHOLDER,
     intrinsic_name,
 )
+from pier.iac.cloudformation.resources import KINDS
 from pier.iac.cloudformation.template import Template, TemplateError, problem
 from pier.iac.source import Located, where
 
@@ -68,7 +71,12 @@ def _unknown(name: str) -> str:
 def check_references(template: Template) -> dict[str, set[str]]:
     """Each resource's dependencies (references and DependsOn) among the resources; an
     unknown name is an error, as in CloudFormation's template validation."""
-    known = set(template.parameters) | PSEUDO_PARAMETERS | set(template.resources)
+    known = (
+        set(template.parameters)
+        | PSEUDO_PARAMETERS
+        | set(template.resources)
+        | set(template.implicit)
+    )
     graph: dict[str, set[str]] = {}
     for logical_id, resource in template.resources.items():
         path = f"Resources.{logical_id}"
@@ -80,6 +88,8 @@ def check_references(template: Template) -> dict[str, set[str]]:
             if name in template.resources:
                 deps.add(name)
         for name in resource.depends_on:
+            if name in template.implicit:
+                continue  # SAM's own: made with its source, which pier skips too
             if name not in template.resources:
                 raise problem(
                     where(resource.node, "DependsOn"),
@@ -100,18 +110,23 @@ def check_references(template: Template) -> dict[str, set[str]]:
 
 def order(template: Template, graph: dict[str, set[str]], rank: Callable[[str], int]) -> list[str]:
     """The resources in an order that creates each after what it depends on; ties broken by
-    `rank`, then template order. A cycle is an error naming its members."""
+    `rank`, then template order. A cycle through a resource pier runs is an error naming its
+    members; resources pier skips need no order among themselves (what they give is made up
+    from their names), so a cycle among them only is left to `skipped_cycle`."""
     position = {name: i for i, name in enumerate(template.resources)}
+    runs = _runs(template)
+    for cycle in _cycles(graph):
+        if cycle & runs:
+            members = sorted(cycle, key=position.__getitem__)
+            first = template.resources[members[0]]
+            raise TemplateError(
+                f"{first.at}: Resources: circular dependency between resources "
+                f"[{', '.join(members)}]"
+            )
     done: list[str] = []
-    waiting = {name: set(deps) for name, deps in graph.items()}
+    waiting = {name: {d for d in deps if name in runs or d in runs} for name, deps in graph.items()}
     while waiting:
         ready = [n for n, deps in waiting.items() if not deps]
-        if not ready:
-            cycle = sorted(_in_cycles(waiting), key=position.__getitem__)
-            first = template.resources[cycle[0]]
-            raise TemplateError(
-                f"{first.at}: Resources: circular dependency between resources [{', '.join(cycle)}]"
-            )
         ready.sort(key=lambda n: (rank(n), position[n]))
         chosen = ready[0]
         done.append(chosen)
@@ -121,14 +136,36 @@ def order(template: Template, graph: dict[str, set[str]], rank: Callable[[str], 
     return done
 
 
-def _in_cycles(waiting: dict[str, set[str]]) -> set[str]:
-    """Of resources that all wait, those on a cycle (and between cycles): the ones nothing
-    else waits for are dropped until none is left to drop."""
-    left = {name: set(deps) for name, deps in waiting.items()}
-    while True:
-        needed = set().union(*left.values())
-        leaves = [name for name in left if name not in needed]
-        if not leaves:
-            return set(left)
-        for name in leaves:
-            del left[name]
+def skipped_cycle(template: Template, graph: dict[str, set[str]]) -> list[str]:
+    """The resources on cycles among resources pier skips only (template order)."""
+    position = {name: i for i, name in enumerate(template.resources)}
+    runs = _runs(template)
+    members = set().union(*(cycle for cycle in _cycles(graph) if not cycle & runs))
+    return sorted(members, key=position.__getitem__)
+
+
+def _runs(template: Template) -> set[str]:
+    return {name for name, r in template.resources.items() if r.type in KINDS}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components that hold a cycle, in the graph's order."""
+    reach: dict[str, set[str]] = {}
+    for start in graph:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(graph.get(name, ()))
+        reach[start] = seen
+    cycles: list[set[str]] = []
+    placed: set[str] = set()
+    for name in graph:
+        if name in placed or name not in reach[name]:
+            continue
+        component = {other for other in reach[name] if name in reach[other]}
+        placed |= component
+        cycles.append(component)
+    return cycles

@@ -89,6 +89,7 @@ class Plan:
             ],
             "not_created": [{"logical_id": i, "condition": c} for i, c in s.inactive],
             "outputs": {o.name: redact(o.value, s.secrets) for o in s.outputs},
+            "skipped_outputs": [{"name": n, "uses": uses} for n, uses in s.skipped_outputs],
             "notes": [redact(n, s.secrets) for n in s.notes],
         }
 

@@ -280,7 +280,7 @@ class Evaluator:
                 path,
                 f"unknown pseudo parameter {args} (known: {', '.join(sorted(PSEUDO_PARAMETERS))})",
             )
-        if args in self.template.resources:
+        if args in self.template.resources or args in self.template.implicit:
             return self.resources.ref(args, at, path)
         raise problem(at, path, f"Ref to {args!r}: no parameter or resource of that name")
 
@@ -296,7 +296,7 @@ class Evaluator:
             if not isinstance(resource, str):
                 raise problem(at, path, "Fn::GetAtt's first argument is a logical ID: a string")
             attribute = self._string(attribute, f"{path}[1]", _at(args, 1, at), "the attribute")
-        if resource not in self.template.resources:
+        if resource not in self.template.resources and resource not in self.template.implicit:
             raise problem(at, path, f"Fn::GetAtt of {resource!r}: no resource of that name")
         return self.resources.get_att(resource, attribute, at, path)
 
@@ -328,10 +328,14 @@ class Evaluator:
             elif (
                 name in self.parameters
                 or name in PSEUDO_PARAMETERS
-                or (name in self.template.resources)
+                or name in self.template.resources
+                or name in self.template.implicit
             ):
                 value = self.ref(name, where_, at)
-            elif "." in name and name.split(".", 1)[0] in self.template.resources:
+            elif "." in name and (
+                name.split(".", 1)[0] in self.template.resources
+                or name.split(".", 1)[0] in self.template.implicit
+            ):
                 value = self.get_att(name, where_, at)
             else:
                 raise problem(

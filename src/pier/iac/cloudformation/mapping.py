@@ -43,9 +43,19 @@ def _repository(image: str) -> str:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """Why pier cannot run a Model as the template and the mappings give it: `keys` lead
+    to the property in the CreateModel request."""
+
+    keys: tuple[str | int, ...]
+    message: str
+
+
+@dataclass(frozen=True)
 class LocationMap:
     images: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set, compare=False)  # keys that matched
 
     def merged(self, other: LocationMap) -> LocationMap:
         """`other`'s entries win (options over the mapping file)."""
@@ -53,40 +63,84 @@ class LocationMap:
 
     def image(self, uri: str) -> str | None:
         if uri in self.images:
+            self.used.add(f"images:{uri}")
             return self.images[uri]
         repository = _repository(uri)
         for key, value in self.images.items():
             if _repository(key) == key and key == repository:
+                self.used.add(f"images:{key}")
                 return value
         return None
 
     def model(self, uri: str) -> str | None:
-        if uri in self.models:
-            return self.models[uri]
-        best: tuple[str, str] | None = None
-        for key, value in self.models.items():
-            prefix = key.rstrip("/")
-            if uri.startswith(prefix + "/") and (best is None or len(prefix) > len(best[0])):
-                best = (prefix, value)
-        if best is None:
+        found = self._model_key(uri)
+        if found is None:
             return None
-        return best[1].rstrip("/") + uri[len(best[0]) :]
+        key, prefix = found
+        self.used.add(f"models:{key}")
+        value = self.models[key]
+        return value if prefix is None else value.rstrip("/") + uri[len(prefix) :]
 
-    def apply(self, model_request: dict[str, Any]) -> list[str]:
-        """Replace images and model locations in a CreateModel request (in place); notes on
-        what stays unmapped."""
+    def _model_key(self, uri: str) -> tuple[str, str | None] | None:
+        """The key matching `uri` and, for a prefix match, the prefix."""
+        if uri in self.models:
+            return uri, None
+        best: tuple[str, str] | None = None
+        for key in self.models:
+            prefix = key.rstrip("/")
+            if uri.startswith(prefix + "/") and (best is None or len(prefix) > len(best[1])):
+                best = (key, prefix)
+        return best
+
+    def unused(self) -> list[str]:
+        """Notes on the mappings that matched nothing in the template."""
+        notes = []
+        for section, option, entries in (
+            ("images", "--map-image", self.images),
+            ("models", "--map-model", self.models),
+        ):
+            for key in entries:
+                if f"{section}:{key}" not in self.used:
+                    what = "image" if section == "images" else "model data or model package"
+                    notes.append(
+                        f"warning: {option} {key}=... matches no {what} of the template "
+                        "(nothing is mapped by it)"
+                    )
+        return notes
+
+    def apply(self, model_request: dict[str, Any]) -> tuple[list[str], list[Problem]]:
+        """Replace images and model locations in a CreateModel request (in place): notes on
+        what stays unmapped, and what pier cannot run (apply would fail on it)."""
         notes: list[str] = []
-        containers = list(model_request.get("Containers") or [])
+        problems: list[Problem] = []
+        containers: list[tuple[tuple[str | int, ...], Any]] = [
+            (("Containers", i), c) for i, c in enumerate(model_request.get("Containers") or [])
+        ]
         if isinstance(model_request.get("PrimaryContainer"), dict):
-            containers.append(model_request["PrimaryContainer"])
-        for container in containers:
+            containers.append((("PrimaryContainer",), model_request["PrimaryContainer"]))
+        for keys, container in containers:
             if not isinstance(container, dict):
                 continue
+            package = container.get("ModelPackageName")
+            if isinstance(package, str):
+                self._package(container, package, keys, problems)
             image = container.get("Image")
             if isinstance(image, str):
                 mapped = self.image(image)
                 if mapped is not None:
                     container["Image"] = mapped
+                elif ECR_HOST.match(image) and not _has_model(container):
+                    problems.append(
+                        Problem(
+                            (*keys, "Image"),
+                            f"pier cannot run this model: it lives inside the image {image} "
+                            "(the container has no ModelDataUrl) and pier pulls nothing from "
+                            f"a registry. Map the image to a local one: --map-image "
+                            f"{_repository(image)}=IMAGE (built with `docker build -t IMAGE` "
+                            "or `pier build MODEL_URI -t IMAGE`; `--map-image URI=URI` if "
+                            "`pier up --map-image` maps it already)",
+                        )
+                    )
                 elif ECR_HOST.match(image):
                     notes.append(
                         f"image {image} is not mapped (--map-image {image}=pier/mlflow-pyfunc "
@@ -94,23 +148,88 @@ class LocationMap:
                     )
             url = container.get("ModelDataUrl")
             if isinstance(url, str):
-                container["ModelDataUrl"] = self._model(url, notes)
+                container["ModelDataUrl"] = self._model(
+                    url, (*keys, "ModelDataUrl"), notes, problems
+                )
             source = container.get("ModelDataSource")
             s3 = source.get("S3DataSource") if isinstance(source, dict) else None
             if isinstance(s3, dict) and isinstance(s3.get("S3Uri"), str):
-                s3["S3Uri"] = self._model(s3["S3Uri"], notes)
-        return notes
+                where_ = (*keys, "ModelDataSource", "S3DataSource", "S3Uri")
+                s3["S3Uri"] = self._model(s3["S3Uri"], where_, notes, problems)
+        return notes, problems
 
-    def _model(self, uri: str, notes: list[str]) -> str:
-        mapped = self.model(uri)
-        if mapped is not None:
-            return mapped
-        if uri.startswith("s3://"):
-            notes.append(
-                f"model data {uri} is not mapped (--map-model): the platform downloads it "
-                "from S3 with its AWS credentials"
+    def _package(
+        self,
+        container: dict[str, Any],
+        package: str,
+        keys: tuple[str | int, ...],
+        problems: list[Problem],
+    ) -> None:
+        """A model package of SageMaker's registry: mapped exactly to a model, or refused."""
+        if package in self.models:
+            self.used.add(f"models:{package}")
+            del container["ModelPackageName"]
+            container["ModelDataUrl"] = self.models[package]
+            return
+        problems.append(
+            Problem(
+                (*keys, "ModelPackageName"),
+                f"pier cannot run this model: the model package {package} lives in "
+                "SageMaker's model registry, which pier cannot read. Map it to a model: "
+                f"--map-model {package}=models:/NAME/VERSION (or a path, runs:/..., an "
+                "s3:// model.tar.gz)",
             )
-        return uri
+        )
+
+    def _model(
+        self, uri: str, keys: tuple[str | int, ...], notes: list[str], problems: list[Problem]
+    ) -> str:
+        found = self._model_key(uri)
+        if found is None:
+            if uri.startswith("s3://"):
+                notes.append(
+                    f"model data {uri} is not mapped (--map-model): the platform downloads it "
+                    "from S3 with its AWS credentials"
+                )
+            return uri
+        key, prefix = found
+        mapped = self.model(uri)
+        assert mapped is not None
+        target = self.models[key]
+        if prefix is not None and target.startswith(("models:/", "runs:/")):
+            problems.append(
+                Problem(
+                    keys,
+                    f"--map-model {key}={target} maps by prefix, which gives {mapped}: not a "
+                    f"model URI. Map the exact location: --map-model {uri}={target}/VERSION "
+                    "(a registered model needs its version or @alias)",
+                )
+            )
+        missing = _missing_local(mapped)
+        if missing is not None:
+            problems.append(
+                Problem(
+                    keys,
+                    f"--map-model {key}={target}: {missing} does not exist (the model data "
+                    f"{uri} maps to it)",
+                )
+            )
+        return mapped
+
+
+def _has_model(container: dict[str, Any]) -> bool:
+    return bool(container.get("ModelDataUrl") or container.get("ModelDataSource"))
+
+
+def _missing_local(target: str) -> str | None:
+    """The local path `target` names, if it names one that does not exist."""
+    if target.startswith("file://"):
+        path = Path(target.removeprefix("file://"))
+    elif target.startswith("/"):
+        path = Path(target)
+    else:
+        return None
+    return None if path.exists() else str(path)
 
 
 def parse_pairs(values: Iterable[str], option: str, base: Path, local: bool) -> dict[str, str]:

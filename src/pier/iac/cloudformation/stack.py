@@ -21,7 +21,12 @@ from typing import Any
 
 from pier.contract.sagemaker import validate_input
 from pier.errors import AwsError
-from pier.iac.cloudformation.dependencies import check_references, order
+from pier.iac.cloudformation.dependencies import (
+    check_references,
+    order,
+    references,
+    skipped_cycle,
+)
 from pier.iac.cloudformation.intrinsics import Evaluator, Pseudo
 from pier.iac.cloudformation.mapping import LocationMap
 from pier.iac.cloudformation.resources import (
@@ -113,6 +118,7 @@ class Skipped:
     type: str
     reason: str
     at: str
+    source: str = ""  # the SAM resource a resource SAM would add comes from
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ class Stack:
     skipped: list[Skipped] = field(default_factory=list)
     inactive: list[tuple[str, str]] = field(default_factory=list)  # (logical ID, condition)
     outputs: list[Output] = field(default_factory=list)
+    #: (output name, the skipped resources its value uses): not printed, listed as skipped
+    skipped_outputs: list[tuple[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)  # NoEcho values: never printed
 
@@ -157,13 +165,18 @@ class _Table:
             )
 
     def _physical(self, logical_id: str) -> str:
-        return f"{self.pseudo.stack_name}-{logical_id}"
+        """The placeholder a skipped resource gives: `{stack}-{LogicalId}` (`.` read as `-`
+        for SAM's `Function.Alias` and the like)."""
+        return f"{self.pseudo.stack_name}-{logical_id.replace('.', '-')}"
 
     def ref(self, logical_id: str, at: str, path: str) -> Any:
         self._check(logical_id, at, path)
         planned = self.planned.get(logical_id)
         if planned is not None:
             return planned.arn
+        implicit = self.template.implicit.get(logical_id)
+        if implicit is not None and logical_id not in self.template.resources:
+            return skipped_ref(implicit.type, self._physical(logical_id))
         resource = self.template.resources[logical_id]
         if resource.type in KINDS:  # only when DependsOn/reference order was bypassed
             raise problem(at, path, f"refers to {logical_id} before it is resolved")
@@ -171,6 +184,9 @@ class _Table:
 
     def get_att(self, logical_id: str, attribute: str, at: str, path: str) -> Any:
         self._check(logical_id, at, path)
+        implicit = self.template.implicit.get(logical_id)
+        if implicit is not None and logical_id not in self.template.resources:
+            return skipped_att(implicit.type, self._physical(logical_id), attribute, self.pseudo)
         resource = self.template.resources[logical_id]
         kind = KINDS.get(resource.type)
         if kind is None:
@@ -219,6 +235,14 @@ def compile_stack(
     for name in template.conditions:
         evaluator.condition(name, where(template.conditions, name), f"Conditions.{name}")
     graph = check_references(template)
+    _check_duplicates(template, stack)
+    cycle = skipped_cycle(template, graph)
+    if cycle:
+        stack.notes.append(
+            f"Resources: circular dependency between resources [{', '.join(cycle)}], all of "
+            "which pier skips: not in its way (CloudFormation would refuse it unless a "
+            "transform removes it)"
+        )
 
     def rank(logical_id: str) -> int:
         kind = KINDS.get(template.resources[logical_id].type)
@@ -253,8 +277,14 @@ def compile_stack(
         props = evaluator.resolve(resource.properties, path, at)
         req = request(kind, props, path, at)
         if kind.short == "Model":
-            for note in locations.apply(req.body):
-                stack.notes.append(f"{logical_id}: {note}")
+            notes, problems = locations.apply(req.body)
+            stack.notes.extend(f"{logical_id}: {note}" for note in notes)
+            for found in problems:
+                raise problem(
+                    _where(props, found.keys, at),
+                    path + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in found.keys),
+                    found.message,
+                )
         key = digest(req.body)
         if req.name is not None:
             name = req.name
@@ -283,11 +313,47 @@ def compile_stack(
         table.planned[logical_id] = planned
         stack.resources.append(planned)
     position = {logical_id: i for i, logical_id in enumerate(template.resources)}
-    stack.skipped.sort(key=lambda s: position[s.logical_id])
+    for implicit in template.implicit.values():
+        if implicit.source in dict(stack.inactive):
+            continue
+        reason = f"made by SAM for {implicit.source}: {skip_reason(implicit.type)}"
+        at = template.resources[implicit.source].at
+        stack.skipped.append(
+            Skipped(implicit.logical_id, implicit.type, reason, at, implicit.source)
+        )
+    stack.skipped.sort(key=lambda s: position[s.source or s.logical_id])
     stack.inactive.sort(key=lambda item: position[item[0]])
     _check_names(stack)
-    stack.outputs = _outputs(template, evaluator)
+    stack.notes.extend(locations.unused())
+    stack.outputs = _outputs(template, evaluator, stack)
     return stack
+
+
+def _where(props: Located, keys: tuple[str | int, ...], fallback: str) -> str:
+    """`file:line` of a property by its keys, as close as the template tells."""
+    found = fallback
+    node_: Any = props
+    for key in keys:
+        if not getattr(node_, "line", 0):
+            break
+        found = where(node_, key)
+        try:
+            node_ = node_[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    return found
+
+
+def _check_duplicates(template: Template, stack: Stack) -> None:
+    """A key given twice inside a resource pier runs is refused; inside one it skips, it is a
+    warning (CloudFormation's reading keeps the later value)."""
+    for duplicate in template.duplicates:
+        resource = template.resources.get(str(duplicate.path[1]))
+        if resource is None or resource.type in KINDS:
+            raise TemplateError(duplicate.message)
+        stack.notes.append(
+            f"warning: {duplicate.message} (in Resources.{resource.logical_id}, which pier skips)"
+        )
 
 
 def _validate(planned: Planned, stack: str, path: str, at: str) -> None:
@@ -344,13 +410,30 @@ def _check_names(stack: Stack) -> None:
         seen[key] = planned
 
 
-def _outputs(template: Template, evaluator: Evaluator) -> list[Output]:
+def _outputs(template: Template, evaluator: Evaluator, stack: Stack) -> list[Output]:
+    """The outputs, but for those whose value uses a resource pier skips: they are listed in
+    `stack.skipped_outputs` (still evaluated, so that their errors are errors)."""
+    skipped = {s.logical_id for s in stack.skipped}
     outputs = []
     for name, node in template.outputs.items():
         path = f"Outputs.{name}"
         at = where(template.outputs, name)
         condition = node.get("Condition")
         if condition is not None and not evaluator.condition(condition, at, path):
+            continue
+        value_at = where(node, "Value")
+        uses = [
+            ref
+            for ref, _, _ in references(node["Value"], f"{path}.Value", value_at)
+            if ref in skipped or ref.split(".", 1)[0] in skipped
+        ]
+        if uses:
+            evaluator.lenient = True
+            try:
+                evaluator.resolve(node["Value"], f"{path}.Value", value_at)
+            finally:
+                evaluator.lenient = False
+            stack.skipped_outputs.append((name, list(dict.fromkeys(uses))))
             continue
         value = evaluator.resolve(node["Value"], f"{path}.Value", where(node, "Value"))
         text = scalar_text(value)

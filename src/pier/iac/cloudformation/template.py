@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pier.errors import PierError
-from pier.iac.source import Located, LocatedList, where
+from pier.iac.cloudformation.serverless import (
+    SAM_ATTRIBUTES,
+    SERVERLESS_TRANSFORM,
+    Implicit,
+    implicit_resources,
+    is_serverless,
+)
+from pier.iac.source import Duplicate, Located, LocatedList, where
 
 SECTIONS = frozenset(
     {
         *("AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules"),
         *("Mappings", "Conditions", "Transform", "Resources", "Outputs"),
+        "Globals",  # SAM's, with its transform only
     }
 )
 RESOURCE_ATTRIBUTES = frozenset(
@@ -35,9 +43,14 @@ PARAMETER_KEYS = frozenset(
         *("MinValue", "MaxValue", "NoEcho", "Description", "ConstraintDescription"),
     }
 )
-SERVERLESS = "AWS::Serverless-2016-10-31"
+SERVERLESS = SERVERLESS_TRANSFORM
 LOGICAL_ID = re.compile(r"[A-Za-z0-9]+")
-RESOURCE_TYPE = re.compile(r"(AWS|Alexa|Custom)::[A-Za-z0-9]+(::[A-Za-z0-9]+)?")
+# AWS's types, registry types of any publisher (`Org::Service::Resource`, modules with
+# `::MODULE`) and custom resources (`Custom::Name`, letters, digits, _ @ -).
+RESOURCE_TYPE = re.compile(
+    r"[A-Za-z0-9]+::[A-Za-z0-9]+::[A-Za-z0-9]+(::MODULE)?|Custom::[A-Za-z0-9_@-]{1,60}"
+    r"|AWS::CloudFormation::CustomResource"
+)
 _LIST_TYPE = re.compile(r"List<(.+)>")
 MASK = "****"
 
@@ -99,6 +112,8 @@ class Template:
     outputs: Located
     notes: list[str] = field(default_factory=list)
     description: str | None = None
+    implicit: dict[str, Implicit] = field(default_factory=dict)  # what SAM would add
+    duplicates: list[Duplicate] = field(default_factory=list)  # inside resources: decided later
 
 
 def scalar_text(value: Any) -> str | None:
@@ -126,10 +141,17 @@ def _section(doc: Located, name: str) -> Located:
     return value
 
 
-def parse(doc: Any, file: str) -> Template:
-    """The template's sections, checked for shape (not yet evaluated)."""
+def parse(doc: Any, file: str, duplicates: list[Duplicate] | None = None) -> Template:
+    """The template's sections, checked for shape (not yet evaluated). `duplicates` (keys
+    given twice, read leniently) are refused, except inside a resource: whether that one
+    runs decides (pier.iac.cloudformation.stack)."""
     if not isinstance(doc, Located):
         raise TemplateError(f"{file}: a template is a mapping of sections (Resources, ...)")
+    inside_resources = []
+    for duplicate in duplicates or []:
+        if len(duplicate.path) < 2 or duplicate.path[0] != "Resources":
+            raise TemplateError(duplicate.message)
+        inside_resources.append(duplicate)
     for key in doc:
         if key not in SECTIONS:
             raise problem(
@@ -145,6 +167,7 @@ def parse(doc: Any, file: str) -> Template:
         resources={},
         outputs=_section(doc, "Outputs"),
         description=doc.get("Description") if isinstance(doc.get("Description"), str) else None,
+        duplicates=inside_resources,
     )
     _check_transform(doc, template)
     for name, node in _section(doc, "Parameters").items():
@@ -170,6 +193,11 @@ def parse(doc: Any, file: str) -> Template:
                 "a resource and a parameter share this name",
             )
         template.resources[logical_id] = _resource(resources, logical_id, node, template)
+    if is_serverless(doc.get("Transform")):
+        globals_ = doc.get("Globals")
+        template.implicit = implicit_resources(
+            resources, globals_ if isinstance(globals_, Located) else None
+        )
     for name, output in template.outputs.items():
         path = f"Outputs.{name}"
         if not isinstance(output, Located) or "Value" not in output:
@@ -187,6 +215,12 @@ def parse(doc: Any, file: str) -> Template:
 def _check_transform(doc: Located, template: Template) -> None:
     transform = doc.get("Transform")
     if transform is None:
+        if "Globals" in doc:
+            raise problem(
+                where(doc, "Globals"),
+                "Globals",
+                f"Globals is a section of SAM templates: it needs Transform: {SERVERLESS}",
+            )
         return
     names = transform if isinstance(transform, list) else [transform]
     for name in names:
@@ -197,7 +231,10 @@ def _check_transform(doc: Located, template: Template) -> None:
                 f"pier cannot run the transform {name!r} (it rewrites the template "
                 f"on AWS's side); only {SERVERLESS} is accepted",
             )
-    template.notes.append(f"Transform {SERVERLESS}: its AWS::Serverless::* resources are skipped")
+    template.notes.append(
+        f"Transform {SERVERLESS}: its AWS::Serverless::* resources, and those SAM would add "
+        "for them, are skipped"
+    )
 
 
 def _text(node: Located, key: str, path: str) -> str | None:
@@ -312,10 +349,11 @@ def _resource(section: Located, logical_id: str, node: Any, template: Template) 
         raise problem(at, path, "a logical ID must be alphanumeric (A-Za-z0-9)")
     if not isinstance(node, Located):
         raise problem(at, path, "a resource is a mapping with a Type")
-    for key in node:
-        if key not in RESOURCE_ATTRIBUTES:
-            raise problem(where(node, key), f"{path}.{key}", "unknown resource attribute")
     kind = node.get("Type")
+    sam = isinstance(kind, str) and kind.startswith("AWS::Serverless::")
+    for key in node:
+        if key not in RESOURCE_ATTRIBUTES and not (sam and key in SAM_ATTRIBUTES):
+            raise problem(where(node, key), f"{path}.{key}", "unknown resource attribute")
     if not isinstance(kind, str) or not RESOURCE_TYPE.fullmatch(kind):
         raise problem(
             where(node, "Type"),
