@@ -360,3 +360,30 @@ def test_delete_removes_everything(platform: Platform, sm: Any) -> None:
     assert what_runs(sm) == {"models": [], "configs": [], "endpoints": []}
     assert endpoint_processes(platform.home, ENDPOINT) == []
     assert "has no resources" in ok(pier(platform, "delete", "-f", str(EXAMPLE)))
+
+
+# ------------------------------------------------------------------------------ a SAM template
+
+SAM_EXAMPLE = EXAMPLE.parent / "serverless.yaml"
+SAM_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1"
+
+
+def test_a_sam_template_applies_and_deletes_with_the_same_options(
+    platform: Platform, sm: Any, rt: Any, models: Models
+) -> None:
+    options = ["--map-image", f"{SAM_IMAGE}=pier/mlflow-pyfunc", "--mapping", str(models.mapping)]
+    assert cfn_lint(SAM_EXAMPLE).returncode == 0
+    out = ok(pier(platform, "apply", "-f", str(SAM_EXAMPLE), *options))
+    assert re.search(r"InvokeFunction +AWS::Serverless::Function +SAM resources", out)
+    assert re.search(r"ServerlessRestApi +AWS::ApiGateway::RestApi +made by SAM for Invoke", out)
+    assert re.search(r"PredictUrl +uses ServerlessRestApi", out)
+    assert "✓ stack serverless applied" in out
+    (endpoint,) = [o for o in out.splitlines() if o.strip().startswith("EndpointName = ")]
+    name = endpoint.split("=", 1)[1].strip()
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+    answer = rt.invoke_endpoint(EndpointName=name, Body=split_json(PROBE),
+                                ContentType="application/json")  # fmt: skip
+    assert predictions(answer["Body"].read()) == models.v1.predict(PROBE)
+    out = ok(pier(platform, "delete", "-f", str(SAM_EXAMPLE), *options))
+    assert "✓ stack serverless deleted (3 resources)" in out
+    assert what_runs(sm) == {"models": [], "configs": [], "endpoints": []}
