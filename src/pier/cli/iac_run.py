@@ -91,7 +91,7 @@ def _locations(
     return base.merged(given)
 
 
-def _compile(
+def compile_file(
     file: Path,
     parameters: list[str] | None,
     stack_name: str | None,
@@ -240,7 +240,7 @@ def apply(
     A changed Model or EndpointConfig is replaced, its endpoint updated blue/green.
     What left the file is deleted; a failed apply is rolled back.
     """
-    stack = _compile(file, parameter, stack_name, map_image, map_model, mapping, home)
+    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home)
     client = connect(home)
     the_plan = _plan(client, stack)
     _print_plan(the_plan, file)
@@ -270,7 +270,7 @@ def plan(
     home: HomeOption,
 ) -> None:
     """Show what `pier apply` would change, and change nothing."""
-    stack = _compile(file, parameter, stack_name, map_image, map_model, mapping, home)
+    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home)
     the_plan = _plan(connect(home), stack)
     if as_json:
         typer.echo(json.dumps(the_plan.to_json(), indent=2))
