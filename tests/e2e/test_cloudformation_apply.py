@@ -17,6 +17,7 @@ import re
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,10 +369,16 @@ SAM_EXAMPLE = EXAMPLE.parent / "serverless.yaml"
 SAM_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1"
 
 
+def captured_lines(root: Path) -> list[str]:
+    return [line for f in sorted(root.rglob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
 def test_a_sam_template_applies_and_deletes_with_the_same_options(
-    platform: Platform, sm: Any, rt: Any, models: Models
+    platform: Platform, sm: Any, rt: Any, models: Models, tmp_path: Path
 ) -> None:
-    options = ["--map-image", f"{SAM_IMAGE}=pier/mlflow-pyfunc", "--mapping", str(models.mapping)]
+    captured = tmp_path / "captured"
+    options = ["--map-image", f"{SAM_IMAGE}=pier/mlflow-pyfunc", "--mapping", str(models.mapping),
+               "--map-s3", f"s3://pier-example-capture={captured}"]  # fmt: skip
     assert cfn_lint(SAM_EXAMPLE).returncode == 0
     out = ok(pier(platform, "apply", "-f", str(SAM_EXAMPLE), *options))
     assert re.search(r"InvokeFunction +AWS::Serverless::Function +SAM resources", out)
@@ -384,6 +391,13 @@ def test_a_sam_template_applies_and_deletes_with_the_same_options(
     answer = rt.invoke_endpoint(EndpointName=name, Body=split_json(PROBE),
                                 ContentType="application/json")  # fmt: skip
     assert predictions(answer["Body"].read()) == models.v1.predict(PROBE)
+    # Data capture goes where --map-s3 says, in SageMaker's layout under the template's prefix.
+    deadline = time.monotonic() + 120
+    while not captured_lines(captured) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (record,) = captured_lines(captured)
+    assert json.loads(record)["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert next(captured.rglob("*.jsonl")).relative_to(captured).parts[:2] == ("capture", name)
     # What runs exports for AWS: the local model data needs its S3 location back.
     s3 = "s3://bucket/diabetes/v1/model.tar.gz"
     exported = ok(pier(platform, "export", "--endpoint", name, "--format", "cloudformation",

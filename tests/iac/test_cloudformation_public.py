@@ -365,3 +365,44 @@ def test_delete_takes_the_options_apply_takes(tmp_path: Path) -> None:
 def test_the_plan_lists_skipped_outputs() -> None:
     skipped = engine.Plan(compiled(SAM_EXAMPLE), []).to_json()["skipped_outputs"]
     assert skipped[0] == {"name": "PredictUrl", "uses": ["ServerlessRestApi"]}
+
+
+# ------------------------------------------------------------------------ S3 destinations
+
+
+def test_map_s3_sends_data_capture_to_a_local_directory(tmp_path: Path) -> None:
+    from pier.iac.cloudformation.mapping import parse_pairs, read_mapping
+
+    unmapped = compiled(SAM_EXAMPLE)
+    assert (
+        "EndpointConfig: data capture to s3://pier-example-capture/capture is not mapped "
+        "(--map-s3 s3://pier-example-capture=file:///DIR writes it locally): the platform "
+        "writes to S3 with its AWS credentials"
+    ) in unmapped.notes
+    pairs = parse_pairs(["s3://pier-example-capture=captured"], "--map-s3", tmp_path, local=False)
+    assert pairs == {"s3://pier-example-capture": (tmp_path / "captured").as_uri()}
+    stack = compiled(SAM_EXAMPLE, LocationMap(s3=pairs))
+    config = next(r for r in stack.resources if r.logical_id == "EndpointConfig")
+    assert config.body["DataCaptureConfig"]["DestinationS3Uri"] == (
+        f"{(tmp_path / 'captured').as_uri()}/capture"
+    )
+    assert config.name != unmapped.resources[1].name  # another destination, another config
+    assert not any("data capture" in n for n in stack.notes)
+    store = LocationMap(s3={"s3://pier-example-capture/capture": "s3://local-store/cap"})
+    config = compiled(SAM_EXAMPLE, store).resources[1]
+    assert config.body["DataCaptureConfig"]["DestinationS3Uri"] == "s3://local-store/cap"
+    nothing = compiled(SAM_EXAMPLE, LocationMap(s3={"s3://other": "file:///tmp/x"}))
+    assert (
+        "warning: --map-s3 s3://other=... matches no S3 destination (data capture, async "
+        "outputs) of the template (nothing is mapped by it)"
+    ) in nothing.notes
+    for bad, message in [
+        ("s3://b=ftp://h/x", "--map-s3 s3://b=ftp://h/x: the target is a directory"),
+        ("/dir=file:///x", "--map-s3 /dir=...: the key is an S3 location"),
+        ("s3://b", "--map-s3 's3://b': expected S3URI=file:///DIR"),
+    ]:
+        with pytest.raises(TemplateError) as excinfo:
+            parse_pairs([bad], "--map-s3", tmp_path, local=False)
+        assert excinfo.value.message.startswith(message)
+    mapping = written(tmp_path, "s3:\n  s3://pier-example-capture: ./cap\n", "map.yaml")
+    assert read_mapping(mapping).s3 == {"s3://pier-example-capture": (tmp_path / "cap").as_uri()}

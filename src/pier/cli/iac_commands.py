@@ -20,6 +20,7 @@ from pier.cli.options import (
     MapImageOption,
     MapModelOption,
     MappingOption,
+    MapS3Option,
     ParameterOption,
     StackOption,
     TimeoutOption,
@@ -35,6 +36,7 @@ def apply(
     map_image: MapImageOption = None,
     map_model: MapModelOption = None,
     mapping: MappingOption = None,
+    map_s3: MapS3Option = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     home: HomeOption = None,
 ) -> None:
@@ -46,7 +48,7 @@ def apply(
     """
     from pier.cli import iac_run
 
-    iac_run.apply(file, parameter, stack_name, map_image, map_model, mapping, timeout, home)
+    iac_run.apply(file, parameter, stack_name, map_image, map_model, mapping, timeout, home, map_s3)
 
 
 def plan(
@@ -56,13 +58,14 @@ def plan(
     map_image: MapImageOption = None,
     map_model: MapModelOption = None,
     mapping: MappingOption = None,
+    map_s3: MapS3Option = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
     """Show what `pier apply` would change, and change nothing."""
     from pier.cli import iac_run
 
-    iac_run.plan(file, parameter, stack_name, map_image, map_model, mapping, as_json, home)
+    iac_run.plan(file, parameter, stack_name, map_image, map_model, mapping, as_json, home, map_s3)
 
 
 def delete(
@@ -72,6 +75,7 @@ def delete(
     map_image: MapImageOption = None,
     map_model: MapModelOption = None,
     mapping: MappingOption = None,
+    map_s3: MapS3Option = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     home: HomeOption = None,
 ) -> None:
@@ -81,4 +85,6 @@ def delete(
     """
     from pier.cli import iac_run
 
-    iac_run.delete(file, parameter, stack_name, map_image, map_model, mapping, timeout, home)
+    iac_run.delete(
+        file, parameter, stack_name, map_image, map_model, mapping, timeout, home, map_s3
+    )

@@ -17,6 +17,7 @@ from pier.cli.options import (
     MapImageOption,
     MapModelOption,
     MappingOption,
+    MapS3Option,
     ParameterOption,
     StackOption,
     TimeoutOption,
@@ -81,12 +82,16 @@ def _given(parameters: list[str] | None) -> dict[str, str]:
 
 
 def _locations(
-    map_image: list[str] | None, map_model: list[str] | None, mapping: Path | None
+    map_image: list[str] | None,
+    map_model: list[str] | None,
+    mapping: Path | None,
+    map_s3: list[str] | None = None,
 ) -> LocationMap:
     base = LocationMap() if mapping is None else read_mapping(mapping)
     given = LocationMap(
         parse_pairs(map_image or [], "--map-image", Path.cwd(), local=False),
         parse_pairs(map_model or [], "--map-model", Path.cwd(), local=True),
+        parse_pairs(map_s3 or [], "--map-s3", Path.cwd(), local=False),
     )
     return base.merged(given)
 
@@ -99,6 +104,7 @@ def compile_file(
     map_model: list[str] | None,
     mapping: Path | None,
     home: Path | None,
+    map_s3: list[str] | None = None,
 ) -> Stack:
     """The stack the file describes; exit 2 with one line if it cannot be applied."""
     settings = platform_settings(home=home)
@@ -109,7 +115,10 @@ def compile_file(
         template = parse(doc, str(file), duplicates)
         pseudo = Pseudo(settings.region, settings.account, name)
         return compile_stack(
-            template, _given(parameters), pseudo, _locations(map_image, map_model, mapping)
+            template,
+            _given(parameters),
+            pseudo,
+            _locations(map_image, map_model, mapping, map_s3),
         )
     except (TemplateError, SourceError) as exc:
         raise fail(exc.message, 2) from None
@@ -233,6 +242,7 @@ def apply(
     mapping: MappingOption,
     timeout: TimeoutOption,
     home: HomeOption,
+    map_s3: MapS3Option = None,
 ) -> None:
     """Create or update what a CloudFormation template or pier spec describes.
 
@@ -240,7 +250,7 @@ def apply(
     A changed Model or EndpointConfig is replaced, its endpoint updated blue/green.
     What left the file is deleted; a failed apply is rolled back.
     """
-    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home)
+    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home, map_s3)
     client = connect(home)
     the_plan = _plan(client, stack)
     _print_plan(the_plan, file)
@@ -268,9 +278,10 @@ def plan(
     mapping: MappingOption,
     as_json: bool,
     home: HomeOption,
+    map_s3: MapS3Option = None,
 ) -> None:
     """Show what `pier apply` would change, and change nothing."""
-    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home)
+    stack = compile_file(file, parameter, stack_name, map_image, map_model, mapping, home, map_s3)
     the_plan = _plan(connect(home), stack)
     if as_json:
         typer.echo(json.dumps(the_plan.to_json(), indent=2))
@@ -288,6 +299,7 @@ def delete(
     mapping: MappingOption,
     timeout: TimeoutOption,
     home: HomeOption,
+    map_s3: MapS3Option = None,
 ) -> None:
     """Delete every resource the file's stack created (endpoints first). The parameters and
     mappings `apply` took are accepted (and checked), so that the same options delete what
@@ -295,7 +307,7 @@ def delete(
     try:
         _, spec_stack = _template_doc(file, [])
         _given(parameter)
-        _locations(map_image, map_model, mapping)
+        _locations(map_image, map_model, mapping, map_s3)
     except PierError as exc:
         raise fail(exc.message, 2) from None
     name = stack_name or spec_stack or _default_stack_name(file)

@@ -34,6 +34,14 @@ MapModelOption = Annotated[
         help="Use MODEL_URI where the template says S3URI (exact or prefix): S3URI=MODEL_URI.",
     ),
 ]
+MapS3Option = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map-s3",
+        help="Write where the template says S3URI (data capture, exact or prefix) to "
+        "file:///DIR, a path or another s3:// store: S3URI=TARGET.",
+    ),
+]
 MappingOption = Annotated[
     Path | None,
     typer.Option("--mapping", help="A YAML file with `images:` and `models:` mappings."),
@@ -48,6 +56,7 @@ __all__ = [
     "FileOption",
     "MapImageOption",
     "MapModelOption",
+    "MapS3Option",
     "MappingOption",
     "ParameterOption",
     "StackOption",

@@ -8,6 +8,9 @@ file (`images: {URI: IMAGE}`, `models: {S3URI: MODEL_URI}`) say what pier runs i
   `repo:1.2` and `repo@sha256:...`);
 - model data matches exactly, or by the longest key that is a prefix ending at a `/`
   (`s3://bucket/models` maps `s3://bucket/models/v1/model.tar.gz` to `TARGET/v1/model.tar.gz`).
+- S3 destinations an endpoint configuration writes to (data capture, async outputs) match the
+  same way by `--map-s3 s3://BUCKET[/PREFIX]=file:///DIR` (or `s3://` of a reachable store) and
+  a mapping file's `s3:`; a plain path is read as the local directory `file:///abs/path`.
 
 A relative local path is made absolute (against the working directory for options, the mapping
 file's directory for the file): the platform runs elsewhere.
@@ -55,11 +58,59 @@ class Problem:
 class LocationMap:
     images: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    s3: dict[str, str] = field(default_factory=dict)  # S3 destinations → file:// or s3://
     used: set[str] = field(default_factory=set, compare=False)  # keys that matched
 
     def merged(self, other: LocationMap) -> LocationMap:
         """`other`'s entries win (options over the mapping file)."""
-        return LocationMap({**self.images, **other.images}, {**self.models, **other.models})
+        return LocationMap(
+            {**self.images, **other.images},
+            {**self.models, **other.models},
+            {**self.s3, **other.s3},
+        )
+
+    def destination(self, uri: str) -> str | None:
+        """Where pier writes what the template sends to S3 location `uri`, if mapped."""
+        if uri in self.s3:
+            self.used.add(f"s3:{uri}")
+            return self.s3[uri]
+        best: tuple[str, str] | None = None
+        for key in self.s3:
+            prefix = key.rstrip("/")
+            if uri.startswith(prefix + "/") and (best is None or len(prefix) > len(best[1])):
+                best = (key, prefix)
+        if best is None:
+            return None
+        self.used.add(f"s3:{best[0]}")
+        return self.s3[best[0]].rstrip("/") + uri[len(best[1]) :]
+
+    def apply_destinations(self, config_request: dict[str, Any]) -> list[str]:
+        """Map the S3 destinations of a CreateEndpointConfig request (in place); notes on
+        those left unmapped."""
+        notes: list[str] = []
+        capture = config_request.get("DataCaptureConfig")
+        if isinstance(capture, dict) and isinstance(capture.get("DestinationS3Uri"), str):
+            capture["DestinationS3Uri"] = self._destination(
+                capture["DestinationS3Uri"], "data capture", notes
+            )
+        asynchronous = config_request.get("AsyncInferenceConfig")
+        output = asynchronous.get("OutputConfig") if isinstance(asynchronous, dict) else None
+        for key in ("S3OutputPath", "S3FailurePath"):
+            if isinstance(output, dict) and isinstance(output.get(key), str):
+                output[key] = self._destination(output[key], f"async {key}", notes)
+        return notes
+
+    def _destination(self, uri: str, what: str, notes: list[str]) -> str:
+        mapped = self.destination(uri)
+        if mapped is not None:
+            return mapped
+        if uri.startswith("s3://"):
+            bucket = uri.removeprefix("s3://").split("/", 1)[0]
+            notes.append(
+                f"{what} to {uri} is not mapped (--map-s3 s3://{bucket}=file:///DIR writes "
+                "it locally): the platform writes to S3 with its AWS credentials"
+            )
+        return uri
 
     def image(self, uri: str) -> str | None:
         if uri in self.images:
@@ -98,10 +149,15 @@ class LocationMap:
         for section, option, entries in (
             ("images", "--map-image", self.images),
             ("models", "--map-model", self.models),
+            ("s3", "--map-s3", self.s3),
         ):
             for key in entries:
                 if f"{section}:{key}" not in self.used:
-                    what = "image" if section == "images" else "model data or model package"
+                    what = {
+                        "images": "image",
+                        "models": "model data or model package",
+                        "s3": "S3 destination (data capture, async outputs)",
+                    }[section]
                     notes.append(
                         f"warning: {option} {key}=... matches no {what} of the template "
                         "(nothing is mapped by it)"
@@ -238,25 +294,42 @@ def parse_pairs(values: Iterable[str], option: str, base: Path, local: bool) -> 
     for value in values:
         key, eq, target = value.partition("=")
         if not eq or not key or not target:
-            what = "URI=IMAGE" if option == "--map-image" else "S3URI=MODEL_URI"
+            what = {"--map-image": "URI=IMAGE", "--map-s3": "S3URI=file:///DIR"}.get(
+                option, "S3URI=MODEL_URI"
+            )
             raise TemplateError(f"{option} {value!r}: expected {what}")
         out[key] = local_target(target, base) if local else target
+        if option == "--map-s3":
+            out[key] = _destination(key, target, base, option)
     return out
 
 
+def _destination(key: str, target: str, base: Path, what: str) -> str:
+    """An S3 destination's target: `s3://` or `file://` as given, a path as `file:///abs`."""
+    if not key.startswith("s3://"):
+        raise TemplateError(f"{what} {key}=...: the key is an S3 location (s3://BUCKET/PREFIX)")
+    if target.startswith(("s3://", "file://")):
+        return target
+    if _SCHEME.match(target):
+        raise TemplateError(
+            f"{what} {key}={target}: the target is a directory (file:///DIR or a path) or s3://"
+        )
+    return Path(local_target(target, base)).as_uri()
+
+
 def read_mapping(path: Path) -> LocationMap:
-    """A mapping file: `images:` and `models:`, each a mapping of strings."""
+    """A mapping file: `images:`, `models:` and `s3:`, each a mapping of strings."""
     doc = read(path)
     file = str(path)
     if not isinstance(doc, Located):
         raise TemplateError(f"{file}: a mapping file holds `images:` and `models:` mappings")
     for key in doc:
-        if key not in ("images", "models"):
+        if key not in ("images", "models", "s3"):
             raise TemplateError(
-                f"{where(doc, key)}: {key}: unknown section (a mapping file has images, models)"
+                f"{where(doc, key)}: {key}: unknown section (a mapping file has images, models, s3)"
             )
     sections: dict[str, dict[str, str]] = {}
-    for name in ("images", "models"):
+    for name in ("images", "models", "s3"):
         section = doc.get(name) or Located()
         if not isinstance(section, Located):
             raise TemplateError(f"{where(doc, name)}: {name}: must map URIs to URIs")
@@ -268,4 +341,9 @@ def read_mapping(path: Path) -> LocationMap:
             key: local_target(value, base) if name == "models" else value
             for key, value in section.items()
         }
-    return LocationMap(sections["images"], sections["models"])
+        if name == "s3":
+            sections[name] = {
+                key: _destination(key, value, base, f"{file}: s3:")
+                for key, value in section.items()
+            }
+    return LocationMap(sections["images"], sections["models"], sections["s3"])

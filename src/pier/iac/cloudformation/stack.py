@@ -31,6 +31,7 @@ from pier.iac.cloudformation.intrinsics import Evaluator, Pseudo
 from pier.iac.cloudformation.mapping import LocationMap
 from pier.iac.cloudformation.resources import (
     ENDPOINT,
+    ENDPOINT_CONFIG,
     KINDS,
     Kind,
     request,
@@ -285,6 +286,9 @@ def compile_stack(
                     path + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in found.keys),
                     found.message,
                 )
+        if kind is ENDPOINT_CONFIG:
+            notes = locations.apply_destinations(req.body)
+            stack.notes.extend(f"{logical_id}: {note}" for note in notes)
         key = digest(req.body)
         if req.name is not None:
             name = req.name
