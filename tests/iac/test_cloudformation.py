@@ -282,11 +282,6 @@ def test_a_parameter_without_value_or_default() -> None:
         ("{Type: Strin}", "t.yaml:2: Parameters.P.Type: unknown parameter type 'Strin'"),
         ("{Default: x}", "t.yaml:2: Parameters.P: Type is required"),
         ("{Type: String, Defualt: x}", "t.yaml:2: Parameters.P.Defualt: unknown parameter "),
-        (
-            "{Type: 'AWS::SSM::Parameter::Value<String>', Default: /a/b}",
-            "t.yaml:2: Parameters.P.Type: AWS::SSM::Parameter::Value<String> reads AWS Systems "
-            "Manager Parameter Store",
-        ),
         ("{Type: String, AllowedPattern: '['}", "t.yaml:2: Parameters.P.AllowedPattern: not a"),
         ("{Type: Number, MinValue: low}", "t.yaml:2: Parameters.P.MinValue: must be a number"),
     ],

@@ -406,3 +406,42 @@ def test_map_s3_sends_data_capture_to_a_local_directory(tmp_path: Path) -> None:
         assert excinfo.value.message.startswith(message)
     mapping = written(tmp_path, "s3:\n  s3://pier-example-capture: ./cap\n", "map.yaml")
     assert read_mapping(mapping).s3 == {"s3://pier-example-capture": (tmp_path / "cap").as_uri()}
+
+
+# ---------------------------------------------------------------------------- SSM parameters
+
+SSM = """\
+Parameters:
+  Subnet:
+    Type: AWS::SSM::Parameter::Value<String>
+    Default: /network/subnet
+  ModelData:
+    Type: AWS::SSM::Parameter::Value<String>
+    Default: /models/churn
+Resources:
+  Model:
+    Type: AWS::SageMaker::Model
+    Properties:
+      PrimaryContainer: {ModelDataUrl: !Ref ModelData}
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties: {TopicName: !Sub "topic-${Subnet}"}
+"""
+
+
+def test_ssm_parameters_are_read_from_the_options_or_left_to_skipped_resources(
+    tmp_path: Path,
+) -> None:
+    path = written(tmp_path, SSM)
+    assert cfn_lint(path).returncode == 0
+    assert error(path) == (
+        f"{path}:12: Resources.Model.Properties.PrimaryContainer.ModelDataUrl.Ref: parameter "
+        "ModelData (AWS::SSM::Parameter::Value<String>) reads AWS Systems Manager Parameter "
+        "Store (/models/churn), which pier cannot reach: pass its value with --parameter "
+        "ModelData=VALUE"
+    )
+    duplicates: list[Duplicate] = []
+    template = parse(read(path, cfn_tags=True, duplicates=duplicates), str(path), duplicates)
+    stack = compile_stack(template, {"ModelData": "models:/churn/1"}, PSEUDO)
+    assert stack.resources[0].body["PrimaryContainer"] == {"ModelDataUrl": "models:/churn/1"}
+    assert [s.logical_id for s in stack.skipped] == ["Topic"]  # its SSM value is not needed

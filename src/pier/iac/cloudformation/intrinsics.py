@@ -272,6 +272,17 @@ class Evaluator:
             )
         if args in self.parameters:
             return self.parameters[args]
+        declared = self.template.parameters.get(args)
+        if declared is not None:  # an SSM parameter without a value given
+            if self.lenient:
+                return f"<SSM parameter {declared.default or args}>"
+            raise problem(
+                at,
+                path,
+                f"parameter {args} ({declared.type}) reads AWS Systems Manager Parameter "
+                f"Store{f' ({declared.default})' if declared.default else ''}, which pier "
+                f"cannot reach: pass its value with --parameter {args}=VALUE",
+            )
         if args in PSEUDO_PARAMETERS:
             return self.pseudo.value(args)
         if args.startswith("AWS::"):
@@ -326,7 +337,7 @@ class Evaluator:
                 node, node_at = variables[name]
                 value = self.resolve(node, f"{path}.{name}", node_at)
             elif (
-                name in self.parameters
+                name in self.template.parameters
                 or name in PSEUDO_PARAMETERS
                 or name in self.template.resources
                 or name in self.template.implicit

@@ -228,7 +228,7 @@ def compile_stack(
     values = parameter_values(template, given)
     stack = Stack(pseudo.stack_name, pseudo, notes=list(template.notes))
     for name, p in template.parameters.items():
-        if p.no_echo:
+        if p.no_echo and name in values:  # an unread SSM parameter has no value to hide
             value = values[name]
             stack.secrets.extend(value if isinstance(value, list) else [value])
     table = _Table(template, pseudo)

@@ -90,6 +90,12 @@ class Parameter:
     def is_number(self) -> bool:
         return self.type in ("Number", "List<Number>")
 
+    @property
+    def is_ssm(self) -> bool:
+        """Its value is read from AWS Systems Manager Parameter Store (the Default names the
+        SSM parameter): pier has it only when given with --parameter."""
+        return self.type.startswith("AWS::SSM::")
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -271,13 +277,6 @@ def _parameter(section: Located, name: str, node: Any) -> Parameter:
     kind = _text(node, "Type", path)
     if kind is None:
         raise problem(at, path, "Type is required (String, Number, CommaDelimitedList, ...)")
-    if kind.startswith("AWS::SSM::Parameter::") or "AWS::SSM::" in kind:
-        raise problem(
-            where(node, "Type"),
-            f"{path}.Type",
-            f"{kind} reads AWS Systems Manager Parameter Store, which pier cannot "
-            "reach; declare the parameter as String and pass its value",
-        )
     known = kind in ("String", "Number", "CommaDelimitedList") or kind.startswith("AWS::")
     if not known and not _LIST_TYPE.fullmatch(kind):
         raise problem(where(node, "Type"), f"{path}.Type", f"unknown parameter type {kind!r}")
@@ -411,6 +410,10 @@ def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, 
         )
     values: dict[str, str | list[str]] = {}
     for name, p in template.parameters.items():
+        if p.is_ssm:  # the value given is the SSM parameter's value; none: it stays unread
+            if name in given:
+                values[name] = given[name].split(",") if "List<" in p.type else given[name]
+            continue
         text = given.get(name, p.default)
         assert text is not None  # missing ones were reported above
         values[name] = _checked(p, text)
