@@ -445,3 +445,41 @@ def test_ssm_parameters_are_read_from_the_options_or_left_to_skipped_resources(
     stack = compile_stack(template, {"ModelData": "models:/churn/1"}, PSEUDO)
     assert stack.resources[0].body["PrimaryContainer"] == {"ModelDataUrl": "models:/churn/1"}
     assert [s.logical_id for s in stack.skipped] == ["Topic"]  # its SSM value is not needed
+
+
+def test_the_language_extensions_transform(tmp_path: Path) -> None:
+    path = written(
+        tmp_path,
+        """\
+Transform: AWS::LanguageExtensions
+Parameters:
+  Zones: {Type: CommaDelimitedList, Default: "a,b"}
+Resources:
+  Model:
+    Type: AWS::SageMaker::Model
+    Properties:
+      PrimaryContainer:
+        ModelDataUrl: s3://bucket/model.tar.gz
+        Environment:
+          ZONES: {"Fn::Length": {"Ref": "Zones"}}
+""",
+    )
+    assert cfn_lint(path).returncode == 0
+    model = compiled(path).resources[0]
+    assert model.body["PrimaryContainer"]["Environment"] == {"ZONES": "2"}
+    for_each = written(
+        tmp_path,
+        """\
+Transform: AWS::LanguageExtensions
+Resources:
+  Fn::ForEach::Topics:
+    - Name
+    - [a, b]
+    - Topic${Name}: {Type: AWS::SNS::Topic}
+""",
+        "f.yaml",
+    )
+    assert error(for_each) == (
+        f"{for_each}:3: Resources.Fn::ForEach::Topics: pier cannot run Fn::ForEach "
+        "(AWS::LanguageExtensions) yet: write the resources it would make out"
+    )

@@ -44,6 +44,8 @@ PARAMETER_KEYS = frozenset(
     }
 )
 SERVERLESS = SERVERLESS_TRANSFORM
+#: Fn::Length, Fn::ToJsonString (evaluated here) and Fn::ForEach (refused, named).
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 LOGICAL_ID = re.compile(r"[A-Za-z0-9]+")
 # AWS's types, registry types of any publisher (`Org::Service::Resource`, modules with
 # `::MODULE`) and custom resources (`Custom::Name`, letters, digits, _ @ -).
@@ -230,17 +232,28 @@ def _check_transform(doc: Located, template: Template) -> None:
         return
     names = transform if isinstance(transform, list) else [transform]
     for name in names:
-        if name != SERVERLESS:
+        if name not in (SERVERLESS, LANGUAGE_EXTENSIONS):
             raise problem(
                 where(doc, "Transform"),
                 "Transform",
                 f"pier cannot run the transform {name!r} (it rewrites the template "
-                f"on AWS's side); only {SERVERLESS} is accepted",
+                f"on AWS's side); {SERVERLESS} and {LANGUAGE_EXTENSIONS} are accepted",
             )
-    template.notes.append(
-        f"Transform {SERVERLESS}: its AWS::Serverless::* resources, and those SAM would add "
-        "for them, are skipped"
-    )
+    if SERVERLESS in names:
+        template.notes.append(
+            f"Transform {SERVERLESS}: its AWS::Serverless::* resources, and those SAM would "
+            "add for them, are skipped"
+        )
+    for section in ("Resources", "Outputs", "Conditions"):
+        node = doc.get(section)
+        for key in node if isinstance(node, Located) else ():
+            if key.startswith("Fn::ForEach::"):
+                raise problem(
+                    where(node, key),
+                    f"{section}.{key}",
+                    f"pier cannot run Fn::ForEach ({LANGUAGE_EXTENSIONS}) yet: write the "
+                    "resources it would make out",
+                )
 
 
 def _text(node: Located, key: str, path: str) -> str | None:
