@@ -29,6 +29,7 @@ from tests.boto3.platform_fixtures import (
     Platform,
     free_port,
     kill_leftovers,
+    platform_env,
     predictions,
     save_linear_model,
     split_json,
@@ -198,6 +199,14 @@ def test_unwritable_destination_never_fails_an_invocation(scene: Scene) -> None:
     log = (p.home / "logs" / "platform.log").read_text()
     assert "data capture of broken/primary" in log
     assert "record(s) dropped" in log
+    # ... and `pier status` shows it beside the endpoint, not only the log and the metric.
+    status = subprocess.run(
+        [str(BIN / "pier"), "status", "--home", str(p.home)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**platform_env(), "COLUMNS": "250"},
+    )  # fmt: skip
+    (line,) = [row for row in status.stdout.splitlines() if " broken " in row]
+    assert "Started, 5 records not written (destination; see the log)" in line
 
     sm = p.client("sagemaker")
     sm.update_endpoint(EndpointName="broken", EndpointConfigName="off")

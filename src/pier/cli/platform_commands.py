@@ -197,15 +197,49 @@ def status(home: HomeOption = None) -> None:
     if mlflow_url:
         out.print(f"MLflow on {mlflow_url} (tracking URI and UI; log {h.mlflow_log_file})")
     client = sagemaker_client(h, url)
-    table = Table("endpoint", "status", "variants (weight × instances)")
+    dropped = _capture_write_errors(url)
+    table = Table("endpoint", "status", "variants (weight × instances)", "data capture")
     for e in client.list_endpoints(MaxResults=100)["Endpoints"]:
         d = client.describe_endpoint(EndpointName=e["EndpointName"])
         variants = ", ".join(
             f"{v['VariantName']} ({v['CurrentWeight']:g} × {v['CurrentInstanceCount']})"
             for v in d.get("ProductionVariants", [])
         )
-        table.add_row(e["EndpointName"], e["EndpointStatus"], variants)
+        table.add_row(e["EndpointName"], e["EndpointStatus"], variants, _capture(d, dropped))
     out.print(table)
+
+
+def _capture_write_errors(url: str) -> dict[str, float]:
+    """Endpoint → records its data capture could not write (pier_capture_dropped_records_total
+    with reason write_error, from the platform's /metrics); empty if it cannot be read."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(url + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "pier_capture_dropped_records":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("reason") == "write_error":
+                endpoint = sample.labels.get("endpoint", "")
+                out[endpoint] = out.get(endpoint, 0.0) + sample.value
+    return out
+
+
+def _capture(described: dict[str, object], dropped: dict[str, float]) -> str:
+    """DescribeEndpoint's capture status, and the records its destination refused."""
+    config = described.get("DataCaptureConfig")
+    if not isinstance(config, dict):
+        return "-"
+    text = str(config.get("CaptureStatus", "?"))
+    count = dropped.get(str(described.get("EndpointName")), 0.0)
+    if count:
+        text += f", [red]{count:g} records not written[/red] (destination; see the log)"
+    return text
 
 
 def env(home: HomeOption = None) -> None:
