@@ -209,9 +209,10 @@ def status(home: HomeOption = None) -> None:
     out.print(table)
 
 
-def _capture_write_errors(url: str) -> dict[str, float]:
-    """Endpoint → records its data capture could not write (pier_capture_dropped_records_total
-    with reason write_error, from the platform's /metrics); empty if it cannot be read."""
+def _capture_write_errors(url: str) -> dict[str, tuple[float, float]]:
+    """Endpoint → (records its data capture could not write, failed S3 uploads), from the
+    platform's /metrics (pier_capture_dropped_records_total{reason="write_error"},
+    pier_capture_upload_errors_total); empty if they cannot be read."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -219,26 +220,30 @@ def _capture_write_errors(url: str) -> dict[str, float]:
         text = httpx.get(url + "/metrics", timeout=5).text
     except httpx.HTTPError:
         return {}
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "pier_capture_dropped_records":
-            continue
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels.get("reason") == "write_error":
-                endpoint = sample.labels.get("endpoint", "")
-                out[endpoint] = out.get(endpoint, 0.0) + sample.value
+            endpoint = sample.labels.get("endpoint", "")
+            dropped, uploads = out.get(endpoint, (0.0, 0.0))
+            if sample.name == "pier_capture_dropped_records_total":
+                if sample.labels.get("reason") == "write_error":
+                    out[endpoint] = (dropped + sample.value, uploads)
+            elif sample.name == "pier_capture_upload_errors_total":
+                out[endpoint] = (dropped, uploads + sample.value)
     return out
 
 
-def _capture(described: dict[str, object], dropped: dict[str, float]) -> str:
-    """DescribeEndpoint's capture status, and the records its destination refused."""
+def _capture(described: dict[str, object], problems: dict[str, tuple[float, float]]) -> str:
+    """DescribeEndpoint's capture status, and what its destination refused."""
     config = described.get("DataCaptureConfig")
     if not isinstance(config, dict):
         return "-"
     text = str(config.get("CaptureStatus", "?"))
-    count = dropped.get(str(described.get("EndpointName")), 0.0)
-    if count:
-        text += f", [red]{count:g} records not written[/red] (destination; see the log)"
+    dropped, uploads = problems.get(str(described.get("EndpointName")), (0.0, 0.0))
+    if dropped:
+        text += f", [red]{dropped:g} records not written[/red] (destination; see the log)"
+    if uploads:
+        text += f", [yellow]{uploads:g} S3 uploads failed[/yellow] (retried; see the log)"
     return text
 
 
