@@ -7,9 +7,11 @@ of docs/mlflow-deployments.md run as written) and its own client
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,9 +24,9 @@ import pytest
 from mlflow.deployments import PredictionsResponse, get_deploy_client
 from mlflow.exceptions import MlflowException
 
-from tests.boto3.platform_fixtures import BIN, Platform
+from tests.boto3.platform_fixtures import BIN, Platform, free_port, serve_processes
 from tests.e2e.test_monitoring_walkthrough import run_bash, user_env
-from tests.e2e.test_rollouts_registry import slow_starting_platform, tracking
+from tests.e2e.test_rollouts_registry import tracking
 
 pytestmark = pytest.mark.slow
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mlflow-deployments.md"
@@ -62,10 +64,25 @@ def register_shop(tracking_uri: str) -> None:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """`pier up` with its MLflow (given 5 minutes: MLflow starts slowly on a loaded machine);
+    it must stop cleanly, and what a failure left running is killed (by pid: every instance
+    here is a process, so no Docker Engine is needed)."""
     home = tmp_path_factory.mktemp("mlflow-deployments") / "home"
-    with slow_starting_platform(home) as p:
+    p = Platform(home, free_port(), None, "sqlite", options=("--mlflow-port", "0"))
+    code: int | None = None
+    try:
+        p.start(timeout=300)
         register_shop(tracking(p))
         yield p
+        code = p.terminate(timeout=180)
+    finally:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+        for leftover in serve_processes(home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover.pid, signal.SIGKILL)
+    assert code == 0, p.log_tail()
 
 
 @pytest.fixture
