@@ -80,7 +80,7 @@ def delete(
     """
     import sys
 
-    if not yes and sys.stdin.isatty():
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():  # a person, not a script
         stack = f"stack {stack_name}" if stack_name else f"the stack of {file}"
         if not typer.confirm(f"Delete every resource of {stack}?", default=False):
             typer.echo("Nothing deleted.", err=True)
