@@ -87,3 +87,10 @@ plot  # unused variable (src/pier/platform/console/charts.py:38): the console's 
 list_users  # typer command `pier users list` (src/pier/cli/users_command.py)
 rotate_key  # typer command `pier users rotate-key` (src/pier/cli/users_command.py)
 updated_at  # gateway_endpoints' column, written for operators (src/pier/store/tables.py)
+create_deployment  # MLflow's BaseDeploymentClient API (src/pier/mlflow_plugin/__init__.py)
+update_deployment  # MLflow's BaseDeploymentClient API
+delete_deployment  # MLflow's BaseDeploymentClient API
+list_deployments  # MLflow's BaseDeploymentClient API
+get_deployment  # MLflow's BaseDeploymentClient API
+explain  # MLflow's BaseDeploymentClient API
+df  # MLflow's explain(deployment_name, df, endpoint) signature

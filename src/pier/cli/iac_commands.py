@@ -78,11 +78,22 @@ def delete(
     map_s3: MapS3Option = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     home: HomeOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
+    ] = False,
 ) -> None:
     """Delete every resource the file's stack created (endpoints first).
 
     Takes the options `apply` took (parameters, mappings), so the same command line works.
+    On a terminal it asks first (--yes does not); a script's call does not ask.
     """
+    import sys
+
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():  # a person, not a script
+        stack = f"stack {stack_name}" if stack_name else f"the stack of {file}"
+        if not typer.confirm(f"Delete every resource of {stack}?", default=False):
+            typer.echo("Nothing deleted.", err=True)
+            raise typer.Exit(1)
     from pier.cli import iac_run
 
     iac_run.delete(

@@ -163,6 +163,7 @@ from pier.cli import (  # noqa: E402
     compare_command,
     console_command,
     delete_command,
+    deploy_command,
     endpoint_commands,
     export_command,
     gateway_command,
@@ -206,6 +207,8 @@ app.add_typer(gateway_command.gateway_app, name="gateway")
 app.command()(compare_command.compare)
 app.command()(ab_command.ab)
 app.command()(rollout_command.rollout)
+app.command()(deploy_command.deploy)
+app.command()(deploy_command.weights)
 
 
 def main() -> None:
