@@ -167,6 +167,10 @@ class PlatformSettings(BaseSettings):
     # The web console (docs/console.md): how long a sign-in lasts, and a one-time link.
     console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     console_link_seconds: float = Field(default=300.0, gt=0)
+    # Data capture (docs/monitoring.md): false answers an invocation before its record is
+    # written (a crash loses at most one flush interval); true answers once the record is in
+    # the kernel (a platform SIGKILL loses no acknowledged record), at a cost in throughput.
+    capture_durable: bool = False
 
     @field_validator("image_map", mode="before")
     @classmethod
