@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
@@ -171,6 +171,10 @@ class PlatformSettings(BaseSettings):
     # written (a crash loses at most one flush interval); true answers once the record is in
     # the kernel (a platform SIGKILL loses no acknowledged record), at a cost in throughput.
     capture_durable: bool = False
+    # GET /metrics (docs/security.md): open on the platform's port when None, as Prometheus
+    # scrapes it; set, it asks for `Authorization: Bearer <token>` (Prometheus' scrape
+    # `authorization: {credentials: ...}`).
+    metrics_token: SecretStr | None = None
 
     @field_validator("image_map", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 Requests are signed by botocore (or not at all) and written to a raw socket: only the request
 line and headers of a 6 MiB request go out, and the platform must answer from them alone (with
 the old order it waited for the body, and the socket read timed out). Then what is refused
-whatever the body: UNSIGNED-PAYLOAD, and a presigned POST made by boto3's own presigner.
+whatever the body: UNSIGNED-PAYLOAD, and a presigned POST made by boto3's own presigner. And
+/metrics behind PIER_METRICS_TOKEN.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from tests.boto3.platform_fixtures import REGION, Platform, free_port
 
 SIX_MIB = 6 * 1024 * 1024
 INVOKE = "/endpoints/nowhere/invocations"
+METRICS_TOKEN = "scrape-0f-pier-metrics"
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     # No endpoint is made, so no instance (process or container) can be left behind.
-    p = Platform(tmp_path_factory.mktemp("signing") / "home", free_port(), None, "sqlite")
+    home = tmp_path_factory.mktemp("signing") / "home"
+    p = Platform(home, free_port(), None, "sqlite", env={"PIER_METRICS_TOKEN": METRICS_TOKEN})
     try:
         p.start()
         yield p
@@ -145,3 +148,20 @@ def test_signed_clients_still_work(platform: Platform, tmp_path: Path) -> None:
     runtime = platform.client("sagemaker-runtime")
     with pytest.raises(runtime.exceptions.ValidationError, match="nowhere"):
         runtime.invoke_endpoint(EndpointName="nowhere", Body=b"{}", ContentType="application/json")
+
+
+def test_metrics_behind_a_bearer_token(platform: Platform) -> None:
+    import httpx
+
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": METRICS_TOKEN}):
+        answer = httpx.get(platform.url + "/metrics", headers=headers)
+        assert answer.status_code == 401
+        assert answer.json()["__type"] == "UnauthorizedException"
+        assert "PIER_METRICS_TOKEN" in answer.json()["message"]
+        assert METRICS_TOKEN not in answer.text
+    scraped = httpx.get(
+        platform.url + "/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    assert scraped.status_code == 200
+    assert "pier_capture_records" in scraped.text
+    assert httpx.get(platform.url + "/ping").status_code == 200  # probes stay open

@@ -362,7 +362,7 @@ async def _serve(
         console,
         DeploymentsApi(service),
         Ping(),
-        Metrics(registry),
+        Metrics(registry, settings.metrics_token),
     ]
     app = PlatformApp(apis, sigv4(keys.lookup), trail)
     await keys.start()
