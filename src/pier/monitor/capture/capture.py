@@ -159,13 +159,12 @@ class Capturer:
         queued = len(self._pending)
         self.offer(settings, endpoint, variant, inference_id, request, request_type,
                    response, response_type)  # fmt: skip
-        if len(self._pending) == queued:  # not sampled, or dropped (counted)
-            return
+        if len(self._pending) == queued or self._wake is None:  # not sampled, dropped
+            return  # (counted), or no writer task yet (not started: nothing to wait for)
         written = self._written
         if written is None:
             written = self._written = asyncio.get_running_loop().create_future()
-        if self._wake is not None:
-            self._wake.set()  # no interval to wait for: write now, with whatever else came
+        self._wake.set()  # no interval to wait for: write now, with whatever else came
         await asyncio.shield(written)
 
     def offer_paired(
