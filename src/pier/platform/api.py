@@ -4,7 +4,7 @@ An API is its dialect and its handlers, nothing else (the `Api` protocol). `serv
 every API shares, in one place, as Starlette's `wrap_app_handling_exceptions` does for its
 routes:
 
-    → SigV4 from the request line and headers, for the API's signing service (pier.contract.
+    SigV4 from the request line and headers, for the API's signing service (pier.contract.
       sigv4; None: unsigned): an unsigned, malformed, stale or unknown-key request is refused
       before a byte of its body is read, and one declaring x-amz-content-sha256 entirely
     → read the body, at most api.max_body bytes        (over it: api.too_large(), in its dialect)
