@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/capture/run.py                  # 3 rounds, 10 s per run
     .venv/bin/python benchmarks/capture/run.py --rounds 5 --connections 8,64
+    .venv/bin/python benchmarks/capture/run.py --durable        # PIER_CAPTURE_DURABLE=true
 
 One platform, one model, two endpoints that differ only in DataCaptureConfig: `plain` (none)
 and `captured` (100 %, Input and Output, JSON listed in JsonContentTypes, to a file:// directory
@@ -13,7 +14,9 @@ it reads the platform's CPU. At the end the platform is stopped with SIGTERM and
 records are counted against the `captured` endpoint's invocations (pier_endpoint_invocations
 _total) and the drops (pier_capture_dropped_records_total). Writes
 benchmarks/capture/results/latest.json and prints a Markdown section for docs/benchmarks.md.
-Timings are reported, never asserted. Reuses benchmarks/hosting (training, the platform,
+With --durable the platform runs with durable capture (a record is written before its
+invocation is answered) and the results go to results/latest-durable.json. Timings are
+reported, never asserted. Reuses benchmarks/hosting (training, the platform,
 signing) and benchmarks/serving (wrk).
 """
 
@@ -58,6 +61,7 @@ from signed_requests import post, signed_headers, write_signed_lua  # noqa: E402
 RESULTS = HERE / "results"
 TARGET_RATIO = 0.9
 ENDPOINTS = ("plain", "captured")
+MODES = {False: "asynchronous (written after the answer)", True: "durable (written first)"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,11 +74,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-max", type=float, default=300.0,
                    help="seconds to wait for other processes to calm down first [300]")  # fmt: skip
     p.add_argument("--quiet-cores", type=float, default=0.3, help="see --quiet-max [0.3]")
-    p.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results")
+    p.add_argument("--durable", action="store_true",
+                   help="durable capture: PIER_CAPTURE_DURABLE=true on the platform")  # fmt: skip
+    p.add_argument("--output", type=Path, default=None,
+                   help="JSON results [results/latest.json, latest-durable.json]")  # fmt: skip
     p.add_argument("--work", type=Path, default=RESULTS / "run",
                    help="model, wrk scripts, logs, captured files (emptied first)")  # fmt: skip
     args = p.parse_args(argv)
     args.connections = [int(c) for c in args.connections.split(",") if c]
+    if args.output is None:
+        args.output = RESULTS / ("latest-durable.json" if args.durable else "latest.json")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     return args
@@ -207,6 +216,7 @@ def markdown(doc: dict[str, Any], command: str) -> str:
     check = doc.get("capture_check", {})
     lines += [
         "",
+        f"Capture mode: {MODES[bool(doc.get('durable'))]}. "
         f"Command: `{command}` ({doc['rounds']} alternating rounds, {doc['duration_s']:g} s per "
         f"run after {doc['warmup_s']:g} s warm-up, wrk {doc['threads']} thread; "
         f"{doc['machine']['cpus']} cores, load average {doc['load_average_start']} at start).",
@@ -232,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "threads": args.threads,
+        "durable": args.durable,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_average_start": load_average(),
         "notes": [],
@@ -251,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         body_file.write_text(json.dumps({"dataframe_split": split}))
         body = body_file.read_bytes()
 
-        plat = start_platform(home, work / "logs" / "platform.log")
+        durable = {"PIER_CAPTURE_DURABLE": "true"} if args.durable else {}
+        plat = start_platform(home, work / "logs" / "platform.log", durable)
         sm, _ = plat.clients()
         create_endpoints(sm, model_dir, captured_dir)
         scripts = {}

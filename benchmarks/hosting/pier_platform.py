@@ -74,11 +74,13 @@ class Platform:
         return out
 
 
-def start_platform(home: Path, log_path: Path) -> Platform:
+def start_platform(home: Path, log_path: Path, settings: dict[str, str] | None = None) -> Platform:
     port = procs.free_port()
     pier = Path(sys.executable).with_name("pier")
-    # The platform's own settings come from its command line only, not from this shell.
+    # The platform's own settings come from its command line (and `settings`, PIER_*
+    # variables the caller names) only, not from this shell.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIER_", "AWS_"))}
+    env.update(settings or {})
     cmd = [str(pier), "up", "--home", str(home), "--port", str(port), "--no-mlflow"]
     t0 = time.perf_counter()
     proc = procs.launch(cmd, env, log_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
@@ -167,6 +167,14 @@ class PlatformSettings(BaseSettings):
     # The web console (docs/console.md): how long a sign-in lasts, and a one-time link.
     console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     console_link_seconds: float = Field(default=300.0, gt=0)
+    # Data capture (docs/monitoring.md): false answers an invocation before its record is
+    # written (a crash loses at most one flush interval); true answers once the record is in
+    # the kernel (a platform SIGKILL loses no acknowledged record), at a cost in throughput.
+    capture_durable: bool = False
+    # GET /metrics (docs/security.md): open on the platform's port when None, as Prometheus
+    # scrapes it; set, it asks for `Authorization: Bearer <token>` (Prometheus' scrape
+    # `authorization: {credentials: ...}`).
+    metrics_token: SecretStr | None = None
 
     @field_validator("image_map", mode="before")
     @classmethod

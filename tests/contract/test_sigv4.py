@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pier.contract import sigv4
-from pier.contract.sigv4 import Credentials, verify
+from pier.contract.sigv4 import Credentials, verify, verify_headers
 from pier.errors import (
     IncompleteSignature,
     InvalidSignature,
@@ -80,6 +80,17 @@ class Wire:
             self.query_string,
             self.headers,
             self.body,
+            kwargs.pop("lookup", lookup),
+            signed_at(self) if now is None else now,
+            **kwargs,
+        )
+
+    def verify_headers(self, now: datetime | None = None, **kwargs: Any) -> sigv4.Signed[Any]:
+        return verify_headers(
+            self.method,
+            self.raw_path,
+            self.query_string,
+            self.headers,
             kwargs.pop("lookup", lookup),
             signed_at(self) if now is None else now,
             **kwargs,
@@ -168,7 +179,7 @@ def runtime_request(**kwargs: Any) -> Wire:
 
 
 def test_public_surface() -> None:
-    assert sigv4.__all__ == ["Credentials", "verify"]
+    assert sigv4.__all__ == ["Credentials", "Signed", "verify", "verify_headers"]
 
 
 def test_control_api_request_verifies() -> None:
@@ -424,15 +435,17 @@ def test_skew(make: Any) -> None:
 # ------------------------------------------------------------------ payload hash
 
 
-def test_unsigned_payload_set_by_botocore() -> None:
-    # botocore sends UNSIGNED-PAYLOAD over https when payload signing is off for an operation.
+def test_unsigned_payload_is_refused() -> None:
+    # botocore sends UNSIGNED-PAYLOAD over https when payload signing is off for an operation
+    # (no SageMaker or CloudWatch operation is): the body would be unprotected, so it is refused.
     wire = runtime_request(
         base="https://pier.example.com", context={"payload_signing_enabled": False}
     )
     assert wire.headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
-    assert wire.verify() is OURS
-    # the body is, by the client's choice, not covered by the signature
-    assert dataclasses.replace(wire, body=b"other").verify() is OURS
+    with pytest.raises(InvalidSignature, match="UNSIGNED-PAYLOAD is not accepted: this API signs"):
+        wire.verify()
+    with pytest.raises(InvalidSignature, match="UNSIGNED-PAYLOAD is not accepted"):
+        wire.verify_headers()
 
 
 def test_declared_content_sha256_must_match_the_body() -> None:
@@ -441,6 +454,42 @@ def test_declared_content_sha256_must_match_the_body() -> None:
     assert wire.verify() is OURS
     with pytest.raises(InvalidSignature, match="'x-amz-content-sha256' header does not match"):
         dataclasses.replace(wire, body=BINARY_BODY + b"!").verify()
+
+
+def test_declared_hash_is_verified_from_the_headers_alone() -> None:
+    # with x-amz-content-sha256 the whole signature is checked before the body is read
+    digest = hashlib.sha256(BINARY_BODY).hexdigest()
+    wire = runtime_request(headers={**RUNTIME_HEADERS, "X-Amz-Content-SHA256": digest})
+    signed = wire.verify_headers()
+    assert signed.credentials is OURS
+    assert signed.body(BINARY_BODY) is OURS
+    with pytest.raises(InvalidSignature, match="'x-amz-content-sha256' header does not match"):
+        signed.body(b"other")
+    forged = wire.with_authorization(r"Signature=\w+", "Signature=" + "0" * 64)
+    with pytest.raises(InvalidSignature) as raised:
+        forged.verify_headers()
+    assert raised.value.message == MISMATCH
+    # an upper-case digest is what the client signed: verified as sent, compared as a hash
+    upper = runtime_request(headers={**RUNTIME_HEADERS, "X-Amz-Content-SHA256": digest.upper()})
+    assert upper.verify_headers().body(BINARY_BODY) is OURS
+
+
+def test_without_a_declared_hash_the_signature_waits_for_the_body() -> None:
+    # boto3's SageMaker clients send no x-amz-content-sha256: the headers are checked first
+    # (format, scope, time, known key), the signature once the body is there.
+    wire = runtime_request()
+    assert "x-amz-content-sha256" not in wire.headers
+    signed = wire.verify_headers()
+    assert signed.body(BINARY_BODY) is OURS
+    with pytest.raises(InvalidSignature) as raised:
+        wire.verify_headers().body(BINARY_BODY + b"!")
+    assert raised.value.message == MISMATCH
+    with pytest.raises(MissingAuthenticationToken):
+        wire.with_header("authorization", None).verify_headers()
+    with pytest.raises(UnrecognizedClient):
+        runtime_request(key="AKIAUNKNOWN000000000").verify_headers()
+    with pytest.raises(InvalidSignature, match="Signature expired"):
+        wire.verify_headers(signed_at(wire) + timedelta(minutes=16))
 
 
 def test_chunked_payload_signing_is_rejected_clearly() -> None:
@@ -466,6 +515,8 @@ def test_presigned_url() -> None:
     with pytest.raises(InvalidSignature, match="does not match"):
         dataclasses.replace(wire, query_string=wire.query_string.replace("a=1", "a=3")).verify()
     with pytest.raises(InvalidSignature, match="does not match"):
+        dataclasses.replace(wire, method="HEAD").verify()
+    with pytest.raises(IncompleteSignature, match="on GET and HEAD only, not POST"):
         dataclasses.replace(wire, method="POST").verify()
     with pytest.raises(UnrecognizedClient):
         sign("GET", INVOKE_PATH, key="AKIAOTHER", presign_expires=300).verify()
@@ -490,6 +541,22 @@ def test_malformed_presigned_url(pattern: str, replacement: str, message: str) -
     )
     with pytest.raises(IncompleteSignature, match=message):
         tampered.verify(now)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_presigned_requests_with_a_body_are_refused(method: str) -> None:
+    # botocore's presigner moves a POST's body into the query string (here the JSON's keys):
+    # the API would get no input, so the request is refused, untampered, with the reason.
+    wire = sign(method, INVOKE_PATH, body=b'{"a": [1, 2]}', presign_expires=300)
+    assert wire.body == b""
+    assert wire.query_string.startswith("a=1&a=2&X-Amz-Algorithm=")
+    with pytest.raises(IncompleteSignature) as raised:
+        wire.verify()
+    assert raised.value.message.startswith(
+        f"Presigned (query-string) requests are accepted on GET and HEAD only, not {method}"
+    )
+    assert "Authorization header" in raised.value.message
+    assert sign("HEAD", INVOKE_PATH, presign_expires=300).verify() is OURS
 
 
 def test_header_and_query_auth_together_are_rejected() -> None:

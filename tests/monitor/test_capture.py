@@ -257,6 +257,39 @@ def test_batches_are_written_by_the_writer_task(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_durable_capture_returns_once_the_record_is_written(tmp_path: Path) -> None:
+    # The interval is an hour: only durable mode's own wake-up can have written the records.
+    dest = tmp_path / "dest"
+    s = settings(dest.as_uri())
+
+    async def one(c: Capturer, i: int) -> list[dict[str, Any]]:
+        await c.capture(s, "ep", "AllTraffic", f"id-{i}", b"{}", "application/json",
+                        b"[1.0]", "application/json")  # fmt: skip
+        return lines(dest)  # read as soon as the invocation could be answered
+
+    async def main() -> None:
+        c, registry = capturer(tmp_path, flush_interval_s=3600, durable=True)
+        await c.start()
+        assert len(await one(c, 0)) == 1
+        # concurrent invocations share batches (group commit); each sees its own record
+        seen = await asyncio.gather(*(one(c, i) for i in range(1, 41)))
+        for i, records in enumerate(seen, 1):
+            assert f"id-{i}" in {r["eventMetadata"]["inferenceId"] for r in records}
+        assert len(lines(dest)) == 41
+        labels = {"endpoint": "ep", "variant": "AllTraffic"}
+        assert sample(registry, "pier_capture_records_total", **labels) == 41
+        # not sampled: nothing to wait for
+        await c.capture(settings(dest.as_uri(), percentage=0), "ep", "AllTraffic", None,
+                        b"{}", None, b"[1.0]", None)  # fmt: skip
+        await c.aclose()
+        # after the stop: dropped and counted, never waited for
+        await c.capture(s, "ep", "AllTraffic", None, b"{}", None, b"[1.0]", None)
+        assert len(lines(dest)) == 41
+        assert sample(registry, "pier_capture_dropped_records_total", reason="stopped", **labels)
+
+    asyncio.run(main())
+
+
 def test_a_full_batch_wakes_the_writer_early(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
 

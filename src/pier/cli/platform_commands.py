@@ -11,6 +11,7 @@ import time
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.table import Table
 
 from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
@@ -150,6 +151,8 @@ def settings_env(settings: PlatformSettings) -> dict[str, str]:
     URIs may hold passwords, and the environment, unlike argv, is not shown by `ps`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):  # handed on as itself, not as its mask
+            value = value.get_secret_value()
         if isinstance(value, dict):
             env[f"PIER_{name.upper()}"] = json.dumps(value)
         elif value is not None and name != "region":

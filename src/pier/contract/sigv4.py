@@ -7,11 +7,22 @@ services other than S3, which is what AWS verifies:
   empty segments removed, then percent-encoded again (``quote(path, safe="/~")``);
 - query: each pair decoded and re-encoded with RFC 3986 unreserved characters, sorted;
 - headers: the names listed in SignedHeaders, values trimmed and inner whitespace collapsed;
-- payload: ``x-amz-content-sha256`` when the client sent it (``UNSIGNED-PAYLOAD`` included), else
-  the SHA-256 of the body.
+- payload: ``x-amz-content-sha256`` when the client sent it, else the SHA-256 of the body.
+  ``UNSIGNED-PAYLOAD`` is refused: AWS's services other than S3 sign the payload (botocore
+  never sends it for SageMaker or CloudWatch), and an unsigned body could be replaced in
+  transit.
 
-Both the Authorization header and presigned-URL query parameters (``X-Amz-Algorithm`` ...) are
-accepted. Messages follow AWS's wording and never contain a secret or the expected signature.
+Verification comes in two steps so that a server reads no body for a request it will refuse:
+`verify_headers` checks everything the headers carry (the format, the scope, the time, that the
+key is ours) and, when ``x-amz-content-sha256`` declares the payload's hash, the signature
+itself; `Signed.body` then checks the body against the declared hash, or verifies the signature
+with the body's hash. `verify` does both at once.
+
+The Authorization header is accepted on every method; presigned-URL query parameters
+(``X-Amz-Algorithm`` ...) on GET and HEAD only: botocore's presigner moves a request's body
+into the query string (``SigV4QueryAuth``), which no API of pier reads, so a presigned POST
+could only ever reach an API without its input. Messages follow AWS's wording and never contain
+a secret or the expected signature.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 from pier.errors import (
@@ -34,12 +45,13 @@ from pier.errors import (
     UnrecognizedClient,
 )
 
-__all__ = ["Credentials", "verify"]
+__all__ = ["Credentials", "Signed", "verify", "verify_headers"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 TERMINATOR = "aws4_request"
 MAX_PRESIGN_EXPIRES = 604800  # seven days, as AWS allows
+PRESIGNED_METHODS = frozenset({"GET", "HEAD"})
 
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -85,6 +97,28 @@ class _Auth:
     canonical_query: str
 
 
+@dataclass(slots=True)  # one per request: slotted, not frozen, is the cheapest to build
+class Signed(Generic[C]):
+    """A request whose headers passed `verify_headers`: `body(...)` finishes the check."""
+
+    credentials: C
+    declared: str | None  # x-amz-content-sha256, as sent: the signature is checked already
+    _canonical_head: str = field(repr=False)  # the canonical request without its payload line
+    _auth: _Auth = field(repr=False)
+
+    def body(self, body: bytes) -> C:
+        """The caller's credentials once `body` is known to be what was signed; else raise."""
+        actual = _sha256_hex(body)
+        if self.declared is not None:
+            if actual != self.declared.lower():
+                raise InvalidSignature(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                )
+            return self.credentials
+        _check_signature(self._auth, self.credentials, self._canonical_head, actual)
+        return self.credentials
+
+
 def verify(
     method: str,
     raw_path: str,
@@ -105,6 +139,27 @@ def verify(
     Raises MissingAuthenticationToken, IncompleteSignature, InvalidSignature or
     UnrecognizedClient.
     """
+    signed = verify_headers(
+        method, raw_path, query_string, headers, lookup, now,
+        max_skew=max_skew, services=services,
+    )  # fmt: skip
+    return signed.body(body)
+
+
+def verify_headers(
+    method: str,
+    raw_path: str,
+    query_string: str,
+    headers: Mapping[str, str],
+    lookup: Callable[[str], C | None],
+    now: datetime,
+    *,
+    max_skew: timedelta = timedelta(minutes=15),
+    services: frozenset[str] = frozenset({"sagemaker"}),
+) -> Signed[C]:
+    """Everything `verify` checks that the request line and headers carry, before any body is
+    read: raises as `verify` does; the signature too when the headers declare the payload's
+    hash (``x-amz-content-sha256``). `Signed.body` checks the rest."""
     pairs = _query_pairs(query_string)
     authorization = headers.get("authorization")
     presigned = any(key == b"X-Amz-Algorithm" for key, _ in pairs)
@@ -116,6 +171,13 @@ def verify(
     if authorization is not None:
         auth = _from_header(authorization, headers, pairs)
     elif presigned:
+        if method.upper() not in PRESIGNED_METHODS:
+            raise IncompleteSignature(
+                f"Presigned (query-string) requests are accepted on GET and HEAD only, not "
+                f"{method.upper()[:10]}: a presigner moves the body into the query string, "
+                "which this API does not read. Sign the request with the Authorization header "
+                "(as boto3's clients do)."
+            )
         auth = _from_query(pairs)
     else:
         raise MissingAuthenticationToken("Missing Authentication Token")
@@ -127,21 +189,28 @@ def verify(
         raise IncompleteSignature("'Host' must be a 'SignedHeader' in the AWS Authorization.")
     _check_scope(auth, services)
     _check_time(auth, now, max_skew)
+    declared = _declared_payload_hash(headers)
 
     credentials = lookup(auth.access_key_id)
     if credentials is None:
         raise UnrecognizedClient(_UNKNOWN_KEY)
 
-    canonical_request = "\n".join(
+    canonical_head = "\n".join(
         (
             method.upper(),
             _canonical_path(raw_path),
             auth.canonical_query,
             _canonical_headers(signed, headers),
             auth.signed_headers,
-            _payload_hash(headers, body),
         )
     )
+    if declared is not None:
+        _check_signature(auth, credentials, canonical_head, declared)
+    return Signed(credentials, declared, canonical_head, auth)
+
+
+def _check_signature(auth: _Auth, credentials: Credentials, head: str, payload: str) -> None:
+    canonical_request = f"{head}\n{payload}"
     scope = f"{auth.scope_date}/{auth.region}/{auth.service}/{TERMINATOR}"
     string_to_sign = "\n".join(
         (ALGORITHM, auth.amz_date, scope, _sha256_hex(canonical_request.encode()))
@@ -150,7 +219,6 @@ def verify(
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise InvalidSignature(SIGNATURE_MISMATCH)
-    return credentials
 
 
 # ------------------------------------------------------------------ canonical request
@@ -208,20 +276,21 @@ def _canonical_headers(names: Sequence[str], headers: Mapping[str, str]) -> str:
     return "".join(lines)
 
 
-def _payload_hash(headers: Mapping[str, str], body: bytes) -> str:
+def _declared_payload_hash(headers: Mapping[str, str]) -> str | None:
+    """x-amz-content-sha256 (64 hex digits, as sent), None when absent; raises for others."""
     declared = headers.get("x-amz-content-sha256")
     if declared is None:
-        return _sha256_hex(body)
+        return None
     if declared == UNSIGNED_PAYLOAD:
-        return declared
+        raise InvalidSignature(
+            f"x-amz-content-sha256: {UNSIGNED_PAYLOAD} is not accepted: this API signs the "
+            "payload (as AWS's services other than S3 do). Send the body's SHA-256, or leave "
+            "the header out."
+        )
     if not _SHA256_HEX_RE.fullmatch(declared):
         raise InvalidSignature(
             f"Unsupported x-amz-content-sha256 value {declared[:40]!r}: expected the SHA-256 of "
-            f"the body or {UNSIGNED_PAYLOAD} (chunked signing is not supported)."
-        )
-    if declared.lower() != _sha256_hex(body):
-        raise InvalidSignature(
-            "The provided 'x-amz-content-sha256' header does not match what was computed."
+            f"the body (chunked signing is not supported)."
         )
     return declared
 

@@ -4,8 +4,11 @@ An API is its dialect and its handlers, nothing else (the `Api` protocol). `serv
 every API shares, in one place, as Starlette's `wrap_app_handling_exceptions` does for its
 routes:
 
-    read the body, at most api.max_body bytes        (over it: api.too_large(), in its dialect)
-    → SigV4, for the API's signing service            (pier.contract.sigv4; None: unsigned)
+    SigV4 from the request line and headers, for the API's signing service (pier.contract.
+      sigv4; None: unsigned): an unsigned, malformed, stale or unknown-key request is refused
+      before a byte of its body is read, and one declaring x-amz-content-sha256 entirely
+    → read the body, at most api.max_body bytes        (over it: api.too_large(), in its dialect)
+    → SigV4's rest: the body is what was signed
     → the caller's role may call api.operation(request)? (pier.platform.access.POLICY; else
                                                        AccessDeniedException in its dialect)
     → api.handle(request): decode, dispatch, encode   (blocking handlers run in a worker thread
@@ -48,7 +51,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pier.contract.asgi import Headers, Receive, Scope, Send, read_body, request_headers, respond
-from pier.contract.sigv4 import verify
+from pier.contract.sigv4 import Signed, verify_headers
 from pier.errors import InternalFailure, PierError
 from pier.platform.access import STATE_CHANGING, Principal, denied
 
@@ -129,8 +132,17 @@ class Api(Protocol):
         ...
 
 
-#: Verifies a request's signature for a signing service: the caller, or raises the AWS error.
-Authenticate = Callable[[Request, str], Principal]
+class SignedRequest(Protocol):
+    """A request whose headers passed authentication (pier.contract.sigv4.Signed)."""
+
+    def body(self, body: bytes) -> Principal:
+        """The caller, once `body` is what was signed; else raise the AWS error."""
+        ...
+
+
+#: Verifies a request's SigV4 headers for a signing service, before its body is read: what
+#: checks the body, or raises the AWS error.
+Authenticate = Callable[[Request, str], SignedRequest]
 #: Takes a call for the audit trail: (caller, operation, request, status, error code or None).
 Trail = Callable[[Principal, str, Request, int, "str | None"], None]
 
@@ -143,18 +155,17 @@ def sigv4(
 
     scopes: dict[str, frozenset[str]] = {}  # a signing service's, built once
 
-    def authenticate(request: Request, service: str) -> Principal:
+    def authenticate(request: Request, service: str) -> Signed[Principal]:
         services = scopes.get(service)
         if services is None:
             services = scopes[service] = frozenset({service})
         scope = request.scope
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        return verify(
+        return verify_headers(
             scope["method"],
             raw_path.decode("latin-1"),
             scope.get("query_string", b"").decode("latin-1"),
             request.headers,
-            request.body,
             lookup,
             clock(),
             services=services,
@@ -176,22 +187,25 @@ async def serve(
 ) -> None:
     """The request path every API shares (this module's docstring)."""
     received_ns = time.perf_counter_ns()
-    headers = request_headers(scope)
-    try:
-        body = await read_body(receive, api.max_body)
-    except ConnectionAbortedError:
-        return  # the client left before its request was read: there is nobody to answer
     caller: Principal | None = None
     operation: str | None = None
     code: str | None = None
     refused = False
-    request = Request(scope, headers, b"", received_ns)
+    request = Request(scope, request_headers(scope), b"", received_ns)
     try:
+        # Headers first: a request that will be refused costs no body (uvicorn discards what
+        # the client still sends once the answer is out).
+        signed = None if api.signing_service is None else authenticate(request, api.signing_service)
+        try:
+            body = await read_body(receive, api.max_body)
+        except ConnectionAbortedError:
+            return  # the client left before its request was read: there is nobody to answer
         if body is None:
             raise api.too_large()
         request.body = body
-        if api.signing_service is not None:
-            caller = authenticate(request, api.signing_service)
+        if signed is not None:
+            assert api.signing_service is not None
+            caller = signed.body(body)
             operation = api.operation(request)
             if operation is not None and not caller.may(operation):
                 refused = True
@@ -253,6 +267,7 @@ __all__ = [
     "Request",
     "Response",
     "Result",
+    "SignedRequest",
     "Trail",
     "serve",
     "sigv4",

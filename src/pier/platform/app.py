@@ -18,7 +18,8 @@ POST /api/v1/{name}/predict, GET /api/openapi.json, GET /api/docs, ...
 POST /pier/gateway/sync                 reload API keys, write usage now (SigV4)
 GET  /ping                              the platform is up
 GET  /metrics                           Prometheus: SageMaker's endpoint metrics (router.metrics)
-                                        and data capture's (monitor.capture)
+                                        and data capture's (monitor.capture); open, or a bearer
+                                        token (PIER_METRICS_TOKEN)
 
 The APIs verify AWS Signature Version 4 (the gateway: its API keys). A plain ASGI app, like
 the model server's: the invoke path is hot, and these are a few fixed routes. `PlatformApp`
@@ -29,10 +30,12 @@ request path (pier.platform.api.serve); pier.platform.server builds the list.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
 
 from pier.contract.asgi import Receive, Scope, Send, respond
 from pier.errors import AwsError, PierError, SerializationException
@@ -96,18 +99,33 @@ class Ping:
         return error_response(err)
 
 
-class Metrics(Ping):
-    """GET /metrics: Prometheus' text format (unsigned, as Prometheus scrapes it)."""
+class MetricsUnauthorized(AwsError):
+    status = 401
+    code = "UnauthorizedException"
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+
+class Metrics(Ping):
+    """GET /metrics: Prometheus' text format. Not SigV4-signed, as Prometheus scrapes it: open
+    when `token` is None, else it asks for ``Authorization: Bearer <token>`` (PIER_METRICS_TOKEN),
+    compared in constant time."""
+
+    def __init__(self, registry: CollectorRegistry, token: SecretStr | None = None) -> None:
         self.registry = registry
+        self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
 
     def matches(self, scope: Scope) -> bool:
         return bool(scope["method"] == "GET" and scope["path"] == "/metrics")
 
     async def handle(self, request: Request) -> Response:
+        if self._expected is not None:
+            given = request.headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(given, self._expected):
+                raise MetricsUnauthorized(
+                    "GET /metrics needs 'Authorization: Bearer <token>' with the platform's "
+                    "PIER_METRICS_TOKEN (docs/security.md)."
+                )
         text = await asyncio.to_thread(generate_latest, self.registry)
         return Response(200, text, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
 
 
-__all__ = ["Metrics", "NoSuchRoute", "Ping", "PlatformApp"]
+__all__ = ["Metrics", "MetricsUnauthorized", "NoSuchRoute", "Ping", "PlatformApp"]

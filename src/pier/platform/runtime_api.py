@@ -2,7 +2,8 @@
 
 The hot path: the body is forwarded untouched (pier.router), never parsed here. After the
 answer is written, the router counts OverheadLatency and data capture queues the pair (a
-random draw and an append; encoding and I/O happen in capture's writer).
+random draw and an append; encoding and I/O happen in capture's writer). With durable capture
+(PIER_CAPTURE_DURABLE), the pair is written before the answer goes out instead.
 
 Errors are sagemaker-runtime's: ``{"ErrorCode": code, "message": ...}`` with
 ``x-amzn-ErrorType``; a ModelError (the container answered 4xx/5xx) adds
@@ -35,6 +36,7 @@ class RuntimeApi:
     def __init__(self, router: Router, capturer: Capturer | None) -> None:
         self._router = router
         self._capturer = capturer
+        self._durable = capturer is not None and capturer.durable
 
     def matches(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -66,11 +68,24 @@ class RuntimeApi:
         ]
         if result.custom_attributes is not None:
             out.append((b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode()))
+        if self._durable and result.capture is not None:
+            assert self._capturer is not None
+            headers = request.headers
+            await self._capturer.capture(
+                result.capture,
+                name,
+                result.variant,
+                headers.get("x-amzn-sagemaker-inference-id"),
+                request.body,
+                headers.get("content-type"),
+                result.body,
+                result.content_type,
+            )
         return Response(200, result.body, out, partial(self._answered, request, name, result))
 
     def _answered(self, request: Request, name: str, result: Invocation) -> None:
         self._router.answered(name, result, request.received_ns)
-        if result.capture is not None and self._capturer is not None:
+        if result.capture is not None and self._capturer is not None and not self._durable:
             # Queued only (a random draw and an append): encoding and I/O happen elsewhere.
             headers = request.headers
             self._capturer.offer(

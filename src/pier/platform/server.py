@@ -266,7 +266,7 @@ async def _serve(
     # Access keys of every user, refreshed when `pier users` changes them; the audit trail.
     keys = KeyCache(users, settings.account)
     trail = AuditTrail(AuditStore(sessions), ArnFactory(settings.region, settings.account))
-    capturer = Capturer(default_base(home.root), registry)
+    capturer = Capturer(default_base(home.root), registry, durable=settings.capture_durable)
     table.on_retired(capturer.metrics.forget)  # a deleted endpoint's series leave /metrics
     router.mirror.record = capture_pairs(capturer)  # both halves of mirrored requests
     labels = GroundTruthStore(store_uri(settings.ground_truth_uri, home.root), home.root)
@@ -362,7 +362,7 @@ async def _serve(
         console,
         DeploymentsApi(service),
         Ping(),
-        Metrics(registry),
+        Metrics(registry, settings.metrics_token),
     ]
     app = PlatformApp(apis, sigv4(keys.lookup), trail)
     await keys.start()

@@ -34,6 +34,11 @@ What can be lost, and how it shows:
   most one flush interval of traffic (1 s by default) and never more than 2 × `queue_size`
   records. Written batches are in the kernel's page cache (a crash can cut a file's last line);
   S3 spool files survive and are uploaded at the next start.
+- With `durable=True` (PIER_CAPTURE_DURABLE), a crash loses no acknowledged record: the
+  runtime awaits `capture` (not `offer`) before it answers, which queues the record, wakes the
+  writer at once and returns when the batch holding it is in the kernel (a group commit: the
+  records that arrive while a batch is written form the next one). A record that cannot be
+  written is still counted and logged, and the invocation still answered.
 - A clean stop (SIGTERM, `pier down`): nothing. The platform awaits `aclose()`, which writes
   the queue, closes every file and uploads every S3 file.
 
@@ -87,6 +92,7 @@ class Capturer:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         s3_client_factory: S3ClientFactory = s3_client,
+        durable: bool = False,
     ) -> None:
         if queue_size < 1 or flush_interval_s <= 0:
             raise ValueError("queue_size must be ≥ 1 and flush_interval_s > 0")
@@ -106,6 +112,9 @@ class Capturer:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._stopped = False
+        self.durable = durable
+        # Durable mode: resolved once the records now in _pending are written (group commit).
+        self._written: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ the hot path
     def offer(
@@ -133,6 +142,30 @@ class Capturer:
         )  # fmt: skip
         if len(pending) >= self._batch_size and self._wake is not None:
             self._wake.set()
+
+    async def capture(
+        self,
+        settings: CaptureSettings,
+        endpoint: str,
+        variant: str,
+        inference_id: str | None,
+        request: bytes,
+        request_type: str | None,
+        response: bytes,
+        response_type: str | None,
+    ) -> None:
+        """Durable mode's `offer`: sample and queue, then return once the record is written
+        (in the kernel: a SIGKILL of the platform loses none of it). Never raises for I/O."""
+        queued = len(self._pending)
+        self.offer(settings, endpoint, variant, inference_id, request, request_type,
+                   response, response_type)  # fmt: skip
+        if len(self._pending) == queued or self._wake is None:  # not sampled, dropped
+            return  # (counted), or no writer task yet (not started: nothing to wait for)
+        written = self._written
+        if written is None:
+            written = self._written = asyncio.get_running_loop().create_future()
+        self._wake.set()  # no interval to wait for: write now, with whatever else came
+        await asyncio.shield(written)
 
     def offer_paired(
         self,
@@ -178,6 +211,7 @@ class Capturer:
     async def flush(self) -> None:
         """Write what is queued now (tests, and the writer task itself)."""
         batch, self._pending = self._pending, deque()
+        written, self._written = self._written, None
         loop = asyncio.get_running_loop()
         try:
             if batch:
@@ -186,6 +220,9 @@ class Capturer:
                 await loop.run_in_executor(self._thread, self.writer.tick)
         except Exception:  # a bug, not I/O (the writer handles that): log, keep capturing
             log.exception("data capture: writing a batch of %d record(s) failed", len(batch))
+        finally:
+            if written is not None and not written.done():
+                written.set_result(None)  # durable mode: its invocations may answer now
 
     async def _run(self) -> None:
         assert self._wake is not None
