@@ -24,7 +24,7 @@ import pytest
 from mlflow.deployments import PredictionsResponse, get_deploy_client
 from mlflow.exceptions import MlflowException
 
-from tests.boto3.platform_fixtures import BIN, Platform, free_port, serve_processes
+from tests.boto3.platform_fixtures import BIN, Platform, _serve_children, free_port
 from tests.e2e import test_monitoring_walkthrough
 from tests.e2e.test_monitoring_walkthrough import run_bash, user_env
 from tests.e2e.test_rollouts_registry import tracking
@@ -80,7 +80,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         if p.proc is not None and p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait()
-        for leftover in serve_processes(home):
+        for leftover in _serve_children(home):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leftover.pid, signal.SIGKILL)
     assert code == 0, p.log_tail()

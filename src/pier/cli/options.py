@@ -44,7 +44,7 @@ MapS3Option = Annotated[
 ]
 MappingOption = Annotated[
     Path | None,
-    typer.Option("--mapping", help="A YAML file with `images:` and `models:` mappings."),
+    typer.Option("--mapping", help="A YAML file with `images:`, `models:` and `s3:` mappings."),
 ]
 TimeoutOption = Annotated[
     float, typer.Option(help="Seconds an endpoint may take to become InService.")

@@ -11,8 +11,8 @@ A client of the SageMaker API (boto3), like the rest of pier.iac. One deployment
 4. CreateEndpoint, or UpdateEndpoint (blue/green: the old instances serve until the new ones
    are healthy) when it exists; mode `create` refuses an existing endpoint;
 5. DescribeEndpoint until InService on the new config; a failed update keeps the old config
-   and says why. Mode `replace` then deletes the old config and the models only it used,
-   unless `archive`.
+   and says why. Then the old config is deleted with the models only it used (in mode add
+   the new config still uses them), unless `archive`, as SageMaker's target does.
 """
 
 from __future__ import annotations
@@ -269,8 +269,8 @@ def deploy(
             f"the update to {config} failed: {reason}"
         )
     deleted: list[str] = []
-    if old is not None and request.mode is Mode.REPLACE and not request.archive:
-        deleted = remove_unused(sm, old)
+    if old is not None and not request.archive:  # as SageMaker's target: the old config goes;
+        deleted = remove_unused(sm, old)  # its models too unless the new config uses them (add)
     return Result(request.endpoint, current is None, pinned, model, variant, config, done,
                   deleted)  # fmt: skip
 
