@@ -139,6 +139,9 @@ class PlatformSettings(BaseSettings):
         default=None, description="MLflow artefact store (default: home/mlflow/artifacts)"
     )
     stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # The platform's quota of instances, across every endpoint (SageMaker's account-level
+    # service limit): a create or update that would pass it answers ResourceLimitExceeded.
+    max_instances: int = Field(default=32, ge=1)
     # Which environment serves a model whose container Environment has no PIER_ENV_MANAGER
     # (docs/environments.md), and where model environments are cached (default: home/envs).
     env_manager: EnvManagerName = "auto"

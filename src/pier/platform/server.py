@@ -258,6 +258,7 @@ async def _serve(
         check_image=image_checker(backend),
         live=reconciler,
         notify=reconciler.notify,
+        max_instances=settings.max_instances,
     )
     registry = CollectorRegistry(auto_describe=True)
     metrics = EndpointMetrics(registry, table, lambda: instance_processes(backend))
