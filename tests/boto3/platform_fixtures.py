@@ -177,10 +177,9 @@ def _serve_children(home: Path) -> list[ServeProcess]:
 def _home_containers(home: Path, running_only: bool = True) -> list[Any]:
     import docker
 
-    try:
-        client = docker.from_env()
-    except docker.errors.DockerException:
-        return []  # no engine answers: no container can run (process-backend tests)
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return []  # no engine: no container can run (the process backend's tests)
+    client = docker.from_env()
     try:
         label = f"pier.home={home.absolute()}"
         return list(
