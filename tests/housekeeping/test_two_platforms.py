@@ -54,7 +54,8 @@ def test_the_follower_takes_over_when_the_leader_is_killed(tmp_path: Path) -> No
 
         a.kill()  # its session on the database ends: the lock is free
         wait_for(lambda: LEADS in _log(b), timeout=60, what="the follower to take over")
-        assert "alarm runner: evaluating" in _log(b)
+        # Its loops start: the reconciler, the scheduler, then the alarm runner.
+        wait_for(lambda: "alarm runner: evaluating" in _log(b), timeout=60, what="its loops")
         rt_b = b.client("sagemaker-runtime")
 
         def served() -> bool:

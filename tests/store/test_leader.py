@@ -19,7 +19,7 @@ def test_one_platform_leads_and_the_next_takes_over_when_it_goes() -> None:
             assert a.try_acquire()
             assert not b.try_acquire()
             assert a.still_held()
-            assert not b.held
+            assert not b.still_held()
             a.release()
             assert b.try_acquire()
             # The leader's session ends (as when its process dies): the lock goes with it.

@@ -333,6 +333,7 @@ async def _serve(
         output_base=home.root / "monitoring",
         publish=publish_to(metric_store),
         from_model=fetch_baseline,
+        processes=True,  # analyses in a worker process: invocations keep their latency
     )
     monitoring = MonitoringService(
         sessions,

@@ -34,10 +34,6 @@ class Leadership:
         self._conn: Connection | None = None
         self._held = False
 
-    @property
-    def held(self) -> bool:
-        return self._held
-
     def try_acquire(self) -> bool:
         """Take the lock if it is free (True: this platform leads now, or already did)."""
         if self._held:
