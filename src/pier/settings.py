@@ -147,6 +147,10 @@ class PlatformSettings(BaseSettings):
     # unchanged for housekeeping_grace_seconds (a stopped instance's log stays readable).
     housekeeping_grace_seconds: float = Field(default=86400.0, ge=0)
     housekeeping_interval_seconds: float = Field(default=300.0, gt=0)
+    # Where monitoring executions' analyses run (docs/monitoring.md): a worker process (the
+    # platform's event loop keeps serving invocations at their latency), or a thread of the
+    # platform's own process (for comparison: benchmarks/monitor/invocation_p99.py).
+    monitoring_worker: Literal["process", "thread"] = "process"
     # Which environment serves a model whose container Environment has no PIER_ENV_MANAGER
     # (docs/environments.md), and where model environments are cached (default: home/envs).
     env_manager: EnvManagerName = "auto"

@@ -333,7 +333,8 @@ async def _serve(
         output_base=home.root / "monitoring",
         publish=publish_to(metric_store),
         from_model=fetch_baseline,
-        processes=True,  # analyses in a worker process: invocations keep their latency
+        # Analyses in a worker process: invocations keep their latency (docs/monitoring.md).
+        processes=settings.monitoring_worker == "process",
     )
     monitoring = MonitoringService(
         sessions,
