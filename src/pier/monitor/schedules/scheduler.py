@@ -149,6 +149,10 @@ class Scheduler:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await asyncio.to_thread(self.recover)
+        if self._processes is not None:
+            # Spawn the worker now (it imports pandas and the analysis: seconds), not when
+            # the first execution is due.
+            self._processes.submit(_ready)
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="pier-monitor-scheduler")
 
@@ -341,6 +345,10 @@ class Scheduler:
         assert fresh is not None
         self._processes = fresh
         return fresh
+
+
+def _ready() -> None:
+    """A worker's first task: it has imported this module (and the analysis) to run it."""
 
 
 @dataclass(frozen=True)
