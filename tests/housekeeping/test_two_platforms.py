@@ -12,6 +12,7 @@ from tests.boto3.platform_fixtures import (
     Platform,
     free_port,
     kill_leftovers,
+    pid_alive,
     postgres_database,
     save_linear_model,
     serve_processes,
@@ -19,6 +20,19 @@ from tests.boto3.platform_fixtures import (
 )
 
 LEADS = "this platform leads"
+
+
+def _python_children(pid: int) -> list[int]:
+    """The Python processes `pid` started that are not instances: the monitoring worker
+    and multiprocessing's resource tracker."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if int(fields[1]) == pid and b"multiprocessing" in cmdline:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _log(p: Platform) -> str:
@@ -52,7 +66,10 @@ def test_the_follower_takes_over_when_the_leader_is_killed(tmp_path: Path) -> No
         assert len(serve_processes(a.home)) == 1
         assert serve_processes(b.home) == []
 
+        workers = wait_for(lambda: _python_children(a.pid), timeout=120, what="the worker")
         a.kill()  # its session on the database ends: the lock is free
+        # Its monitoring worker (and multiprocessing's tracker) follow it.
+        wait_for(lambda: not any(pid_alive(p) for p in workers), timeout=60, what="the worker")
         wait_for(lambda: LEADS in _log(b), timeout=60, what="the follower to take over")
         # Its loops start: the reconciler, the scheduler, then the alarm runner.
         wait_for(lambda: "alarm runner: evaluating" in _log(b), timeout=60, what="its loops")

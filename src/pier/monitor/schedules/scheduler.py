@@ -28,6 +28,9 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -170,7 +173,9 @@ class Scheduler:
         if not self._workers:
             return None
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(self._workers, mp_context=context)
+        return ProcessPoolExecutor(
+            self._workers, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+        )
 
     def notify(self) -> None:
         """A schedule changed: look again now (thread-safe)."""
@@ -345,6 +350,18 @@ class Scheduler:
         assert fresh is not None
         self._processes = fresh
         return fresh
+
+
+def _follow_parent(parent: int) -> None:
+    """A worker's initializer: exit when the platform does, even killed (SIGKILL leaves no
+    chance to stop the pool, and the worker holds its own end of the work queue)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pier-follow-parent", daemon=True).start()
 
 
 def _ready() -> None:
