@@ -120,6 +120,13 @@ class ResourceNotFound(AwsError):
     code = "ResourceNotFound"
 
 
+class ResourceLimitExceeded(AwsError):
+    """A request would take the platform past a quota (its instances: `pier up
+    --max-instances`), as SageMaker answers an account's service limit."""
+
+    code = "ResourceLimitExceeded"
+
+
 class UnknownOperationException(AwsError):
     code = "UnknownOperationException"
 

@@ -139,6 +139,18 @@ class PlatformSettings(BaseSettings):
         default=None, description="MLflow artefact store (default: home/mlflow/artifacts)"
     )
     stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # The platform's quota of instances, across every endpoint (SageMaker's account-level
+    # service limit): a create or update that would pass it answers ResourceLimitExceeded.
+    max_instances: int = Field(default=32, ge=1)
+    # Housekeeping (docs/hosting.md): every housekeeping_interval_seconds, the directories of
+    # instances that no longer run and cached models no running instance uses are removed once
+    # unchanged for housekeeping_grace_seconds (a stopped instance's log stays readable).
+    housekeeping_grace_seconds: float = Field(default=86400.0, ge=0)
+    housekeeping_interval_seconds: float = Field(default=300.0, gt=0)
+    # Where monitoring executions' analyses run (docs/monitoring.md): a worker process (the
+    # platform's event loop keeps serving invocations at their latency), or a thread of the
+    # platform's own process (for comparison: benchmarks/monitor/invocation_p99.py).
+    monitoring_worker: Literal["process", "thread"] = "process"
     # Which environment serves a model whose container Environment has no PIER_ENV_MANAGER
     # (docs/environments.md), and where model environments are cached (default: home/envs).
     env_manager: EnvManagerName = "auto"

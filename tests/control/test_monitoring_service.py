@@ -3,6 +3,7 @@ requests are), and the scheduler's ticks, on-demand runs and executions, driven 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -371,3 +372,69 @@ def test_requests_pier_cannot_run_are_refused_precisely(scene: Scene, baseline_d
     }
     del models["MonitoringScheduleConfig"][job]["BaselineConfig"]["StatisticsResource"]
     assert scene.call("CreateMonitoringSchedule", **models)["MonitoringScheduleArn"]
+
+
+def test_executions_run_in_a_worker_process_that_is_replaced_when_it_dies(
+    engine: Engine, tmp_path: Path, baseline_dir: Path
+) -> None:
+    """As the platform runs them: the analysis in a spawned process, not a thread of the
+    platform's (whose event loop serves invocations); a worker killed is replaced."""
+    import multiprocessing
+    import os
+    import signal
+
+    from pier.store.tables import Base
+
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    scene = Scene(engine, tmp_path)
+    sessions = db.sessions(engine)
+    scene.scheduler = Scheduler(
+        sessions,
+        capture_base=tmp_path / "capture-base",
+        output_base=tmp_path / "monitoring",
+        publish=scene.published.extend,
+        clock=scene.clock,
+        processes=True,
+    )
+    scene.service = MonitoringService(
+        sessions,
+        ArnFactory("us-east-1", "000000000000"),
+        run_now=scene.scheduler.run_now,
+        clock=scene.clock,
+    )
+    before = {p.pid for p in multiprocessing.active_children()}
+    scene.endpoint("churn")
+    scene.call("CreateMonitoringSchedule", **request(baseline_dir))
+    capture_traffic(scene, shift_b=4.0, when=datetime(2026, 11, 30, 9, 30, tzinfo=UTC))
+    scene.clock.now = datetime(2026, 11, 30, 9, 40, tzinfo=UTC)
+    try:
+        scene.service.start_execution("hourly")
+        scene.scheduler.wait_idle()
+        report = scene.service.latest_report("hourly")["Execution"]
+        assert report["MonitoringExecutionStatus"] == "CompletedWithViolations"
+        assert [v["feature_name"] for v in report["Report"]["violations"]] == ["b"]
+        assert {m.name for m in scene.published} >= {"constraint_violations"}  # from the parent
+        [worker] = [p for p in multiprocessing.active_children() if p.pid not in before]
+        assert worker.pid != os.getpid()
+
+        os.kill(worker.pid or 0, signal.SIGKILL)  # out of memory, say
+        worker.join(30)
+        outcomes = []
+        for _ in range(2):
+            scene.clock.now += timedelta(minutes=1)
+            scene.service.start_execution("hourly")
+            scene.scheduler.wait_idle()
+            execution = scene.service.latest_report("hourly")["Execution"]
+            outcomes.append((execution["MonitoringExecutionStatus"],
+                             execution.get("FailureReason")))  # fmt: skip
+        # The execution after the death fails saying so, or already runs in the new worker.
+        assert outcomes[0][0] == "CompletedWithViolations" or outcomes[0] == (
+            "Failed",
+            "The monitoring worker process ended during the analysis (out of memory?).",
+        )
+        assert outcomes[1][0] == "CompletedWithViolations"
+    finally:
+        asyncio.run(scene.scheduler.aclose())
+    assert {p.pid for p in multiprocessing.active_children()} <= before

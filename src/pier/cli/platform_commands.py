@@ -83,6 +83,13 @@ def up(
             "own virtualenv), local, virtualenv. Default auto; see docs/environments.md."
         ),
     ] = None,
+    max_instances: Annotated[
+        int | None,
+        typer.Option(
+            help="The quota of instances across every endpoint: a create or update past it "
+            "answers ResourceLimitExceeded (default 32)."
+        ),
+    ] = None,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = platform_settings(
@@ -90,6 +97,7 @@ def up(
         mlflow_uri=mlflow_uri, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri,
         artifacts_destination=artifacts_destination, backend=backend,
         image_map=map_image or None, base_image=base_image, env_manager=env_manager,
+        max_instances=max_instances,
     )  # fmt: skip
     h = Home(settings.home)
     if detach:

@@ -21,6 +21,9 @@ loop wakes when the service records a change (or every second), and on each endp
 - Updating weights/capacities: publish weights, launch or stop instances to match counts.
 - Deleting: unpublish, stop every instance, delete the row.
 - InService: replace instances that died or stopped answering /ping.
+- Housekeeping (every `housekeeping_interval_s`, when no operation is in flight): the
+  `housekeeping` callable (pier.hosting.housekeeping) removes what instances that no longer
+  run left behind: their directories, and models no running instance uses.
 
 On start it adopts the instances a previous platform process left running (the backend keeps
 their records): those matching what an InService endpoint runs serve again, others are stopped.
@@ -68,6 +71,8 @@ from pier.store.tables import EndpointRow
 log = logging.getLogger("pier.reconcile")
 
 ModelResolver = Callable[[dict[str, Any]], str]  # container definition -> model URI for serve
+# (ids of the instances that run, their models' paths) -> removes what the others left
+Housekeeping = Callable[[set[str], set[str]], object]
 
 
 class LaunchFailed(Exception):
@@ -121,7 +126,11 @@ class Reconciler:
         *,
         health_interval_s: float = 5.0,
         stop_grace_s: float = 30.0,
+        housekeeping: Housekeeping | None = None,
+        housekeeping_interval_s: float = 300.0,
     ) -> None:
+        self._housekeeping = housekeeping
+        self._housekeeping_interval_s = housekeeping_interval_s
         self._store = HostingStore(sessions)
         self._alarm_store = AlarmStore(sessions)
         self._watches: dict[str, _Watch] = {}  # endpoint -> its guarded update's alarms
@@ -229,7 +238,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------------ main loop
     async def _run(self) -> None:
-        last_health = time.monotonic()
+        last_health = last_sweep = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
@@ -242,10 +251,27 @@ class Reconciler:
                     self._health_due = False
                     last_health = time.monotonic()
                     await self._check_health(rows)
+                if time.monotonic() - last_sweep >= self._housekeeping_interval_s and self._idle():
+                    last_sweep = time.monotonic()
+                    await self._sweep()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconcile pass failed; retrying")
+
+    def _idle(self) -> bool:
+        """No operation in flight: no launch is between resolving a model and using it."""
+        leftovers = self._leftovers is None or self._leftovers.done()
+        return not self._tasks and leftovers
+
+    async def _sweep(self) -> None:
+        if self._housekeeping is None:
+            return
+        every = [*self._backend.list()]
+        every += [i for group in self._instances.values() for i in group]
+        running = {i.spec.instance_id for i in every}
+        models = {i.spec.model_path for i in every}
+        await asyncio.to_thread(self._housekeeping, running, models)
 
     def _load(self) -> list[EndpointRow]:
         with self._store.read() as tx:

@@ -28,7 +28,7 @@ from pier.control.deployment import (
 )
 from pier.control.rollout import Plan, PlanError, plan
 from pier.control.status import EndpointStatus
-from pier.errors import ValidationException
+from pier.errors import ResourceLimitExceeded, ValidationException
 from pier.hosting.image_map import is_mlflow_image
 from pier.storage import location_problem
 from pier.store.alarms import AlarmStore
@@ -37,6 +37,7 @@ from pier.store.hosting import MAX_TAGS, HostingStore, HostingTx, TooManyTags, d
 from pier.store.tables import DeploymentRow, EndpointConfigRow, EndpointRow, ModelRow
 
 DEFAULT_IMAGE = "pier/mlflow-pyfunc"
+DEFAULT_MAX_INSTANCES = 32  # PlatformSettings.max_instances
 REGISTRY_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
@@ -58,8 +59,10 @@ class HostingService:
         live: LiveView,
         notify: Callable[[], None],
         clock: Callable[[], datetime] = _now,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self._sessions = sessions
+        self._max_instances = max_instances  # the platform's quota (pier up --max-instances)
         self._store = HostingStore(sessions)
         self._alarms = AlarmStore(sessions)  # AutoRollbackConfiguration names existing alarms
         self.arns = arns
@@ -78,6 +81,30 @@ class HostingService:
                 yield tx
         except Duplicate:
             raise ValidationException(duplicate) from None
+
+    def _within_quota(self, tx: HostingTx, delta: int) -> None:
+        """ResourceLimitExceeded, worded as SageMaker words its account-level limit, when
+        `delta` more instances would take the platform past its quota. In use: every
+        instance asked of an endpoint that is not being deleted or failed, both fleets of
+        an update in progress (they run side by side until the traffic has moved)."""
+        if delta <= 0:
+            return
+        used = 0
+        for row in tx.endpoints():
+            if row.status in (EndpointStatus.DELETING, EndpointStatus.FAILED):
+                continue
+            used += sum(v.instance_count for v in deployed(row).plans)
+            update = pending(row)
+            if update is not None:
+                used += sum(v.instance_count for v in update.plans)
+        if used + delta > self._max_instances:
+            raise ResourceLimitExceeded(
+                "The account-level service limit 'instances for endpoint usage' is "
+                f"{self._max_instances} Instances, with current utilization of {used} "
+                f"Instances and a request delta of {delta} Instances. Start the platform with "
+                "a higher quota (pier up --max-instances, PIER_MAX_INSTANCES) or delete "
+                "endpoints to make room."
+            )
 
     @contextmanager
     def _writing(self) -> Iterator[HostingTx]:
@@ -250,6 +277,7 @@ class HostingService:
             if tx.taken(EndpointRow, arn):
                 raise ValidationException(duplicate)
             deployment = self._deployment(tx, req["EndpointConfigName"], generation=1)
+            self._within_quota(tx, sum(v.instance_count for v in deployment.plans))
             now = self._clock()
             tx.add(
                 EndpointRow(
@@ -437,6 +465,8 @@ class HostingService:
             if req.get("DeploymentConfig") is not None or not req.get("RetainDeploymentConfig"):
                 config = req.get("DeploymentConfig")
             steps = self._plan(config, deployed(row), update)
+            # The new fleet comes up beside the old one.
+            self._within_quota(tx, sum(v.instance_count for v in update.plans))
             now = self._clock()
             row.status = EndpointStatus.UPDATING
             for column, value in pending_columns(update).items():
@@ -548,6 +578,8 @@ class HostingService:
                 raise ValidationException(
                     "The sum of the DesiredWeight values of all variants must be greater than 0."
                 )
+            before = sum(v.instance_count for v in current.variants)
+            self._within_quota(tx, sum(v.instance_count for v in variants) - before)
             # The same fleet (same label) with other weights and counts.
             for column, value in deployed_columns(current.with_variants(tuple(variants))).items():
                 setattr(row, column, value)

@@ -44,7 +44,7 @@ def local_model_dir(uri: str, cache_dir: Path) -> Path:
         if not path.is_dir():
             raise ValidationException(f"The model directory {path} does not exist.")
         return path
-    target = Path(cache_dir).absolute() / hashlib.sha256(uri.encode()).hexdigest()[:24]
+    target = Path(cache_dir).absolute() / cache_key(uri)
     if target.is_dir() and _immutable(uri):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +58,11 @@ def local_model_dir(uri: str, cache_dir: Path) -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+def cache_key(uri: str) -> str:
+    """The name of the cache directory a downloaded URI lives in."""
+    return hashlib.sha256(uri.encode()).hexdigest()[:24]
 
 
 def _replace(uri: str, target: Path) -> None:

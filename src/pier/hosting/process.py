@@ -356,6 +356,10 @@ class ProcessBackend:
         manager = self.env_manager if given is None else environments.env_manager(given)
         key = (spec.model_path, manager)
         task = self._decisions.get(key)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            dir_ = task.result().model_dir
+            if dir_ is not None and not dir_.is_dir():  # housekeeping removed the download
+                task = None
         if task is None:
             task = asyncio.create_task(asyncio.to_thread(self._decide, spec.model_path, manager))
             self._decisions[key] = task

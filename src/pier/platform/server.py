@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pier.errors import PierError
 from pier.hosting.base import Backend
 from pier.hosting.dispatch import DispatchBackend
 from pier.hosting.docker_backend import DockerBackend
+from pier.hosting.housekeeping import sweep
 from pier.hosting.image_map import ImageMap
 from pier.hosting.model_local import local_model_dir
 from pier.hosting.pids import write_pid_file
@@ -56,6 +58,7 @@ from pier.platform.deployments_api import DeploymentsApi
 from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
+from pier.platform.leading import LeaderLoops
 from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
@@ -72,6 +75,7 @@ from pier.store import db
 from pier.store.alarms import AlarmStore
 from pier.store.api_keys import ApiKeyStore
 from pier.store.audit import AuditStore
+from pier.store.leader import Leadership
 from pier.store.metrics import MetricStore
 from pier.store.users import UserStore
 
@@ -149,6 +153,27 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def housekeeper(settings: PlatformSettings, home: Home) -> Callable[[set[str], set[str]], object]:
+    """The reconciler's housekeeping: the home's instance directories and model caches (the
+    model data cache, the process backend's downloads, the Docker backend's)."""
+    roots = [
+        home.model_cache,
+        home.model_cache / "mlflow",
+        home.root / "cache" / "images" / "models",
+    ]
+
+    def run(running: set[str], models: set[str]) -> object:
+        return sweep(
+            home.instances_dir,
+            roots,
+            running=running,
+            model_paths=models,
+            grace_s=settings.housekeeping_grace_seconds,
+        )
+
+    return run
 
 
 def instance_processes(backend: Backend) -> list[InstanceProcess]:
@@ -251,6 +276,8 @@ async def _serve(
         model_resolver(home.model_cache, ImageMap(settings.image_map)),
         health_interval_s=settings.health_interval_seconds,
         stop_grace_s=settings.stop_grace_seconds,
+        housekeeping=housekeeper(settings, home),
+        housekeeping_interval_s=settings.housekeeping_interval_seconds,
     )
     service = HostingService(
         sessions,
@@ -258,6 +285,7 @@ async def _serve(
         check_image=image_checker(backend),
         live=reconciler,
         notify=reconciler.notify,
+        max_instances=settings.max_instances,
     )
     registry = CollectorRegistry(auto_describe=True)
     metrics = EndpointMetrics(registry, table, lambda: instance_processes(backend))
@@ -305,6 +333,8 @@ async def _serve(
         output_base=home.root / "monitoring",
         publish=publish_to(metric_store),
         from_model=fetch_baseline,
+        # Analyses in a worker process: invocations keep their latency (docs/monitoring.md).
+        processes=settings.monitoring_worker == "process",
     )
     monitoring = MonitoringService(
         sessions,
@@ -369,9 +399,13 @@ async def _serve(
     await trail.start()
     await capturer.start()
     await recorder.start()
-    await reconciler.start()
-    await scheduler.start()
-    await alarms.start()
+    # Platforms sharing a PostgreSQL state database all serve; one leads (pier.store.leader).
+    leading = LeaderLoops(
+        Leadership(engine),
+        [reconciler.start, scheduler.start, alarms.start],
+        on_lost=lambda: signal.raise_signal(signal.SIGTERM),  # drain and stop, as `pier down`
+    )
+    await leading.start()
     await gateway.start()
     config = uvicorn.Config(
         app,
@@ -398,5 +432,6 @@ async def _serve(
         await keys.aclose()
         log.info("stopping instances")
         await reconciler.stop(stop_instances=True)
+        await leading.aclose()  # another platform may lead now
         await router.aclose()
         await asyncio.sleep(0)

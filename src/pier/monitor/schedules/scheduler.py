@@ -14,7 +14,12 @@ records the outcome (``Completed``, ``CompletedWithViolations`` or ``Failed`` wi
 hands the drift metrics to ``publish``. Executions left ``Pending`` or ``InProgress`` by a
 platform that stopped are marked ``Failed`` at the next start.
 
-One platform per state store: two platforms sharing a database would both run every tick.
+The analysis runs in a worker process (``processes=True``, as the platform runs it): a window
+of a million rows takes seconds of CPU, which in the platform's own process would hold the GIL
+from the event loop serving invocations. The process is spawned on the first execution and
+kept; one that dies (out of memory) fails its execution and is replaced for the next.
+
+Platforms sharing a state database: only the leader runs the scheduler (pier.store.leader).
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -118,6 +129,7 @@ class Scheduler:
         clock: Callable[[], datetime] = _now,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         workers: int = 1,
+        processes: bool = False,
     ) -> None:
         self._store = MonitoringStore(sessions)
         self.capture_base = capture_base  # relative file: capture destinations
@@ -129,6 +141,10 @@ class Scheduler:
         self._interval = poll_interval_s
         # Executions profile whole windows: on a small machine one at a time is plenty.
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pier-monitor")
+        # The analyses, in worker processes (spawned: the platform's threads and event loop
+        # are not forked), or in the pool's threads.
+        self._workers = workers if processes else 0
+        self._processes: ProcessPoolExecutor | None = self._new_processes()
         self._running: set[Future[str]] = set()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -136,6 +152,10 @@ class Scheduler:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await asyncio.to_thread(self.recover)
+        if self._processes is not None:
+            # Spawn the worker now (it imports pandas and the analysis: seconds), not when
+            # the first execution is due.
+            self._processes.submit(_ready)
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="pier-monitor-scheduler")
 
@@ -146,6 +166,16 @@ class Scheduler:
                 await self._task
         # Queued executions are dropped (the next start marks them Failed); a running one ends.
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        if self._processes is not None:
+            await asyncio.to_thread(self._processes.shutdown, wait=True)
+
+    def _new_processes(self) -> ProcessPoolExecutor | None:
+        if not self._workers:
+            return None
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(
+            self._workers, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+        )
 
     def notify(self) -> None:
         """A schedule changed: look again now (thread-safe)."""
@@ -265,19 +295,25 @@ class Scheduler:
             assert execution.window_end is not None
             start, end = execution.window_start, execution.window_end
             name, endpoint_name = execution.schedule_name, execution.endpoint_name
+        environment = (_job(config).get("Environment") or {}) if config is not None else {}
+        work = _Work(
+            config, name, endpoint_name, endpoint is not None, capture_config,
+            scheduled, start, end, self.capture_base, self.output_base, self._s3,
+            self._from_model,
+            metrics=self._publish is not None
+            and environment.get("publish_cloudwatch_metrics") != "Disabled",
+        )  # fmt: skip
         try:
-            status, reason, report, output = self._analyse(
-                config, name, endpoint_name, endpoint is not None, capture_config,
-                scheduled, start, end,
-            )  # fmt: skip
+            result = self._analyse(work)
         except Exception as exc:
             log.exception("monitoring execution %s of %s failed", execution_id, name)
-            status, reason, report, output = (
-                ExecutionStatus.FAILED,
-                f"Internal error: {exc}",
-                None,
-                None,
-            )
+            result = _Result(ExecutionStatus.FAILED, f"Internal error: {exc}")
+        if result.metrics and self._publish is not None:
+            try:
+                self._publish(result.metrics)
+            except Exception:  # metrics are a side channel: the execution's result stands
+                log.exception("publishing the drift metrics of %s failed", name)
+        status, reason, report, output = result.status, result.reason, result.report, result.output
         with self._store.begin() as tx:
             execution = tx.execution(execution_id)
             if execution is not None:
@@ -289,61 +325,110 @@ class Scheduler:
         log.info("monitoring execution of %s (%s): %s", name, endpoint_name, status)
         return status
 
-    def _analyse(
-        self,
-        config: dict[str, Any] | None,
-        name: str,
-        endpoint: str,
-        endpoint_exists: bool,
-        capture_config: dict[str, Any] | None,
-        scheduled: datetime,
-        start: datetime,
-        end: datetime,
-    ) -> tuple[str, str | None, dict[str, Any] | None, str | None]:
-        if config is None:
-            return (
+    def _analyse(self, work: _Work) -> _Result:
+        """The analysis, in a worker process when there are (a broken pool: replaced)."""
+        processes = self._processes
+        if processes is None:
+            return analyse_work(work)
+        try:
+            future = processes.submit(analyse_work, work)
+        except BrokenProcessPool:  # the worker died while idle: a new one takes the work
+            processes = self._replace_processes(processes)
+            future = processes.submit(analyse_work, work)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._replace_processes(processes)
+            return _Result(
                 ExecutionStatus.FAILED,
-                f"The monitoring schedule {name} was deleted.",
-                None,
-                None,
+                "The monitoring worker process ended during the analysis (out of memory?).",
             )
-        if not endpoint_exists:
-            return ExecutionStatus.FAILED, f"Endpoint {endpoint} does not exist.", None, None
-        if not capture_config or not capture_config.get("EnableCapture", True):
-            return (
-                ExecutionStatus.FAILED,
-                f"Endpoint {endpoint} does not capture its requests.",
-                None,
-                None,
-            )
-        capture = resolve(capture_config["DestinationS3Uri"], self.capture_base)
-        job = _job(config)
-        resources = job.get("BaselineConfig") or {}
-        statistics = (resources.get("StatisticsResource") or {}).get("S3Uri")
-        constraints = (resources.get("ConstraintsResource") or {}).get("S3Uri")
-        baseline = None
-        if statistics or constraints:
-            try:
-                baseline = load_baseline(
-                    statistics or constraints or "", constraints or statistics or "",
-                    self.output_base, s3=self._s3, from_model=self._from_model,
-                )  # fmt: skip
-            except MonitorError as exc:
-                return ExecutionStatus.FAILED, f"Could not read the baseline: {exc}", None, None
-        outputs = job["MonitoringOutputConfig"]["MonitoringOutputs"]
-        target = resolve_location(outputs[0]["S3Output"]["S3Uri"], self.output_base)
-        output = output_location(target, endpoint, name, scheduled)
-        outcome = analyse(baseline, capture, endpoint, start, end, output, s3=self._s3)
-        environment = job.get("Environment") or {}
-        if (
-            self._publish is not None
-            and environment.get("publish_cloudwatch_metrics") != "Disabled"
-        ):
-            try:
-                self._publish(outcome.data_metrics(endpoint, name))
-            except Exception:  # metrics are a side channel: the execution's result stands
-                log.exception("publishing the drift metrics of %s failed", name)
-        return outcome.status, outcome.failure_reason, outcome.report(), outcome.output
+
+    def _replace_processes(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        broken.shutdown(wait=False)
+        fresh = self._new_processes()
+        assert fresh is not None
+        self._processes = fresh
+        return fresh
+
+
+def _follow_parent(parent: int) -> None:
+    """A worker's initializer: exit when the platform does, even killed (SIGKILL leaves no
+    chance to stop the pool, and the worker holds its own end of the work queue)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pier-follow-parent", daemon=True).start()
+
+
+def _ready() -> None:
+    """A worker's first task: it has imported this module (and the analysis) to run it."""
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What one execution's analysis needs (picklable: it may run in a worker process)."""
+
+    config: dict[str, Any] | None
+    name: str
+    endpoint: str
+    endpoint_exists: bool
+    capture_config: dict[str, Any] | None
+    scheduled: datetime
+    start: datetime
+    end: datetime
+    capture_base: Path
+    output_base: Path
+    s3: S3ClientFactory
+    from_model: FromModel | None
+    metrics: bool  # compute the drift metrics to publish
+
+
+@dataclass(frozen=True)
+class _Result:
+    status: str
+    reason: str | None = None
+    report: dict[str, Any] | None = None
+    output: str | None = None
+    metrics: list[DataMetric] = field(default_factory=list)
+
+
+def analyse_work(w: _Work) -> _Result:
+    """One execution's analysis: read the window and the baseline, write the outputs."""
+    if w.config is None:
+        return _Result(ExecutionStatus.FAILED, f"The monitoring schedule {w.name} was deleted.")
+    if not w.endpoint_exists:
+        return _Result(ExecutionStatus.FAILED, f"Endpoint {w.endpoint} does not exist.")
+    capture_config = w.capture_config
+    if not capture_config or not capture_config.get("EnableCapture", True):
+        return _Result(
+            ExecutionStatus.FAILED, f"Endpoint {w.endpoint} does not capture its requests."
+        )
+    capture = resolve(capture_config["DestinationS3Uri"], w.capture_base)
+    job = _job(w.config)
+    resources = job.get("BaselineConfig") or {}
+    statistics = (resources.get("StatisticsResource") or {}).get("S3Uri")
+    constraints = (resources.get("ConstraintsResource") or {}).get("S3Uri")
+    baseline = None
+    if statistics or constraints:
+        try:
+            baseline = load_baseline(
+                statistics or constraints or "", constraints or statistics or "",
+                w.output_base, s3=w.s3, from_model=w.from_model,
+            )  # fmt: skip
+        except MonitorError as exc:
+            return _Result(ExecutionStatus.FAILED, f"Could not read the baseline: {exc}")
+    outputs = job["MonitoringOutputConfig"]["MonitoringOutputs"]
+    target = resolve_location(outputs[0]["S3Output"]["S3Uri"], w.output_base)
+    output = output_location(target, w.endpoint, w.name, w.scheduled)
+    outcome = analyse(baseline, capture, w.endpoint, w.start, w.end, output, s3=w.s3)
+    metrics = outcome.data_metrics(w.endpoint, w.name) if w.metrics else []
+    return _Result(
+        outcome.status, outcome.failure_reason, outcome.report(), outcome.output, metrics
+    )
 
 
 def publish_to(store: MetricStore) -> Publish:
