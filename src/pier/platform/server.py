@@ -60,7 +60,7 @@ from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
-from pier.platform.runtime_api import RuntimeApi, capture_pairs
+from pier.platform.runtime_api import RuntimeApi, capture_pairs, stored_status
 from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
@@ -312,7 +312,7 @@ async def _serve(
         run_now=scheduler.run_now,
         notify=scheduler.notify,
     )
-    runtime = RuntimeApi(router, capturer)
+    runtime = RuntimeApi(router, capturer, stored_status(sessions))
     gateway = GatewayApi(  # the public routes, /api/ (docs/gateway.md)
         runtime,
         table,
