@@ -124,6 +124,19 @@ def platform_settings(**given: Any) -> PlatformSettings:
         raise typer.Exit(2) from None
 
 
+def pier_command() -> list[str]:
+    """How to run `pier`, as the user would type it: plain `pier` if that is this one on the
+    PATH, else its path (after `make demo`, .venv/bin/pier until .venv is activated)."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).with_name("pier")
+    on_path = shutil.which("pier")
+    if on_path is not None and Path(on_path).resolve() == here.resolve():
+        return ["pier"]
+    return [str(here)]
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line; the caller raises what this returns."""
     err.print(f"[red]error:[/red] {escape(message)}")
@@ -209,6 +222,7 @@ __all__ = [
     "fail",
     "not_found",
     "out",
+    "pier_command",
     "platform_settings",
     "print_json",
     "sagemaker_client",

@@ -53,6 +53,7 @@ from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.sessions import SessionStore
 from pier.platform.deployments_api import DeploymentsApi
+from pier.platform.front_page import FrontPage
 from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
@@ -363,6 +364,7 @@ async def _serve(
         DeploymentsApi(service),
         Ping(),
         Metrics(registry),
+        FrontPage(home.mlflow_url),
     ]
     app = PlatformApp(apis, sigv4(keys.lookup), trail)
     await keys.start()
