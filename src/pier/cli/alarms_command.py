@@ -20,6 +20,7 @@ from pier.cli.common import (
     HomeOption,
     JsonOption,
     aws_errors,
+    compact,
     connect,
     fail,
     out,
@@ -108,7 +109,7 @@ def _list(found: list[dict[str, Any]]) -> None:
     if not found:
         out.print("no alarms")
         return
-    listing = table("alarm", "state", "condition", "last change", "reason", whole=("alarm",))
+    listing = compact("alarm", "state", "condition", "last change", "reason", whole=("alarm",))
     for a in sorted(found, key=lambda a: a["AlarmName"]):
         listing.add_row(
             escape(a["AlarmName"]),
