@@ -86,7 +86,7 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=90)
+    up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=200)
     assert up.returncode == 0, up.stderr
     try:
         again = run("up", "--home", str(tmp_path), "--port", str(port), "--detach")
