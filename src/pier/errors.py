@@ -177,6 +177,11 @@ class RuntimeValidationError(AwsError):
     code = "ValidationError"
 
 
+class EndpointNotRouted(RuntimeValidationError):
+    """InvokeEndpoint of an endpoint with no route: missing, or not (yet, or no longer) serving;
+    the runtime API words which (pier.platform.runtime_api)."""
+
+
 class ModelError(AwsError):
     """The container answered InvokeEndpoint with a 4xx/5xx."""
 

@@ -321,7 +321,7 @@ def test_the_documented_pier_metrics_commands(platform: Platform, cw: Any) -> No
     args = [str(BIN / "pier"), "metrics", "nope", "--home", str(platform.home)]
     missing = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1
-    assert "no metrics for endpoint nope" in missing.stderr
+    assert "endpoint nope does not exist" in missing.stderr
 
 
 def test_grafana_dashboard_queries_only_exposed_metrics(platform: Platform) -> None:

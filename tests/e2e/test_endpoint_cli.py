@@ -118,12 +118,13 @@ def not_found(sm: Any, call: str, **kw: Any) -> bool:
 
 
 def test_endpoints_table(platform: Platform, deployed: Any) -> None:
-    lines = ok(pier(platform.home, "endpoints")).splitlines()
+    header, _, *rows = ok(pier(platform.home, "endpoints")).splitlines()
+    starts = [header.index(h) for h in ("endpoint", "status", "variant", "weight", "instances")]
+    ends = [*starts[1:], header.index("last modified")]
     cells: dict[str, list[str]] = {}
-    for line in lines:
-        if "│" in line:
-            parts = [c.strip() for c in line.split("│")[1:-1]]
-            cells[parts[2]] = parts
+    for line in rows:
+        parts = [line[a:b].strip() for a, b in zip(starts, ends, strict=True)]
+        cells[parts[2]] = parts
     assert cells["variant-a"][:5] == [AB, "InService", "variant-a", "0.8 (80%)", "1/1"]
     assert cells["variant-b"][:5] == ["", "", "variant-b", "0.2 (20%)", "1/1"]
     assert cells["main"][:5] == [SOLO, "InService", "main", "1 (100%)", "1/1"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -44,13 +45,22 @@ def test_port_in_use(tmp_path: Path) -> None:
         r = run("up", "--home", str(tmp_path), "--port", str(port), "--no-mlflow")
         assert r.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
-        # The same port for pier's MLflow server: MLflow cannot start, and pier says so.
+        # The same port for pier's MLflow server: pier says so before it starts MLflow.
         r = run("up", "--home", str(tmp_path), "--port", "0", "--mlflow-port", str(port))
-    assert r.returncode == 1
-    assert "the MLflow server exited" in r.stderr
-    assert "Traceback" not in r.stderr
-    assert not (tmp_path / "pier.pid").exists()
-    assert not (tmp_path / "mlflow.pid").exists()
+        assert r.returncode == 1
+        assert f"the port of pier's MLflow server, 127.0.0.1:{port}, is taken" in r.stderr
+        assert "PIER_MLFLOW_PORT" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "pier.pid").exists()
+        assert not (tmp_path / "mlflow.pid").exists()
+        # Detached, twice: each start's console log is its own.
+        for _ in range(2):
+            r = run("up", "--home", str(tmp_path), "--port", "0", "--mlflow-port", str(port),
+                    "--detach", timeout=120)  # fmt: skip
+            assert r.returncode == 1
+            assert "is taken by another program" in r.stderr
+        console = (tmp_path / "logs" / "platform.console.log").read_text()
+        assert console.count("is taken by another program") == 1, console
 
 
 def test_mlflow_store_password_never_shown(tmp_path: Path) -> None:
@@ -76,9 +86,22 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=90)
+    up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=200)
     assert up.returncode == 0, up.stderr
     try:
+        again = run("up", "--home", str(tmp_path), "--port", str(port), "--detach")
+        assert again.returncode == 0, again.stderr  # scripts after `make demo` go on
+        assert f"pier is already up on http://127.0.0.1:{port}" in again.stdout
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<a href="/console/">' in page.text
+        mlflow = (tmp_path / "mlflow.url").read_text()
+        assert f'<a href="{mlflow}">MLflow UI</a>' in page.text
+        links = httpx.get(f"http://127.0.0.1:{port}/").json()  # API clients: JSON
+        assert links["console"] == "/console/"
+        assert links["mlflow"] == mlflow
+        assert "POST /endpoints/{name}/invocations" in links["apis"]
         status = run("status", "--home", str(tmp_path))
         assert status.returncode == 0
         assert f"http://127.0.0.1:{port}" in status.stdout
@@ -94,3 +117,7 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert "stopped" in down.stdout
     assert run("status", "--home", str(tmp_path)).returncode == 3
+    env = run("env", "--home", str(tmp_path))  # down: the settings, and a warning beside them
+    assert env.returncode == 0
+    assert "export AWS_SECRET_ACCESS_KEY=" in env.stdout
+    assert "warning: pier is not running" in env.stderr

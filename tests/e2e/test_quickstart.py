@@ -77,7 +77,31 @@ def first_run(home: Path, port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def second_run(first_run: str, home: Path, port: int) -> str:
+def capture_added(first_run: str, home: Path) -> dict[str, Any]:
+    """Between the runs, the user turns on data capture for the quickstart's endpoint."""
+    sm, _ = clients(home)
+    endpoint = sm.describe_endpoint(EndpointName="diabetes")
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 40,
+        "DestinationS3Uri": (home / "my-capture").as_uri(),
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    }
+    sm.create_endpoint_config(
+        EndpointConfigName="diabetes-with-capture",
+        ProductionVariants=config["ProductionVariants"],
+        DataCaptureConfig=capture,
+    )
+    sm.update_endpoint(EndpointName="diabetes", EndpointConfigName="diabetes-with-capture")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="diabetes", WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+    )
+    return capture
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run: str, capture_added: dict[str, Any], home: Path, port: int) -> str:
     return quickstart(home, port)
 
 
@@ -222,6 +246,15 @@ def test_second_run_moves_aliases_and_updates_the_endpoint(
     configs = re.findall(r"endpoint config: (\S+)", first_run + second_run)
     assert len(set(configs)) == 2
     assert before["config"] == configs[1]
+
+
+def test_second_run_keeps_the_data_capture_a_user_added(
+    second_run: str, capture_added: dict[str, Any], home: Path
+) -> None:
+    sm, _ = clients(home)
+    config = sm.describe_endpoint_config(EndpointConfigName=deployed(home)["config"])
+    kept = config["DataCaptureConfig"]
+    assert {k: kept[k] for k in capture_added} == capture_added
 
 
 def test_notebook_runs_against_the_platform(second_run: str, home: Path) -> None:

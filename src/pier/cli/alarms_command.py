@@ -15,9 +15,19 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
-from pier.cli.common import HomeOption, JsonOption, aws_errors, connect, fail, out, print_json
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    compact,
+    connect,
+    fail,
+    out,
+    print_json,
+    show,
+    table,
+)
 
 RECENT = 10  # history items shown with NAME
 HISTORY = 100  # with --history
@@ -99,18 +109,16 @@ def _list(found: list[dict[str, Any]]) -> None:
     if not found:
         out.print("no alarms")
         return
-    table = Table("alarm", "state", "condition")
-    table.add_column("last change", no_wrap=True)
-    table.add_column("reason")
+    listing = compact("alarm", "state", "condition", "last change", "reason", whole=("alarm",))
     for a in sorted(found, key=lambda a: a["AlarmName"]):
-        table.add_row(
+        listing.add_row(
             escape(a["AlarmName"]),
             _state(a["StateValue"]),
             escape(_condition(a)),
             _time(a.get("StateUpdatedTimestamp")),
             escape(a.get("StateReason", "")),
         )
-    out.print(table)
+    show(listing)
 
 
 def _dimensions(alarm: dict[str, Any]) -> str:
@@ -144,7 +152,7 @@ def _explain(a: dict[str, Any]) -> None:
     elif not enabled:
         lines.append("[yellow]actions are disabled[/yellow] (pier: EnableAlarmActions)")
     lines.append(f"arn         {escape(a.get('AlarmArn', ''))}")
-    out.print(Panel("\n".join(lines), title=f"alarm {escape(a['AlarmName'])}", title_align="left"))
+    show(Panel("\n".join(lines), title=f"alarm {escape(a['AlarmName'])}", title_align="left"))
 
 
 def _history(items: list[dict[str, Any]], title: str, with_name: bool = False) -> None:
@@ -152,7 +160,7 @@ def _history(items: list[dict[str, Any]], title: str, with_name: bool = False) -
         out.print(f"{title}: none")
         return
     columns = ["time", *(["alarm"] if with_name else []), "type", "summary"]
-    table = Table(*columns, title=title, title_justify="left")
+    listed = table(*columns, title=title, whole=("alarm",))
     for h in items:
         summary = h["HistorySummary"]
         if h["HistoryItemType"] == "StateUpdate":
@@ -160,8 +168,8 @@ def _history(items: list[dict[str, Any]], title: str, with_name: bool = False) -
         elif h["HistoryItemType"] == "Action":
             summary += _action_error(h.get("HistoryData", ""))
         row = [_time(h["Timestamp"]), *([h["AlarmName"]] if with_name else [])]
-        table.add_row(*row, h["HistoryItemType"], escape(summary))
-    out.print(table)
+        listed.add_row(*row, h["HistoryItemType"], escape(summary))
+    show(listed)
 
 
 def _new_reason(data: str) -> str:

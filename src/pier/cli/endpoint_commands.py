@@ -23,12 +23,15 @@ from pier.cli.common import (
     HomeOption,
     JsonOption,
     aws_errors,
+    compact,
     connect,
     err,
     fail,
     out,
     platform_settings,
     print_json,
+    show,
+    table,
     unless_gone,
 )
 from pier.platform.home import Home
@@ -77,14 +80,16 @@ def endpoints(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if not found:
         out.print("no endpoints")
         return
-    table = Table("endpoint", "status", "variant", "weight", "instances")
-    table.add_column("last modified", no_wrap=True)
+    listing = compact(
+        "endpoint", "status", "variant", "weight", "instances", "last modified",
+        whole=("endpoint", "variant"),
+    )  # fmt: skip
     for d in found:
         variants = d.get("ProductionVariants") or [{}]
         total = sum(v.get("CurrentWeight", 0.0) for v in variants)
         for i, v in enumerate(variants):
             first = i == 0
-            table.add_row(
+            listing.add_row(
                 escape(d["EndpointName"]) if first else "",
                 _status(d["EndpointStatus"]) if first else "",
                 escape(v.get("VariantName", "-")),
@@ -93,7 +98,7 @@ def endpoints(home: HomeOption = None, as_json: JsonOption = False) -> None:
                 _time(d.get("LastModifiedTime")) if first else "",
                 end_section=i == len(variants) - 1,
             )
-    out.print(table)
+    show(listing)
 
 
 # ------------------------------------------------------------------------------- describe
@@ -163,19 +168,15 @@ def _progress(d: dict[str, Any]) -> str:
 
 
 def _history(deployments: list[dict[str, Any]]) -> Table:
-    table = _table("deployments", "started", "update", "policy", "outcome", "reason")
+    history = table("started", "update", "policy", "outcome", "reason", title="deployments")
     colors = {"Succeeded": "green", "InProgress": "yellow"}
     for d in deployments:
         color = colors.get(d["Status"], "red")
-        table.add_row(_epoch(d["StartTime"]),
+        history.add_row(_epoch(d["StartTime"]),
                       f"{escape(d['FromConfig'])} → {escape(d['ToConfig'])}",
                       escape(d["Policy"]), f"[{color}]{escape(d['Status'])}[/{color}]",
                       escape(d.get("Reason") or "-"))  # fmt: skip
-    return table
-
-
-def _table(title: str, *columns: str) -> Table:
-    return Table(*columns, title=title, title_justify="left")
+    return history
 
 
 def _containers(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,36 +208,42 @@ def describe(
     ]
     if d.get("FailureReason"):
         lines.append(f"[red]failure[/red]     {escape(d['FailureReason'])}")
-    out.print(Panel("\n".join(lines), title=f"endpoint {escape(name)}", title_align="left"))
-    variants = _table("variants", "variant", "weight", "instances", "status", "image")
+    show(Panel("\n".join(lines), title=f"endpoint {escape(name)}", title_align="left"))
+    variants = table(
+        "variant", "weight", "instances", "status", "image", title="variants", whole=("variant",)
+    )
     total = sum(v.get("CurrentWeight", 0.0) for v in d["ProductionVariants"])
     for v in d["ProductionVariants"]:
         images = ", ".join(i.get("ResolvedImage", "-") for i in v.get("DeployedImages", []))
         variants.add_row(escape(v["VariantName"]), _weight(v, total), _instances(v),
                          _variant_status(v), escape(images or "-"))  # fmt: skip
-    out.print(variants)
+    show(variants)
     current = [x for x in deployments if x["Status"] == "InProgress"]
     if current:
-        out.print(Panel(_progress(current[0]), title="deployment in progress", title_align="left"))
+        show(Panel(_progress(current[0]), title="deployment in progress", title_align="left"))
     if deployments:
-        out.print(_history(deployments))
+        show(_history(deployments))
     if d["EndpointConfig"]:
         columns = ("variant", "model", "instance type", "initial weight", "initial count")
-        config = _table(f"endpoint config {escape(d['EndpointConfigName'])}", *columns)
+        config = table(
+            *columns, title=f"endpoint config {escape(d['EndpointConfigName'])}",
+            whole=("variant", "model"),
+        )  # fmt: skip
         for v in d["EndpointConfig"]["ProductionVariants"]:
             config.add_row(escape(v["VariantName"]), escape(v["ModelName"]),
                            v.get("InstanceType", "-"), f"{v.get('InitialVariantWeight', 1.0):g}",
                            str(v.get("InitialInstanceCount", "-")))  # fmt: skip
-        out.print(config)
+        show(config)
     for model_name, model in d["Models"].items():
-        table = _table(f"model {escape(model_name)}", "image", "model data", "environment")
+        title = f"model {escape(model_name)}"
+        containers = table("image", "model data", "environment", title=title)
         if model is None:
-            table.add_row("[red](deleted)[/red]", "", "")
+            containers.add_row("[red](deleted)[/red]", "", "")
         for c in _containers(model or {"Containers": []}):
             env = "\n".join(f"{k}={v}" for k, v in c.get("Environment", {}).items())
-            table.add_row(escape(c.get("Image", "-")), escape(c.get("ModelDataUrl", "-")),
-                          escape(env or "-"))  # fmt: skip
-        out.print(table)
+            containers.add_row(escape(c.get("Image", "-")), escape(c.get("ModelDataUrl", "-")),
+                               escape(env or "-"))  # fmt: skip
+        show(containers)
 
 
 # --------------------------------------------------------------------------------- invoke
@@ -251,6 +258,19 @@ def _read_body(body: str) -> bytes:
         except OSError as exc:
             raise fail(f"--body: cannot read {body[1:]}: {exc.strerror}", 2) from None
     return body.encode()
+
+
+def _acceptable(content_type: str | None, accept: str) -> bool:
+    """Whether an answer of `content_type` is one `accept` (an Accept header) asks for."""
+    answered = (content_type or "").split(";")[0].strip().lower()
+    kind = answered.split("/")[0] + "/*"
+    for item in accept.split(","):
+        mime, *params = (p.strip().lower() for p in item.split(";"))
+        if "q=0" in params or "q=0.0" in params:
+            continue
+        if mime in ("*/*", kind, answered):
+            return True
+    return False
 
 
 def invoke(
@@ -278,6 +298,12 @@ def invoke(
         response = rt.invoke_endpoint(**request)
         answer: bytes = response["Body"].read()
     answered, answer_type = response.get("InvokedProductionVariant"), response.get("ContentType")
+    if accept and not _acceptable(answer_type, accept):
+        raise fail(
+            f"--accept {accept}: variant {answered} cannot produce it and answered "
+            f"{answer_type or 'without a content type'} (pier's model server writes "
+            "application/json, text/csv and application/jsonlines)"
+        )
     parsed: Any = None
     if "json" in (answer_type or ""):
         with contextlib.suppress(ValueError):

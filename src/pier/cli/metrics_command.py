@@ -13,9 +13,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from pier.cli.common import HomeOption, JsonOption, aws_errors, connect, fail, out, print_json
+from pier.cli.common import (
+    HomeOption,
+    JsonOption,
+    aws_errors,
+    compact,
+    connect,
+    fail,
+    out,
+    print_json,
+    show,
+    unless_gone,
+)
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -134,6 +144,11 @@ def metrics(
         variants = [variant] if variant else _variants(cw, name)
         data = {v: _series(cw, name, v, start, end, step) for v in variants}
     if not any(data.values()):
+        sm = connect(home)
+        with aws_errors():
+            exists = unless_gone(sm.describe_endpoint, EndpointName=name) is not None
+        if not exists:
+            raise fail(f"endpoint {name} does not exist (pier endpoints lists them)")
         raise fail(f"no metrics for endpoint {name} in the last {since} (no invocations yet?)")
     if as_json:
         print_json(
@@ -158,10 +173,10 @@ def _print_variant(
 ) -> None:
     fmt = "%H:%M" if len({t.date() for t in rows}) <= 1 else "%m-%d %H:%M"
     title = f"{escape(name)} / {escape(variant)} (per {step // 60} min)"
-    table = Table("time (UTC)", title=title, title_justify="left")
+    table = compact("time (UTC)", title=title)
     for column in ("invocations", "4xx", "5xx", "model errors", "model ms avg", "model ms max",
                    "overhead µs avg", "CPU %", "memory %"):  # fmt: skip
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for t, r in rows.items():
         table.add_row(
             t.strftime(fmt), _count(r.get("invocations")), _count(r.get("errors_4xx")),
@@ -170,7 +185,7 @@ def _print_variant(
             _us(r.get("overhead_latency_avg")), _pct(r.get("cpu_avg")),
             _pct(r.get("memory_avg")),
         )  # fmt: skip
-    out.print(table)
+    show(table)
     times = list(rows)
     if len(times) > 1:  # every period, gaps included, for the sparklines
         periods = int((times[-1] - times[0]).total_seconds()) // step + 1

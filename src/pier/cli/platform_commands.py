@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +15,14 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
+from pier.cli.common import (
+    HomeOption,
+    err,
+    out,
+    pier_command,
+    platform_settings,
+    sagemaker_client,
+)
 from pier.errors import PierError
 from pier.hosting.pids import is_running, start_ticks
 from pier.platform.home import Home
@@ -120,13 +128,14 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
     pid = h.running_pid()
-    if pid is not None:
-        err.print(f"[red]error:[/red] pier is already running from {h.root} (pid {pid})")
-        raise typer.Exit(1)
+    if pid is not None:  # what was asked is true: scripts go on (exit 0)
+        out.print(f"pier is already up on {h.url()} (home {h.root}, pid {pid})")
+        return
     args = [sys.executable, "-m", "pier.cli.main", "up"]
     console_log = h.root / "logs" / "platform.console.log"
-    # Owner-only like the rest of the home (the platform's own files get it from its umask).
-    fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # Owner-only like the rest of the home (the platform's own files get it from its umask);
+    # each start's console log is its own (its tail is what a failed start shows).
+    fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -146,8 +155,10 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
                     out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")
                 out.print(f"  console: {url}/console/ (or a one-time link: pier console-url)")
                 out.print(f"  logs: {h.log_file}")
-                out.print(f"  boto3 setup: eval $(pier env --home {settings.home})")
-                out.print(f"  stop: pier down --home {settings.home}")
+                pier = shlex.join(pier_command())
+                home = shlex.quote(str(settings.home))
+                out.print(f'  boto3 setup: eval "$({pier} env --home {home})"')
+                out.print(f"  stop: {pier} down --home {home}")
                 return
             time.sleep(0.1)
     err.print(f"[red]error:[/red] pier did not answer in 180 s; see {h.log_file}")
@@ -267,6 +278,11 @@ def env(home: HomeOption = None) -> None:
     if creds is None:
         err.print(f"[red]error:[/red] no credentials in {h.root} yet; run `pier up` first")
         raise typer.Exit(1)
+    if h.running_pid() is None:  # stderr: `eval "$(pier env)"` still gets the settings
+        err.print(
+            f"[yellow]warning:[/yellow] pier is not running (home {h.root}): these settings "
+            "reach it once it runs (pier up --detach)"
+        )
     typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER={url}")
     typer.echo(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")
     typer.echo(f"export AWS_ENDPOINT_URL_CLOUDWATCH={url}")  # metrics and alarms

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import shlex
-import shutil
-import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from pier.cli.common import HomeOption, err, out, platform_settings, sagemaker_client
+from pier.cli.common import (
+    HomeOption,
+    err,
+    out,
+    pier_command,
+    platform_settings,
+    sagemaker_client,
+)
 from pier.cli.platform_commands import up_detached
 from pier.errors import PierError
 from pier.platform.home import Home
 
 MLFLOW_WAIT_S = 60.0
-
-
-def _pier_command() -> list[str]:
-    """How to run `pier`, as the user would type it: plain `pier` if that is this one."""
-    here = Path(sys.executable).with_name("pier")
-    on_path = shutil.which("pier")
-    if on_path is not None and Path(on_path).resolve() == here.resolve():
-        return ["pier"]
-    return [str(here)]
 
 
 def _wait_for_mlflow(url: str, h: Home) -> None:
@@ -63,7 +58,7 @@ def quickstart(
     settings = platform_settings(home=home, port=port)
     h = Home(settings.home)
     pier_options = [] if home is None else ["--home", str(settings.home)]
-    pier = shlex.join(_pier_command())
+    pier = shlex.join(pier_command())
     opts = " " + shlex.join(pier_options) if pier_options else ""
     if h.running_pid() is None:
         try:
@@ -97,7 +92,7 @@ def quickstart(
         pier_url=url,
         sm=sagemaker_client(h, url),
         runtime=sagemaker_client(h, url, "sagemaker-runtime"),
-        pier_command=_pier_command(),
+        pier_command=pier_command(),
         pier_options=pier_options,
         workdir=h.root / "quickstart",
     )

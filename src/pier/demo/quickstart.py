@@ -241,10 +241,14 @@ def ensure_model(sm: Any, variant: Variant) -> None:
         )
 
 
-def create_config(sm: Any, endpoint: str, variants: Sequence[Variant]) -> str:
-    """A new EndpointConfig with the variants; its name is unique per call."""
+def create_config(
+    sm: Any, endpoint: str, variants: Sequence[Variant], capture: dict[str, Any] | None = None
+) -> str:
+    """A new EndpointConfig with the variants (and `capture`, a DataCaptureConfig); its name
+    is unique per call."""
     name = f"{endpoint}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     sm.create_endpoint_config(
+        **({"DataCaptureConfig": capture} if capture else {}),
         EndpointConfigName=name,
         ProductionVariants=[
             {
@@ -258,6 +262,21 @@ def create_config(sm: Any, endpoint: str, variants: Sequence[Variant]) -> str:
         ],
     )
     return name
+
+
+def capture_of(sm: Any, endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The DataCaptureConfig of the endpoint's current config (a user may have added one):
+    re-running the quickstart keeps it."""
+    if endpoint is None:
+        return None
+    try:
+        config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise
+    capture: dict[str, Any] | None = config.get("DataCaptureConfig")
+    return capture
 
 
 def endpoint_status(sm: Any, endpoint: str) -> dict[str, Any] | None:
@@ -304,12 +323,12 @@ def deploy(
     InService and returns DescribeEndpoint; a failure raises with the platform's reason."""
     for v in variants:
         ensure_model(sm, v)
-    config = create_config(sm, endpoint, variants)
 
     def settled(d: dict[str, Any] | None) -> bool:
         return d is None or d["EndpointStatus"] in SETTLED
 
     current = wait_for(sm, endpoint, settled, on_status)
+    config = create_config(sm, endpoint, variants, capture_of(sm, current))
     if current is not None and current["EndpointStatus"] == "Failed":
         # SageMaker cannot update a failed endpoint: replace it.
         sm.delete_endpoint(EndpointName=endpoint)
@@ -514,7 +533,7 @@ def run(platform: Platform, console: Console, calls: int = 50) -> dict[str, Any]
 
     console.print("\n[bold]Open[/bold]")
     console.print(f"  MLflow UI (runs, registry): {platform.tracking_uri}/#/models/{MODEL_NAME}")
-    console.print(f"  pier (SageMaker API):       {platform.pier_url}")
+    console.print(f"  pier (APIs and links):      {platform.pier_url}")
     console.print(
         f"  pier console:               {platform.pier_url}/console/endpoints/{ENDPOINT_NAME}"
     )

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,6 +97,7 @@ class MlflowServer:
     def start(self) -> None:
         """Launch the server (returns at once; `wait_ready` waits for /health)."""
         stop_leftover(self.home)
+        self._check_port()
         backend = self.options.backend_store_uri
         if "://" in backend and not backend.startswith(("sqlite:", "file:")):
             # MLflow retries an unreachable database for minutes before it gives up: ask once.
@@ -126,6 +128,21 @@ class MlflowServer:
                 start_new_session=True,
             )
         self.home.mlflow_pid_file.write_text(str(self.proc.pid))
+
+    def _check_port(self) -> None:
+        """Fail at once when another program answers on the port: MLflow would only find out
+        after its own start-up (a minute on a small machine) and say it less clearly."""
+        host, port = self.options.host, self.options.port
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            taken = probe.connect_ex((host, port)) == 0
+        if taken:
+            raise MlflowStartFailed(
+                f"the port of pier's MLflow server, {host}:{port}, is taken by another program"
+                + (" (on macOS, AirPlay Receiver listens on 5000)" if port == 5000 else "")
+                + "; choose another with --mlflow-port PORT or PIER_MLFLOW_PORT=PORT, "
+                "0 for any free port"
+            )
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Block until /health answers; MlflowStartFailed with the log's tail otherwise."""

@@ -12,17 +12,24 @@ Errors are sagemaker-runtime's: ``{"ErrorCode": code, "message": ...}`` with
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from functools import partial
 from urllib.parse import unquote
 
 import orjson
 
 from pier.contract.asgi import Scope, json_headers
-from pier.errors import ModelError, PierError, RuntimeValidationError
+from pier.errors import EndpointNotRouted, ModelError, PierError, RuntimeValidationError
 from pier.monitor.capture.capture import Capturer
 from pier.platform.api import Request, Response
 from pier.router.invoke import Invocation, Router
 from pier.router.mirror import Record, Recorded
+from pier.store.db import Sessions
+from pier.store.hosting import HostingStore
+
+#: An endpoint's stored status and FailureReason, None when it does not exist (blocking).
+StatusOf = Callable[[str], tuple[str, str | None] | None]
 
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 _PREFIX = "/endpoints/"
@@ -33,10 +40,13 @@ class RuntimeApi:
     max_body = MAX_INVOKE_BYTES
     signing_service = "sagemaker"
 
-    def __init__(self, router: Router, capturer: Capturer | None) -> None:
+    def __init__(
+        self, router: Router, capturer: Capturer | None, status_of: StatusOf | None = None
+    ) -> None:
         self._router = router
         self._capturer = capturer
         self._durable = capturer is not None and capturer.durable
+        self._status_of = status_of
 
     def matches(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -61,7 +71,10 @@ class RuntimeApi:
         model's answer, whose `after` records metrics and offers data capture. Raises the
         runtime's errors (RuntimeValidationError, ModelError, ModelNotReadyException). The
         gateway (pier.platform.gateway_api) calls this too: one invoke path."""
-        result = await self._router.invoke(name, request.body, request.headers, target_variant)
+        try:
+            result = await self._router.invoke(name, request.body, request.headers, target_variant)
+        except EndpointNotRouted as exc:
+            raise await self._not_routed(name, exc) from None
         out = [
             (b"content-type", result.content_type.encode()),
             (b"x-amzn-invoked-production-variant", result.variant.encode()),
@@ -82,6 +95,24 @@ class RuntimeApi:
                 result.content_type,
             )
         return Response(200, result.body, out, partial(self._answered, request, name, result))
+
+    async def _not_routed(self, name: str, exc: EndpointNotRouted) -> PierError:
+        """Why an endpoint has no route, when it exists: Failed (and why), or not yet (or no
+        longer) InService. Off the hot path: only requests that fail anyway get here."""
+        if self._status_of is None:
+            return exc
+        stored = await asyncio.to_thread(self._status_of, name)
+        if stored is None:
+            return exc  # it does not exist: SageMaker's words
+        status, reason = stored
+        if status == "Failed":
+            return RuntimeValidationError(
+                f"Endpoint {name} is Failed and serves no request: {reason or 'no reason given'}"
+                " (fix the cause, then UpdateEndpoint or delete it)."
+            )
+        return RuntimeValidationError(
+            f"Endpoint {name} is {status}: it serves requests once it is InService."
+        )
 
     def _answered(self, request: Request, name: str, result: Invocation) -> None:
         self._router.answered(name, result, request.received_ns)
@@ -107,6 +138,18 @@ class RuntimeApi:
         return Response(err.status, orjson.dumps(payload), json_headers(err.code))
 
 
+def stored_status(sessions: Sessions) -> StatusOf:
+    """The state store's answer to `RuntimeApi`'s question: an endpoint's status and reason."""
+    store = HostingStore(sessions)
+
+    def status_of(name: str) -> tuple[str, str | None] | None:
+        with store.read() as tx:
+            row = tx.endpoint(name)
+            return None if row is None else (str(row.status), row.failure_reason)
+
+    return status_of
+
+
 def capture_pairs(capturer: Capturer) -> Record:
     """The router's recorder of mirrored requests (pier.router.mirror): into data capture."""
 
@@ -119,4 +162,4 @@ def capture_pairs(capturer: Capturer) -> Record:
     return record
 
 
-__all__ = ["MAX_INVOKE_BYTES", "RuntimeApi", "capture_pairs"]
+__all__ = ["MAX_INVOKE_BYTES", "RuntimeApi", "capture_pairs", "stored_status"]

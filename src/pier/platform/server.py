@@ -55,6 +55,7 @@ from pier.platform.console.app import ConsoleApi, ConsoleLinkApi
 from pier.platform.console.calls import ConsoleCalls
 from pier.platform.console.sessions import SessionStore
 from pier.platform.deployments_api import DeploymentsApi
+from pier.platform.front_page import FrontPage
 from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
@@ -63,7 +64,7 @@ from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
-from pier.platform.runtime_api import RuntimeApi, capture_pairs
+from pier.platform.runtime_api import RuntimeApi, capture_pairs, stored_status
 from pier.platform.sagemaker_api import SageMakerApi
 from pier.router.invoke import Router
 from pier.router.metrics import EndpointMetrics, InstanceProcess
@@ -342,7 +343,7 @@ async def _serve(
         run_now=scheduler.run_now,
         notify=scheduler.notify,
     )
-    runtime = RuntimeApi(router, capturer)
+    runtime = RuntimeApi(router, capturer, stored_status(sessions))
     gateway = GatewayApi(  # the public routes, /api/ (docs/gateway.md)
         runtime,
         table,
@@ -393,6 +394,7 @@ async def _serve(
         DeploymentsApi(service),
         Ping(),
         Metrics(registry, settings.metrics_token),
+        FrontPage(home.mlflow_url),
     ]
     app = PlatformApp(apis, sigv4(keys.lookup), trail)
     await keys.start()

@@ -14,7 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pier.contract.capture_config import CaptureSettings
-from pier.errors import ModelError, ModelNotReadyException, RuntimeValidationError
+from pier.errors import (
+    EndpointNotRouted,
+    ModelError,
+    ModelNotReadyException,
+    RuntimeValidationError,
+)
 from pier.router.metrics import EndpointMetrics
 from pier.router.mirror import Mirror, Recorded
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute, least_outstanding
@@ -85,9 +90,7 @@ class Router:
     ) -> Invocation:
         route = self.table.get(endpoint)
         if route is None:
-            raise RuntimeValidationError(
-                f"Endpoint {endpoint} of account {self.account} not found."
-            )
+            raise EndpointNotRouted(f"Endpoint {endpoint} of account {self.account} not found.")
         if target_variant is not None:
             variant = route.variants.get(target_variant)
             if variant is None:

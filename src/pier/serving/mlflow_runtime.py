@@ -44,6 +44,26 @@ def _truncate(message: str) -> str:
     return message[:_MAX_MESSAGE] + f"... ({len(message) - _MAX_MESSAGE} more characters)"
 
 
+_QUOTED = 60  # characters of a payload an error message quotes
+
+
+def _refuse_json_as_csv(text: str) -> None:
+    """A JSON document sent as text/csv: say so, quoting a short prefix. (MLflow would read it
+    as a CSV header and quote the whole payload, twice, in a schema error.)"""
+    text = text.strip()
+    if text[:1] not in ("{", "["):
+        return
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return
+    prefix = text[:_QUOTED] + ("..." if len(text) > _QUOTED else "")
+    raise BadRequest(
+        f"The body is sent as text/csv but is a JSON document ({prefix}); "
+        "send it with Content-Type: application/json."
+    )
+
+
 def _from_mlflow(exc: Any) -> PierError:
     """An MlflowException as a PierError with the same status and code, without the trace."""
     code = getattr(exc, "error_code", "INTERNAL_ERROR")
@@ -237,6 +257,7 @@ class MlflowRuntime:
                 raise BadRequest(
                     f"Ensure that input is a valid UTF-8 encoded string. {exc}"
                 ) from exc
+            _refuse_json_as_csv(text)
             data = self._parse_csv(text)
         else:  # ct.PARQUET
             data = ss.parse_parquet_input(io.BytesIO(body))
