@@ -87,3 +87,4 @@ plot  # unused variable (src/pier/platform/console/charts.py:38): the console's 
 list_users  # typer command `pier users list` (src/pier/cli/users_command.py)
 rotate_key  # typer command `pier users rotate-key` (src/pier/cli/users_command.py)
 updated_at  # gateway_endpoints' column, written for operators (src/pier/store/tables.py)
+message_event  # uvicorn's protocol sets it on disconnect (src/pier/platform/invoke_protocol.py)
