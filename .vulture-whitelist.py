@@ -94,3 +94,4 @@ list_deployments  # MLflow's BaseDeploymentClient API
 get_deployment  # MLflow's BaseDeploymentClient API
 explain  # MLflow's BaseDeploymentClient API
 df  # MLflow's explain(deployment_name, df, endpoint) signature
+message_event  # uvicorn's protocol sets it on disconnect (src/pier/platform/invoke_protocol.py)

@@ -127,12 +127,16 @@ def _mlserver(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
 
 MLFLOW_1 = Server("mlflow-1w", "mlflow models serve (1 worker)", "mlflow", _mlflow(1))
 MLFLOW_2 = Server("mlflow-2w", "mlflow models serve --workers 2", "mlflow", _mlflow(2), workers=2)
-PIER = Server("pier", "pier serve (defaults: batching on)", "pier", _pier(), pier_metrics=True)
+# One worker explicitly: the default is one per CPU (2 here, = pier-2w).
+PIER = Server(
+    "pier", "pier serve --workers 1 (batching on)", "pier", _pier("--workers", "1"),
+    pier_metrics=True,
+)  # fmt: skip
 PIER_NO_BATCHING = Server(
     "pier-no-batching",
-    "pier serve --no-batching",
+    "pier serve --workers 1 --no-batching",
     "pier",
-    _pier("--no-batching"),
+    _pier("--workers", "1", "--no-batching"),
     pier_metrics=True,
 )
 PIER_2 = Server("pier-2w", "pier serve --workers 2", "pier", _pier("--workers", "2"), workers=2)

@@ -7,6 +7,7 @@ SAGEMAKER_MODEL_SERVER_WORKERS and SAGEMAKER_MODEL_SERVER_TIMEOUT.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,33 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
+#: The most worker processes a model server starts by itself (each holds a copy of the model).
+MAX_DEFAULT_WORKERS = 4
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """`pier serve`'s and `serve`'s worker processes when none are asked for: one per usable
+    CPU, at most MAX_DEFAULT_WORKERS. Each worker is one event loop and one predict thread, so
+    one worker keeps about one core busy; on 2 cores 2 workers served 1.7x one (docs/serving.md).
+    """
+    return max(1, min(MAX_DEFAULT_WORKERS, usable_cpus()))
+
+
+def instance_workers() -> int:
+    """Workers of each instance the platform starts when its Environment names none: one CPU
+    is left to the platform itself (it routes every request), so one per remaining CPU, at
+    least 1, at most MAX_DEFAULT_WORKERS. On 2 cores: 1 (docs/hosting.md)."""
+    return max(1, min(MAX_DEFAULT_WORKERS, usable_cpus() - 1))
+
+
 EnvManagerName = Literal["auto", "local", "virtualenv"]  # see pier.hosting.environments
 
 
@@ -25,7 +53,7 @@ class ServeSettings(BaseSettings):
     model_uri: str = Field(default="/opt/ml/model", description="Any MLflow model URI or a path")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default_factory=default_workers, ge=1, le=64)
     timeout_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -75,7 +103,7 @@ class ContainerServeSettings(ServeSettings):
         validation_alias=AliasChoices("PIER_PORT", "SAGEMAKER_BIND_TO_PORT"),
     )
     workers: int = Field(
-        default=1,
+        default_factory=default_workers,
         ge=1,
         le=64,
         validation_alias=AliasChoices("PIER_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),

@@ -74,6 +74,8 @@ def pier_serve(
     port = free_port()
     args = [str(BIN / "pier"), "serve", "--model-uri", str(model), "--port", str(port)]
     args += ["--log-file", str(tmp / f"serve-{port}.log"), *extra]
+    if "--workers" not in extra:  # these tests are about one worker (the default is per CPU)
+        args += ["--workers", "1"]
     return Server(args, env or {}, port, tmp / f"out-{port}.txt")
 
 

@@ -350,3 +350,24 @@ def test_adopt_takes_over_running_instances_and_forgets_dead_ones(
         assert await ProcessBackend(state_dir).adopt() == []
 
     asyncio.run(scenario())
+
+
+@slow
+def test_instances_run_the_platforms_worker_default_unless_the_environment_names_one(
+    model: Path, make_backend: Callable[..., ProcessBackend]
+) -> None:
+    from pier.settings import instance_workers
+
+    async def scenario() -> None:
+        backend = make_backend()
+        plain = await backend.launch(spec(model))
+        named = await backend.launch(
+            spec(model, environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+        )
+        await asyncio.gather(backend.wait_healthy(plain), backend.wait_healthy(named))
+        for instance, workers in ((plain, instance_workers()), (named, 2)):
+            assert instance.state is InstanceState.HEALTHY, instance.failure
+            params = httpx.get(instance.url + "/execution-parameters", timeout=10).json()
+            assert params["MaxConcurrentTransforms"] == workers
+
+    asyncio.run(scenario())

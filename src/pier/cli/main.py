@@ -52,7 +52,10 @@ def serve(
         int | None, typer.Option(help="Port to bind, 0 for a free one (default 8080).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes, each with the model (default 1).")
+        int | None,
+        typer.Option(
+            help="Worker processes, each with the model (default: one per CPU, at most 4)."
+        ),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Per-request timeout in seconds (default 60).")
@@ -113,6 +116,11 @@ def serve(
         from pier.cli.serve_env import exec_server
 
         exec_server(env_dir, settings)
+    import gc
+
+    # Cold start: no collections while the server's modules import and the model unpickles
+    # (hundreds of thousands of objects, all long-lived); re-enabled once the model is warm.
+    gc.disable()
     from pier.serving.server import run
 
     try:

@@ -216,7 +216,7 @@ def _check_signature(auth: _Auth, credentials: Credentials, head: str, payload: 
         (ALGORITHM, auth.amz_date, scope, _sha256_hex(canonical_request.encode()))
     )
     key = _signing_key(credentials.secret_access_key, auth.scope_date, auth.region, auth.service)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one C call
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise InvalidSignature(SIGNATURE_MISMATCH)
 
@@ -224,6 +224,7 @@ def _check_signature(auth: _Auth, credentials: Credentials, head: str, payload: 
 # ------------------------------------------------------------------ canonical request
 
 
+@functools.lru_cache(maxsize=1024)  # a client calls the same few paths over and over
 def _canonical_path(raw_path: str) -> str:
     """botocore's ``SigV4Auth._normalize_url_path``: remove dot segments, encode again."""
     return quote(_remove_dot_segments(raw_path) or "/", safe="/~")
@@ -445,6 +446,7 @@ def _parse_amz_date(value: str, name: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=64)  # parsed twice per request (format check, then time check)
 def _timestamp(value: str) -> datetime:
     """YYYYMMDD'T'HHMMSS'Z' (already matched by _TIMESTAMP_RE) as an aware datetime.
 
@@ -485,11 +487,10 @@ def _check_scope(auth: _Auth, services: frozenset[str]) -> None:
 def _check_time(auth: _Auth, now: datetime, max_skew: timedelta) -> None:
     now = _utc(now).replace(microsecond=0)
     signed_at = _timestamp(auth.amz_date)
-    skew = _describe(max_skew)
     if signed_at > now + max_skew:
         raise InvalidSignature(
             f"Signature not yet current: {auth.amz_date} is still later than "
-            f"{_fmt(now + max_skew)} ({_fmt(now)} + {skew})"
+            f"{_fmt(now + max_skew)} ({_fmt(now)} + {_describe(max_skew)})"
         )
     if auth.expires is not None:
         if now > signed_at + timedelta(seconds=auth.expires):
@@ -501,7 +502,7 @@ def _check_time(auth: _Auth, now: datetime, max_skew: timedelta) -> None:
     elif signed_at < now - max_skew:
         raise InvalidSignature(
             f"Signature expired: {auth.amz_date} is now earlier than "
-            f"{_fmt(now - max_skew)} ({_fmt(now)} - {skew})"
+            f"{_fmt(now - max_skew)} ({_fmt(now)} - {_describe(max_skew)})"
         )
 
 

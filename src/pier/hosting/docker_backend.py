@@ -74,6 +74,7 @@ from pier.hosting.container_logs import LogPump, last_copied_ns, quietly
 from pier.hosting.docker_engine import DockerUnavailable, connect
 from pier.hosting.image_map import ImageMap, is_mlflow_image
 from pier.hosting.instance_types import limits
+from pier.hosting.workers import workers_environment
 
 if TYPE_CHECKING:
     import docker
@@ -334,7 +335,8 @@ class DockerBackend:
             "command": ["serve"],
             "detach": True,
             "name": f"pier-{spec.instance_id}",
-            "environment": dict(spec.environment),
+            # the platform's workers default (pier.hosting.workers) unless the model names one
+            "environment": {**spec.environment, **workers_environment(spec.environment)},
             "ports": {CONTAINER_PORT: (HOST, None)},  # 127.0.0.1 only, an ephemeral port
             "labels": self._labels(spec),
         }

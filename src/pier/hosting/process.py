@@ -67,6 +67,7 @@ from pier.hosting.base import (
 )
 from pier.hosting.image_map import is_mlflow_image
 from pier.hosting.pids import is_running, proc_stat
+from pier.hosting.workers import workers_environment
 
 log = logging.getLogger("pier.hosting.process")
 
@@ -308,6 +309,7 @@ class ProcessBackend:
         )
         self._instances[spec.instance_id] = instance
         env = {**self._base_env, "PYTHONUNBUFFERED": "1", **spec.environment}
+        env.update(workers_environment(spec.environment))  # one CPU left to the platform
         if placement.env_dir is None:
             env["PIER_ENV_MANAGER"] = "local"  # decided here: pier serve must not decide again
             command = [*self._command, "--model-uri", _model_uri(placement.model_uri)]

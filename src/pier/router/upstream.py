@@ -55,6 +55,7 @@ class _Connection(asyncio.Protocol):
     waiter: asyncio.Future[UpstreamResponse] | None = None
     closed: bool = False
     idle_since: float = 0.0
+    poller: select.poll | None = None
     _status: int = 0
     _headers: dict[bytes, bytes] = field(default_factory=dict)
     _body: list[bytes] = field(default_factory=list)
@@ -115,6 +116,11 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
 
+def _expire(waiter: asyncio.Future[UpstreamResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 def _quiet(conn: _Connection) -> bool:
     """Whether an idle connection is still open: nothing to read and no hang-up pending.
 
@@ -122,11 +128,13 @@ def _quiet(conn: _Connection) -> bool:
     that yet; sending on such a connection would fail *after* sending, which the router must
     not retry. One poll() with a zero timeout tells, for about a microsecond.
     """
-    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP | select.POLLHUP)
+    poller = conn.poller
+    if poller is None:
+        sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+        if sock is None:
+            return False
+        poller = conn.poller = select.poll()  # registered once per connection
+        poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP | select.POLLHUP)
     return not poller.poll(0)
 
 
@@ -177,13 +185,19 @@ class UpstreamPool:
         head = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in headers]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        waiter = conn.send(request)
+        # A timer on the answer's future rather than asyncio.wait_for, which costs a second
+        # future and its callbacks on every request (≈ 10 % of the platform, measured).
+        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter)
         try:
-            response = await asyncio.wait_for(conn.send(request), timeout_s)
+            response = await waiter
         except BaseException:
             conn.closed = True
             if conn.transport is not None:
                 conn.transport.close()
             raise
+        finally:
+            timer.cancel()
         self._release(host, port, conn)
         return response
 

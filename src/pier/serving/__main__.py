@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         print(f"serve: invalid configuration:\n{exc}", file=sys.stderr)
         sys.exit(2)
+    import gc
+
+    gc.disable()  # cold start, as `pier serve` does: re-enabled once the model is warm
     from pier.serving.server import run
 
     sys.exit(run(settings))

@@ -160,6 +160,7 @@ async def _serve(
         log.info(
             "model warm: /ping answers 200 (%.2f s after start)", time.perf_counter() - started
         )
+        gc.enable()  # off while starting (pier.cli.main serve), on while serving
         freezing = asyncio.create_task(_freeze_heap(runtime))
     except asyncio.CancelledError:
         raise
@@ -171,6 +172,7 @@ async def _serve(
         log.error("cannot serve: %s: %s", type(exc).__name__, exc)
         exit_code = 1
     if exit_code:
+        gc.enable()
         server.should_exit = True
     if serving is None and not exit_code:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
