@@ -60,8 +60,8 @@ from pier.platform.front_page import FrontPage
 from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
-from pier.platform.leading import LeaderLoops
 from pier.platform.invoke_protocol import invoke_protocol
+from pier.platform.leading import LeaderLoops
 from pier.platform.metrics_recorder import MetricsRecorder
 from pier.platform.mlflow_server import MlflowServer, default_options
 from pier.platform.models import model_resolver
