@@ -31,8 +31,9 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from pier.contract.asgi import Message
-from pier.platform.api import Api, serve
+from pier.contract.asgi import Message, request_headers
+from pier.errors import PierError
+from pier.platform.api import Api, Authenticate, Request, SignedRequest, serve
 from pier.platform.app import PlatformApp
 from pier.serving.protocol import ErrorBody, json_errors_protocol
 
@@ -76,13 +77,17 @@ class _FastCycle:
         "message_event",
         "response_complete",
         "scope",
+        "signed",
         "size",
         "status",
     )
 
-    def __init__(self, api: Api, scope: dict[str, Any], keep_alive: bool) -> None:
+    def __init__(
+        self, api: Api, scope: dict[str, Any], keep_alive: bool, signed: SignedRequest | None
+    ) -> None:
         self.api = api
         self.scope = scope
+        self.signed = signed
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = api.max_body
@@ -121,7 +126,17 @@ def invoke_protocol(
             keep_alive = version != "1.0" and self.parser.should_keep_alive()
             if version != "1.1":
                 self.scope["http_version"] = version
-            self.cycle = _FastCycle(api, self.scope, keep_alive)
+            signed = None
+            if api.signing_service is not None:
+                # Headers first, as on the ordinary path: a request its headers already refuse
+                # goes that way, which answers before reading the body (docs/security.md).
+                try:
+                    request = Request(self.scope, request_headers(self.scope), b"", 0)
+                    signed = app.authenticate(request, api.signing_service)
+                except PierError:
+                    super().on_headers_complete()
+                    return
+            self.cycle = _FastCycle(api, self.scope, keep_alive, signed)
 
         def _fast_api(self) -> Api | None:
             """The API that would serve this request, when it is a fast one and nothing about
@@ -181,8 +196,15 @@ def invoke_protocol(
                 else:
                     await self._write(cycle, message.get("body", b""))
 
+            signed = cycle.signed
+            authenticate: Authenticate = app.authenticate
+            if signed is not None:  # verified in on_headers_complete: not twice
+
+                def authenticate(_request: Request, _service: str) -> SignedRequest:
+                    return signed
+
             try:
-                await serve(cycle.api, cycle.scope, receive, send, app.authenticate, app.trail)
+                await serve(cycle.api, cycle.scope, receive, send, authenticate, app.trail)
             except BaseException:
                 # serve maps every error to an answer; this is a bug in the framing above.
                 log.exception("the invoke fast path failed")
