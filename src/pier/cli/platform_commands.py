@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -82,6 +82,14 @@ def up(
             "own virtualenv), local, virtualenv. Default auto; see docs/environments.md."
         ),
     ] = None,
+    endpoints_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="With --detach: how long to wait, in seconds, for the endpoints that were "
+            "InService to serve again (their instances adopted or relaunched).",
+        ),
+    ] = 120.0,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = platform_settings(
@@ -92,7 +100,7 @@ def up(
     )  # fmt: skip
     h = Home(settings.home)
     if detach:
-        up_detached(settings, h)
+        up_detached(settings, h, endpoints_timeout=endpoints_timeout)
         return
     from pier.platform.server import run
 
@@ -104,7 +112,7 @@ def up(
     raise typer.Exit(code)
 
 
-def up_detached(settings: PlatformSettings, h: Home) -> None:
+def up_detached(settings: PlatformSettings, h: Home, *, endpoints_timeout: float = 120.0) -> None:
     try:
         h.prepare()
     except PierError as exc:
@@ -131,7 +139,8 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
                 err.print("[red]error:[/red] pier did not start:\n" + "\n".join(tail))
                 raise typer.Exit(1)
             url = h.url()
-            if url and _healthy(url):
+            if url and _healthy(url) and _mlflow_joined(settings, h):
+                _wait_for_endpoints(h, url, endpoints_timeout)
                 out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
                 if h.mlflow_url():
                     out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")
@@ -143,6 +152,47 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
             time.sleep(0.1)
     err.print(f"[red]error:[/red] pier did not answer in 180 s; see {h.log_file}")
     raise typer.Exit(1)
+
+
+def _mlflow_joined(settings: PlatformSettings, h: Home) -> bool:
+    """Whether pier's own MLflow server answers (the platform serves before it does)."""
+    return not settings.mlflow or bool(settings.mlflow_uri) or h.mlflow_url() is not None
+
+
+def _not_serving(client: Any, names: list[str]) -> dict[str, str]:
+    """Of these endpoints, those that do not serve yet (a variant without an instance), with
+    what DescribeEndpoint says of them."""
+    left = {}
+    for name in names:
+        d = client.describe_endpoint(EndpointName=name)
+        variants = d.get("ProductionVariants", [])
+        if d["EndpointStatus"] == "InService" and all(
+            v.get("CurrentInstanceCount", 0) > 0 for v in variants
+        ):
+            continue
+        reason = d.get("FailureReason")
+        left[name] = d["EndpointStatus"] + (f": {reason}" if reason else "")
+    return left
+
+
+def _wait_for_endpoints(h: Home, url: str, timeout_s: float) -> None:
+    """Wait until every endpoint that was InService serves again (its instances adopted or
+    launched again), at most `timeout_s`; then name those that do not."""
+    client = sagemaker_client(h, url)
+    names = [
+        e["EndpointName"]
+        for e in client.list_endpoints(StatusEquals="InService", MaxResults=100)["Endpoints"]
+    ]
+    deadline = time.monotonic() + timeout_s
+    left = _not_serving(client, names)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.25)
+        left = _not_serving(client, list(left))
+    for name, what in left.items():
+        err.print(
+            f"[yellow]warning:[/yellow] endpoint {name} does not serve yet after "
+            f"{timeout_s:g} s ({what}); `pier logs {name}` shows its instances' logs"
+        )
 
 
 def settings_env(settings: PlatformSettings) -> dict[str, str]:
