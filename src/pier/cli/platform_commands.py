@@ -179,9 +179,11 @@ def _wait_for_endpoints(h: Home, url: str, timeout_s: float) -> None:
     """Wait until every endpoint that was InService serves again (its instances adopted or
     launched again), at most `timeout_s`; then name those that do not."""
     client = sagemaker_client(h, url)
+    # OutOfService too: one that was InService and already found it cannot get instances back.
     names = [
         e["EndpointName"]
-        for e in client.list_endpoints(StatusEquals="InService", MaxResults=100)["Endpoints"]
+        for e in client.list_endpoints(MaxResults=100)["Endpoints"]
+        if e["EndpointStatus"] in ("InService", "OutOfService")
     ]
     deadline = time.monotonic() + timeout_s
     left = _not_serving(client, names)
