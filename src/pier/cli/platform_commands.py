@@ -140,7 +140,10 @@ def up_detached(settings: PlatformSettings, h: Home, *, endpoints_timeout: float
                 raise typer.Exit(1)
             url = h.url()
             if url and _healthy(url) and _mlflow_joined(settings, h):
-                _wait_for_endpoints(h, url, endpoints_timeout)
+                try:
+                    _wait_for_endpoints(h, url, endpoints_timeout)
+                except Exception as exc:  # the platform is up: say it, and what went wrong
+                    err.print(f"[yellow]warning:[/yellow] could not check the endpoints: {exc}")
                 out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
                 if h.mlflow_url():
                     out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")

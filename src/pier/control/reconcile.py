@@ -750,7 +750,10 @@ class Reconciler:
 
         async def settle(instance: Instance) -> None:
             if instance.state == InstanceState.PENDING:
-                age = (datetime.now(UTC) - instance.started_at).total_seconds()
+                started = instance.started_at
+                if started.tzinfo is None:  # a record written without its zone: UTC
+                    started = started.replace(tzinfo=UTC)
+                age = (datetime.now(UTC) - started).total_seconds()
                 left = max(_MIN_ADOPTED_WAIT_S, instance.spec.startup_timeout_s - age)
                 checked = await self._backend.wait_healthy(instance, left)
                 if checked.state == InstanceState.HEALTHY:
