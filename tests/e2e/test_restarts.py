@@ -40,6 +40,7 @@ pytestmark = pytest.mark.slow
 ENDPOINT = "phoenix"
 ROWS = [[1.0, 2.0]]
 SHORT = {"Delay": 1, "MaxAttempts": 120}
+START = 300  # s for `pier up` to answer: a loaded machine starts it slowly
 
 
 def endpoint_processes(home: Path, endpoint: str) -> list[ServeProcess]:
@@ -127,17 +128,17 @@ def test_after_pier_down_and_up_the_endpoint_is_never_not_found(
     relaunched instance serves, never the 400 "not found"; and a client with retries gets
     its answer right after the restart."""
     model = save_linear_model(tmp_path / "model", 2.0, 3.0, 1.0)
-    platform.start()
+    platform.start(timeout=START)
     _deploy(platform.client("sagemaker"), model.path)
     assert platform.terminate() == 0
     assert endpoint_processes(platform.home, ENDPOINT) == []
-    platform.start()
+    platform.start(timeout=START)
     answer, seen = _served_after_restart(platform.client("sagemaker-runtime"))
     assert answer == pytest.approx(model.predict(ROWS))
     assert seen <= {("ServiceUnavailable", 503)}, seen
 
     assert platform.terminate() == 0
-    platform.start()
+    platform.start(timeout=START)
     retrying = platform.client(
         "sagemaker-runtime", config=Config(retries={"mode": "standard", "max_attempts": 30})
     )
@@ -150,7 +151,7 @@ def test_after_a_sigkill_and_a_reboot_pier_up_detach_waits_for_the_endpoint(
     """SIGKILL the platform and every instance (a reboot: nothing survives): `pier up
     --detach` returns once the endpoint serves again, so the first request succeeds."""
     model = save_linear_model(tmp_path / "model", 2.0, 3.0, 1.0)
-    platform.start()
+    platform.start(timeout=START)
     _deploy(platform.client("sagemaker"), model.path)
     platform.kill()
     assert kill_leftovers(platform.home)  # its instance, alive until now
@@ -171,7 +172,7 @@ def test_pier_up_detach_names_an_endpoint_that_does_not_serve_again(
     """An endpoint whose model directory is gone after a reboot cannot serve: `pier up
     --detach` does not wait forever for it, and names it with DescribeEndpoint's reason."""
     model = save_linear_model(tmp_path / "model", 2.0, 3.0, 1.0)
-    platform.start()
+    platform.start(timeout=START)
     _deploy(platform.client("sagemaker"), model.path)
     platform.kill()
     kill_leftovers(platform.home)
@@ -193,7 +194,7 @@ def test_an_endpoint_that_cannot_get_its_instance_back_says_so(
     FailureReason naming the directory, requests get 429 ModelNotReadyException; with the
     directory back, healing brings it InService again and the reason goes."""
     model = save_linear_model(tmp_path / "model", 2.0, 3.0, 1.0)
-    platform.start()
+    platform.start(timeout=START)
     sm = platform.client("sagemaker")
     _deploy(sm, model.path)
     aside = tmp_path / "aside"
@@ -261,7 +262,7 @@ def test_an_adopted_instance_that_never_turns_healthy_is_replaced(
     model_dir = tmp_path / "stalling"
     mlflow.pyfunc.save_model(str(model_dir), python_model=str(code), pip_requirements=["mlflow"])
     loads = tmp_path / "loads"
-    platform.start()
+    platform.start(timeout=START)
     sm = platform.client("sagemaker")
     env = {"LOADS_FILE": str(loads), "PIER_ENV_MANAGER": "local"}
     _deploy(sm, model_dir, Environment=env)
@@ -271,7 +272,7 @@ def test_an_adopted_instance_that_never_turns_healthy_is_replaced(
     [stalled] = endpoint_processes(platform.home, ENDPOINT)
     assert stalled.pid != first.pid
     platform.kill()
-    platform.start()
+    platform.start(timeout=START)
 
     def replaced() -> bool:
         procs = endpoint_processes(platform.home, ENDPOINT)
