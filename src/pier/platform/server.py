@@ -62,7 +62,7 @@ from pier.platform.gateway_api import GatewayApi, GatewaySyncApi
 from pier.platform.ground_truth_api import GroundTruthApi
 from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.metrics_recorder import MetricsRecorder
-from pier.platform.mlflow_server import MlflowServer, default_options
+from pier.platform.mlflow_server import MlflowServer, default_options, stop_leftover
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
 from pier.platform.runtime_api import RuntimeApi, capture_pairs
@@ -152,9 +152,11 @@ def _kept_port(home: Home, host: str) -> int:
     """The port chosen for MLflow the last time one was chosen (clients and instances keep its
     URL across restarts) when it is still free, else a new free one, remembered."""
     kept = home.root / "mlflow.port"
+    stop_leftover(home)  # a killed platform's MLflow may hold it still
     try:
         port = int(kept.read_text().strip())
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as MLflow binds it
             s.bind((host, port))
     except (OSError, ValueError):
         port = _free_port(host)
@@ -258,6 +260,8 @@ async def _join_mlflow(mlflow: MlflowServer, launches: asyncio.Event, server: An
     try:
         await asyncio.to_thread(mlflow.wait_ready)
     except PierError as exc:
+        if server.should_exit:
+            return  # the platform stops anyway (and stopped MLflow)
         log.error("MLflow did not start: %s; stopping", exc.message)
         server.should_exit = True
         raise
