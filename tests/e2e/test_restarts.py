@@ -289,10 +289,14 @@ def test_an_adopted_instance_that_never_turns_healthy_is_replaced(
 
 
 def test_mlflow_keeps_its_automatic_port_across_restarts(platform: Platform) -> None:
-    """`--mlflow-port 0`: the port chosen is used again by the next `pier up` (it is free)."""
+    """`--mlflow-port 0`: the port chosen is used again by the next `pier up`, after a
+    `pier down` and after a SIGKILL of the platform."""
     platform.options = ("--mlflow-port", "0")
     platform.start(timeout=300)  # MLflow's first start creates its database
     first = (platform.home / "mlflow.url").read_text()
     assert platform.terminate() == 0
+    platform.start(timeout=300)
+    assert (platform.home / "mlflow.url").read_text() == first
+    platform.kill()  # its MLflow lives on, holding the port: the next `pier up` stops it
     platform.start(timeout=300)
     assert (platform.home / "mlflow.url").read_text() == first
