@@ -199,3 +199,11 @@ class ModelNotReadyException(AwsError):
 
     status = 429
     code = "ModelNotReadyException"
+
+
+class ServiceUnavailable(AwsError):
+    """sagemaker-runtime's 503: the endpoint exists but cannot serve yet (its instances come
+    back after a platform restart). Every botocore retry mode retries a 503."""
+
+    status = 503
+    code = "ServiceUnavailable"

@@ -272,13 +272,22 @@ class Platform:
                     f"pier up exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(self.url + "/ping", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/ping", timeout=2).status_code == 200 and (
+                    self.mlflow_joined()
+                ):
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"pier up did not answer /ping in {timeout} s")
             time.sleep(0.1)
+
+    def mlflow_joined(self) -> bool:
+        """pier serves before its own MLflow server answers: whether that one does (it
+        writes home/mlflow.url then), or there is none of pier's."""
+        if "--no-mlflow" in self.options or "--mlflow-uri" in self.options:
+            return True
+        return (self.home / "mlflow.url").exists()
 
     def credentials(self) -> dict[str, str]:
         data: dict[str, str] = json.loads((self.home / "credentials.json").read_text())

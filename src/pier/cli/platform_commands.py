@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -98,6 +98,14 @@ def up(
             "answers ResourceLimitExceeded (default 32)."
         ),
     ] = None,
+    endpoints_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="With --detach: how long to wait, in seconds, for the endpoints that were "
+            "InService to serve again (their instances adopted or relaunched).",
+        ),
+    ] = 120.0,
 ) -> None:
     """Start the platform (SageMaker control and runtime APIs on one port) and MLflow."""
     settings = platform_settings(
@@ -109,7 +117,7 @@ def up(
     )  # fmt: skip
     h = Home(settings.home)
     if detach:
-        up_detached(settings, h)
+        up_detached(settings, h, endpoints_timeout=endpoints_timeout)
         return
     from pier.platform.server import run
 
@@ -121,7 +129,7 @@ def up(
     raise typer.Exit(code)
 
 
-def up_detached(settings: PlatformSettings, h: Home) -> None:
+def up_detached(settings: PlatformSettings, h: Home, *, endpoints_timeout: float = 120.0) -> None:
     try:
         h.prepare()
     except PierError as exc:
@@ -149,7 +157,11 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
                 err.print("[red]error:[/red] pier did not start:\n" + "\n".join(tail))
                 raise typer.Exit(1)
             url = h.url()
-            if url and _healthy(url):
+            if url and _healthy(url) and _mlflow_joined(settings, h):
+                try:
+                    _wait_for_endpoints(h, url, endpoints_timeout)
+                except Exception as exc:  # the platform is up: say it, and what went wrong
+                    err.print(f"[yellow]warning:[/yellow] could not check the endpoints: {exc}")
                 out.print(f"[green]✓[/green] pier is up on {url} (pid {proc.pid})")
                 if h.mlflow_url():
                     out.print(f"  MLflow UI and tracking URI: {h.mlflow_url()}")
@@ -163,6 +175,49 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
             time.sleep(0.1)
     err.print(f"[red]error:[/red] pier did not answer in 180 s; see {h.log_file}")
     raise typer.Exit(1)
+
+
+def _mlflow_joined(settings: PlatformSettings, h: Home) -> bool:
+    """Whether pier's own MLflow server answers (the platform serves before it does)."""
+    return not settings.mlflow or bool(settings.mlflow_uri) or h.mlflow_url() is not None
+
+
+def _not_serving(client: Any, names: list[str]) -> dict[str, str]:
+    """Of these endpoints, those that do not serve yet (a variant without an instance), with
+    what DescribeEndpoint says of them."""
+    left = {}
+    for name in names:
+        d = client.describe_endpoint(EndpointName=name)
+        variants = d.get("ProductionVariants", [])
+        if d["EndpointStatus"] == "InService" and all(
+            v.get("CurrentInstanceCount", 0) > 0 for v in variants
+        ):
+            continue
+        reason = d.get("FailureReason")
+        left[name] = d["EndpointStatus"] + (f": {reason}" if reason else "")
+    return left
+
+
+def _wait_for_endpoints(h: Home, url: str, timeout_s: float) -> None:
+    """Wait until every endpoint that was InService serves again (its instances adopted or
+    launched again), at most `timeout_s`; then name those that do not."""
+    client = sagemaker_client(h, url)
+    # OutOfService too: one that was InService and already found it cannot get instances back.
+    names = [
+        e["EndpointName"]
+        for e in client.list_endpoints(MaxResults=100)["Endpoints"]
+        if e["EndpointStatus"] in ("InService", "OutOfService")
+    ]
+    deadline = time.monotonic() + timeout_s
+    left = _not_serving(client, names)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.25)
+        left = _not_serving(client, list(left))
+    for name, what in left.items():
+        err.print(
+            f"[yellow]warning:[/yellow] endpoint {name} does not serve yet after "
+            f"{timeout_s:g} s ({what}); `pier logs {name}` shows its instances' logs"
+        )
 
 
 def settings_env(settings: PlatformSettings) -> dict[str, str]:

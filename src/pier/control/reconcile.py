@@ -25,8 +25,17 @@ loop wakes when the service records a change (or every second), and on each endp
   `housekeeping` callable (pier.hosting.housekeeping) removes what instances that no longer
   run left behind: their directories, and models no running instance uses.
 
-On start it adopts the instances a previous platform process left running (the backend keeps
-their records): those matching what an InService endpoint runs serve again, others are stopped.
+On start it publishes a route for every endpoint that served (InService, OutOfService, Updating),
+so that the runtime knows each of them from its first request: until its instances serve again,
+a request gets a retryable 503 (ServiceUnavailable), never "not found". It adopts the instances
+a previous platform process left running (the backend keeps their records): those matching what
+an endpoint runs serve again, others are stopped. An adopted instance that was still loading
+gets the rest of its startup health check time, then serves or is replaced; after a reboot
+(nothing survives) the instances are launched again.
+
+An InService endpoint that cannot get its instances back (its model directory is gone, the
+model no longer loads) says so: FailureReason tells why, and the status is OutOfService while
+no instance serves. Healing keeps trying; the endpoint is InService again once it succeeds.
 """
 
 from __future__ import annotations
@@ -112,6 +121,15 @@ _VARIANT_STATUS = {
 }
 
 
+#: Endpoints whose instances are kept running and healed (and adopted after a restart).
+_SERVING = (EndpointStatus.IN_SERVICE, EndpointStatus.OUT_OF_SERVICE)
+#: Endpoints that served before a restart: their routes are published from the store at once.
+_RESTORED = (*_SERVING, EndpointStatus.UPDATING)
+#: The start of the FailureReason a failed heal writes (cleared when healing succeeds).
+HEAL_FAILED = "Could not replace an instance: "
+_MIN_ADOPTED_WAIT_S = 5.0  # an adopted Pending instance gets at least this to answer /ping
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -128,6 +146,7 @@ class Reconciler:
         stop_grace_s: float = 30.0,
         housekeeping: Housekeeping | None = None,
         housekeeping_interval_s: float = 300.0,
+        launches: asyncio.Event | None = None,
     ) -> None:
         self._housekeeping = housekeeping
         self._housekeeping_interval_s = housekeeping_interval_s
@@ -148,6 +167,11 @@ class Reconciler:
         self._main: asyncio.Task[None] | None = None
         self._health_due = False
         self._leftovers: asyncio.Task[None] | None = None
+        # Set when instances may be launched (the platform holds it until MLflow, which
+        # resolves and serves registry models, is up); None: at once.
+        self._launches = launches
+        # Endpoints published from the store at start whose instances do not serve yet.
+        self._restoring: set[str] = set()
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -310,7 +334,7 @@ class Reconciler:
             self._spawn(row.name, OperationKind.UPDATE, self._update_capacity(row.name, current))
         elif status == EndpointStatus.DELETING:
             self._spawn(row.name, OperationKind.DELETE, self._delete(row.name))
-        elif status == EndpointStatus.IN_SERVICE and self._missing(row.name, current):
+        elif status in _SERVING and self._missing(row.name, current):
             self._spawn(row.name, OperationKind.HEAL, self._heal(row.name, current))
 
     def _spawn(self, endpoint: str, kind: OperationKind, coro: Coroutine[Any, Any, None]) -> None:
@@ -321,6 +345,7 @@ class Reconciler:
         def done(t: asyncio.Task[None]) -> None:
             if endpoint in self._tasks and self._tasks[endpoint][1] is t:
                 del self._tasks[endpoint]
+            self._restoring.discard(endpoint)  # what it published is the endpoint's route now
             if not t.cancelled() and t.exception() is not None:
                 log.error("%s of %s failed", kind, endpoint, exc_info=t.exception())
             self._wakeup.set()
@@ -344,6 +369,14 @@ class Reconciler:
             if len(have) < variant.instance_count:
                 return True
         return False
+
+    def _serves(self, endpoint: str, deployment: Deployment) -> bool:
+        """Whether every production variant has a healthy instance."""
+        fleet = deployment.fleet
+        return all(
+            any(i.state == InstanceState.HEALTHY for i in self._of(endpoint, fleet, v.name))
+            for v in deployment.variants
+        )
 
     async def _launch(
         self, endpoint: str, fleet: str, variant: VariantPlan, model_uri: str
@@ -379,6 +412,8 @@ class Reconciler:
             have = self._of(endpoint, fleet, variant.name)
             if want <= len(have):
                 continue
+            if self._launches is not None:
+                await self._launches.wait()
             try:
                 model_uri = await self._model_uri(variant, have)
             except Exception as exc:  # the reason goes to FailureReason
@@ -414,7 +449,10 @@ class Reconciler:
         variants = {v.name: VariantRoute(v.name, v.weight, targets(v)) for v in deployment.variants}
         capture = CaptureSettings.from_config(deployment.data_capture)
         shadows = self._shadows(endpoint, deployment)
-        self._table.set(EndpointRoute(endpoint, variants, capture, shadows=shadows))
+        restoring = endpoint in self._restoring
+        self._table.set(
+            EndpointRoute(endpoint, variants, capture, shadows=shadows, restoring=restoring)
+        )
 
     def _shadows(self, endpoint: str, deployment: Deployment) -> tuple[ShadowRoute, ...]:
         """The deployment's shadow variants with their healthy instances and share."""
@@ -718,15 +756,69 @@ class Reconciler:
         await asyncio.to_thread(drop)
 
     async def _heal(self, endpoint: str, deployment: Deployment) -> None:
+        await self._settle(endpoint, deployment)
         try:
             await self._launch_variants(endpoint, deployment)
         except Exception as exc:
             log.warning("could not replace an instance of %s: %s", endpoint, exc)
+            self._restoring.discard(endpoint)  # it cannot serve: 429 and a FailureReason
+            self._publish(endpoint, deployment)
+            await self._report_heal(endpoint, f"{HEAL_FAILED}{exc}")
             await asyncio.sleep(5)  # do not hammer a model that keeps failing
+            return
         self._publish(endpoint, deployment)
+        await self._report_heal(endpoint, None)
+
+    async def _settle(self, endpoint: str, deployment: Deployment) -> None:
+        """Before healing, the deployment's instances that are not healthy: a Pending one
+        (adopted while it was loading) gets what is left of its startup health check time, then
+        serves or is stopped; failed ones are let go. What is let go is then replaced."""
+
+        async def settle(instance: Instance) -> None:
+            if instance.state == InstanceState.PENDING:
+                started = instance.started_at
+                if started.tzinfo is None:  # a record written without its zone: UTC
+                    started = started.replace(tzinfo=UTC)
+                age = (datetime.now(UTC) - started).total_seconds()
+                left = max(_MIN_ADOPTED_WAIT_S, instance.spec.startup_timeout_s - age)
+                checked = await self._backend.wait_healthy(instance, left)
+                if checked.state == InstanceState.HEALTHY:
+                    self._publish(endpoint, deployment)  # it serves from now
+                    return
+                log.warning("instance %s of %s never became healthy: replacing it (%s)",
+                            instance.spec.instance_id, endpoint, instance.failure)  # fmt: skip
+            await self._stop_instance(instance)
+
+        waiting = [i for i in self._of(endpoint, deployment.fleet)
+                   if i.state != InstanceState.HEALTHY]  # fmt: skip
+        await asyncio.gather(*(settle(i) for i in waiting))
+
+    async def _report_heal(self, endpoint: str, failure: str | None) -> None:
+        """Say how healing went: a failure sets FailureReason, and OutOfService while no
+        instance serves; a success clears what an earlier failure said. Written on change only."""
+        serving = any(i.state == InstanceState.HEALTHY for i in self._instances.get(endpoint, []))
+
+        def write() -> None:
+            with self._store.begin() as tx:
+                row = tx.endpoint(endpoint)
+                if row is None or row.status not in _SERVING:
+                    return
+                status, reason = row.status, row.failure_reason
+                if failure is not None:
+                    status = EndpointStatus.IN_SERVICE if serving else EndpointStatus.OUT_OF_SERVICE
+                    reason = failure
+                elif reason is not None and reason.startswith(HEAL_FAILED):
+                    status, reason = EndpointStatus.IN_SERVICE, None
+                elif status == EndpointStatus.OUT_OF_SERVICE:
+                    status = EndpointStatus.IN_SERVICE
+                if (status, reason) != (row.status, row.failure_reason):
+                    row.status, row.failure_reason = status, reason
+                    row.last_modified_at = _now()
+
+        await asyncio.to_thread(write)
 
     async def _check_health(self, rows: list[EndpointRow]) -> None:
-        serving = {r.name: r for r in rows if r.status == EndpointStatus.IN_SERVICE}
+        serving = {r.name: r for r in rows if r.status in _SERVING}
         for endpoint, group in list(self._instances.items()):
             row = serving.get(endpoint)
             if row is None or endpoint in self._tasks:
@@ -753,7 +845,7 @@ class Reconciler:
             keep = (
                 row is not None
                 and current is not None
-                and row.status in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING)
+                and row.status in _RESTORED
                 and instance.spec.fleet == current.fleet
                 and instance.spec.variant in {v.name for v in current.plans}
             )
@@ -763,8 +855,11 @@ class Reconciler:
             else:
                 leftovers.append(instance)
         for row in rows:
-            if row.name in self._instances:
-                self._publish(row.name, deployed(row))
+            current = deployed(row)
+            if row.status in _RESTORED and current is not None:
+                if not self._serves(row.name, current):
+                    self._restoring.add(row.name)
+                self._publish(row.name, current)
         if leftovers:
             # Drained concurrently and in the background: the API serves meanwhile.
             log.info("stopping %d leftover instance(s)", len(leftovers))

@@ -1,11 +1,16 @@
 """`pier up` in the foreground: store, migrations, backend, reconciler, one HTTP port.
 
+The APIs serve as soon as the state is loaded and the endpoints' routes are published (the
+instances a previous platform left running serve on at once); pier's MLflow server joins when
+it answers, and instances are launched from then on (they resolve registry models there).
+
 SIGTERM / SIGINT,  # `pier down` or Ctrl-C: stop accepting, drain, stop every instance, exit
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -63,7 +68,7 @@ from pier.platform.home import OWNER_ONLY_UMASK, Home
 from pier.platform.invoke_protocol import invoke_protocol
 from pier.platform.leading import LeaderLoops
 from pier.platform.metrics_recorder import MetricsRecorder
-from pier.platform.mlflow_server import MlflowServer, default_options
+from pier.platform.mlflow_server import MlflowServer, default_options, stop_leftover
 from pier.platform.models import model_resolver
 from pier.platform.monitoring_api import MonitoringApi
 from pier.platform.runtime_api import RuntimeApi, capture_pairs, stored_status
@@ -140,13 +145,29 @@ def start_mlflow(settings: PlatformSettings, home: Home) -> MlflowServer | None:
         return None
     if not settings.mlflow:
         return None
-    port = settings.mlflow_port or _free_port(settings.host)
+    port = settings.mlflow_port or _kept_port(home, settings.host)
     options = default_options(
         home, port, settings.backend_store_uri, settings.artifacts_destination
     )
     server = MlflowServer(home, options)
     server.start()
     return server
+
+
+def _kept_port(home: Home, host: str) -> int:
+    """The port chosen for MLflow the last time one was chosen (clients and instances keep its
+    URL across restarts) when it is still free, else a new free one, remembered."""
+    kept = home.root / "mlflow.port"
+    stop_leftover(home)  # a killed platform's MLflow may hold it still
+    try:
+        port = int(kept.read_text().strip())
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as MLflow binds it
+            s.bind((host, port))
+    except (OSError, ValueError):
+        port = _free_port(host)
+        kept.write_text(str(port))
+    return port
 
 
 def _free_port(host: str) -> int:
@@ -232,13 +253,11 @@ def run(settings: PlatformSettings) -> int:
         assert credentials is not None
         users = UserStore(db.sessions(engine), home.server_key())
         adopt_home_credential(users, credentials)  # the first admin: nothing breaks
-        if mlflow is not None:
-            mlflow.wait_ready()
     except BaseException:
         if mlflow is not None:
             mlflow.stop()
         raise
-    tracking_uri = home.mlflow_url()
+    tracking_uri = mlflow.url if mlflow is not None else home.mlflow_url()
     if tracking_uri:
         # Instances (and the registry lookups that pin a model version) resolve models:/ here.
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -250,7 +269,7 @@ def run(settings: PlatformSettings) -> int:
     try:
         import uvloop
 
-        uvloop.run(_serve(settings, home, engine, users, sock))
+        uvloop.run(_serve(settings, home, engine, users, sock, mlflow))
     finally:
         for f in (home.pid_file, home.url_file):
             f.unlink(missing_ok=True)
@@ -262,8 +281,27 @@ def run(settings: PlatformSettings) -> int:
     return 0
 
 
+async def _join_mlflow(mlflow: MlflowServer, launches: asyncio.Event, server: Any) -> None:
+    """Wait for pier's MLflow server while the APIs serve; then let instances launch. If it
+    does not start, the platform stops (as `pier up` did when it waited first) and says why."""
+    try:
+        await asyncio.to_thread(mlflow.wait_ready)
+    except PierError as exc:
+        if server.should_exit:
+            return  # the platform stops anyway (and stopped MLflow)
+        log.error("MLflow did not start: %s; stopping", exc.message)
+        server.should_exit = True
+        raise
+    launches.set()
+
+
 async def _serve(
-    settings: PlatformSettings, home: Home, engine: Any, users: UserStore, sock: Any
+    settings: PlatformSettings,
+    home: Home,
+    engine: Any,
+    users: UserStore,
+    sock: Any,
+    mlflow: MlflowServer | None = None,
 ) -> None:
     import uvicorn
 
@@ -271,6 +309,9 @@ async def _serve(
     table = RoutingTable()
     backend = make_backend(settings, home)
     log.info("instances run on the %s backend", settings.backend)
+    launches = asyncio.Event()  # set once MLflow answers (at once without pier's own MLflow)
+    if mlflow is None:
+        launches.set()
     reconciler = Reconciler(
         sessions,
         backend,
@@ -280,6 +321,7 @@ async def _serve(
         stop_grace_s=settings.stop_grace_seconds,
         housekeeping=housekeeper(settings, home),
         housekeeping_interval_s=settings.housekeeping_interval_seconds,
+        launches=launches,
     )
     service = HostingService(
         sessions,
@@ -430,9 +472,20 @@ async def _serve(
     # full collections (seen at 3-5 % of the platform under load) stop walking it.
     gc.collect()
     gc.freeze()
+    joining = None
+    if mlflow is not None:  # the APIs serve meanwhile
+        joining = asyncio.create_task(_join_mlflow(mlflow, launches, server))
     try:
         await server.serve(sockets=[sock])
+        if joining is not None and joining.done():
+            joining.result()  # raises why MLflow did not start
     finally:
+        if joining is not None and not joining.done():
+            # Stopped while MLflow was starting: stop it, which ends the wait in its thread.
+            assert mlflow is not None
+            await asyncio.to_thread(mlflow.stop)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await joining
         # Requests have drained: so have the copies sent to shadow variants (their answers are
         # captured); then write every captured record before anything else stops.
         await router.mirror.aclose()

@@ -19,6 +19,7 @@ from pier.errors import (
     ModelError,
     ModelNotReadyException,
     RuntimeValidationError,
+    ServiceUnavailable,
 )
 from pier.router.metrics import EndpointMetrics
 from pier.router.mirror import Mirror, Recorded
@@ -41,6 +42,13 @@ class Invocation:
     # The route's data capture when it was invoked (None: not captured), so the caller needs
     # no second look-up in the routing table, which may have changed since.
     capture: CaptureSettings | None
+
+
+def _restoring(endpoint: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Endpoint {endpoint} is starting again after a platform restart: its instances are "
+        "not serving yet. Retry the request."
+    )
 
 
 class Router:
@@ -98,12 +106,16 @@ class Router:
                     f"Variant {target_variant} not found for endpoint {endpoint}."
                 )
             if not variant.targets:
+                if route.restoring:
+                    raise _restoring(endpoint)
                 raise ModelNotReadyException(
                     f"Variant {target_variant} of endpoint {endpoint} has no healthy instance."
                 )
         else:
             picked = route.pick_variant(self._rng)
             if picked is None:
+                if route.restoring:
+                    raise _restoring(endpoint)
                 raise ModelNotReadyException(f"Endpoint {endpoint} has no healthy instance.")
             variant = picked
         forward = [(k, headers[k]) for k in FORWARDED if k in headers]

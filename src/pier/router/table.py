@@ -81,6 +81,10 @@ class EndpointRoute:
     # The config's ShadowProductionVariants; empty (falsy: one attribute read per request
     # decides) when the endpoint has none.
     shadows: tuple[ShadowRoute, ...] = ()
+    # Published from the store when the platform starts, before the endpoint's instances serve
+    # again (adopted ones still loading, or relaunched after a reboot): a request finding no
+    # healthy instance then gets a retryable 503, not the 429 of an instance gone missing.
+    restoring: bool = False
 
     def routed(self) -> frozenset[str]:
         """The names of every variant routed, production and shadow."""
