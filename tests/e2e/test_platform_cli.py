@@ -79,6 +79,10 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
     up = run("up", "--home", str(tmp_path), "--port", str(port), "--detach", timeout=90)
     assert up.returncode == 0, up.stderr
     try:
+        again = run("up", "--home", str(tmp_path), "--detach", timeout=90)
+        assert again.returncode == 0, again.stderr  # docs start with it after `make demo`
+        assert f"pier is already running from {tmp_path}" in again.stdout
+        assert "`pier down` first to change them" in again.stdout
         status = run("status", "--home", str(tmp_path))
         assert status.returncode == 0
         assert f"http://127.0.0.1:{port}" in status.stdout

@@ -111,9 +111,12 @@ def up_detached(settings: PlatformSettings, h: Home) -> None:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
     pid = h.running_pid()
-    if pid is not None:
-        err.print(f"[red]error:[/red] pier is already running from {h.root} (pid {pid})")
-        raise typer.Exit(1)
+    if pid is not None:  # what was asked is true: the guides start with it after `make demo`
+        out.print(
+            f"[green]✓[/green] pier is already running from {h.root} on {h.url()} (pid {pid}); "
+            "options given now do not apply to it (`pier down` first to change them)"
+        )
+        return
     args = [sys.executable, "-m", "pier.cli.main", "up"]
     console_log = h.root / "logs" / "platform.console.log"
     # Owner-only like the rest of the home (the platform's own files get it from its umask).
