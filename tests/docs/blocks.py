@@ -117,7 +117,7 @@ def script(blocks: list[Block]) -> str:
     stops it too."""
     out = [
         "set -eEo pipefail",
-        'trap \'echo "::docs-run failed in $DOCS_RUN_BLOCK: $BASH_COMMAND (exit $?)" >&2\' ERR',
+        "trap 'echo \"::docs-run failed in $DOCS_RUN_BLOCK: $BASH_COMMAND (exit $?)\" >&2' ERR",
     ]
     for block in blocks:
         if block.mode == "skip":
@@ -134,7 +134,7 @@ def script(blocks: list[Block]) -> str:
                 block.text,
                 "}; DOCS_RUN_STATUS=$?",
                 "set -eEo pipefail",
-                'trap \'echo "::docs-run failed in $DOCS_RUN_BLOCK: $BASH_COMMAND (exit $?)" >&2\''
+                "trap 'echo \"::docs-run failed in $DOCS_RUN_BLOCK: $BASH_COMMAND (exit $?)\" >&2'"
                 " ERR",
                 'if [ "$DOCS_RUN_STATUS" -eq 0 ]; then',
                 f"  echo '::docs-run {block.where} was marked expect-fail but succeeded' >&2",
