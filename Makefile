@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit unit-pythons bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -36,7 +36,27 @@ unit: install
 	scripts/docker-engine run env PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 		$(VENV)/bin/pytest -q -p no:cacheprovider --timeout 900
 
-test: lint typecheck unit
+# The unit tests on the other Pythons a fresh machine may have (issue 13): Debian's python3 and
+# pyenv's 3.12 and 3.13, each in a venv of its own (.venv-NAME, made with uv). "Unit" is these
+# directories without the tests marked slow (real servers) or docker (an engine): the whole
+# suite runs on the main Python only. EXTRA_PYTHONS="name:/path/to/python ..." to choose others.
+EXTRA_PYTHONS ?= py3112:/usr/bin/python3 py312:/root/.pyenv/versions/3.12.1/bin/python3 \
+	py313:/root/.pyenv/versions/3.13.0/bin/python3
+UNIT_TESTS := tests/contract tests/control tests/iac tests/monitor tests/store tests/shadow \
+	tests/router tests/serving tests/hosting tests/cli tests/docs/test_blocks.py tests/test_storage.py
+unit-pythons: install
+	@set -e; for leg in $(EXTRA_PYTHONS); do \
+	  name=$${leg%%:*}; python=$${leg#*:}; venv=$(CURDIR)/.venv-$$name; \
+	  test -x "$$python" || { echo "unit-pythons: no $$python (set EXTRA_PYTHONS)"; exit 1; }; \
+	  test -x $$venv/bin/python || $(VENV)/bin/uv venv -q --python "$$python" $$venv; \
+	  VIRTUAL_ENV=$$venv $(VENV)/bin/uv pip install -q -e '.[dev]'; \
+	  echo "unit tests on $$($$venv/bin/python --version) ($$venv)"; start=$$(date +%s); \
+	  $$venv/bin/pytest -q -p no:cacheprovider --timeout 300 -m "not slow and not docker" \
+	    $(UNIT_TESTS); \
+	  echo "unit-pythons: $$name took $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: lint typecheck unit unit-pythons
 
 bench: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) benchmarks/serving/run.py
