@@ -42,8 +42,8 @@ unit: install
 # suite runs on the main Python only. EXTRA_PYTHONS="name:/path/to/python ..." to choose others.
 EXTRA_PYTHONS ?= py3112:/usr/bin/python3 py312:/root/.pyenv/versions/3.12.1/bin/python3 \
 	py313:/root/.pyenv/versions/3.13.0/bin/python3
-UNIT_TESTS := tests/contract tests/control tests/iac tests/monitor tests/store tests/shadow \
-	tests/router tests/serving tests/hosting tests/cli tests/docs/test_blocks.py tests/test_storage.py
+UNIT_TESTS := tests/contract tests/control tests/monitor tests/store tests/router tests/serving \
+	tests/hosting tests/cli tests/docs/test_blocks.py tests/test_storage.py
 unit-pythons: install
 	@set -e; for leg in $(EXTRA_PYTHONS); do \
 	  name=$${leg%%:*}; python=$${leg#*:}; venv=$(CURDIR)/.venv-$$name; \
@@ -51,8 +51,8 @@ unit-pythons: install
 	  test -x $$venv/bin/python || $(VENV)/bin/uv venv -q --python "$$python" $$venv; \
 	  VIRTUAL_ENV=$$venv $(VENV)/bin/uv pip install -q -e '.[dev]'; \
 	  echo "unit tests on $$($$venv/bin/python --version) ($$venv)"; start=$$(date +%s); \
-	  $$venv/bin/pytest -q -p no:cacheprovider --timeout 300 -m "not slow and not docker" \
-	    $(UNIT_TESTS); \
+	  $$venv/bin/pytest -q -p no:cacheprovider --timeout 300 --durations 10 \
+	    -m "not slow and not docker" $(UNIT_TESTS); \
 	  echo "unit-pythons: $$name took $$(( $$(date +%s) - start )) s"; \
 	done
 
