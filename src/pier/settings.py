@@ -1,8 +1,9 @@
 """Settings. The environment is read here and nowhere else.
 
 ``pier serve`` reads ``PIER_*`` variables; the ``serve`` executable (the SageMaker container
-entry point) also honours SageMaker's own: SAGEMAKER_BIND_TO_PORT,
-SAGEMAKER_MODEL_SERVER_WORKERS and SAGEMAKER_MODEL_SERVER_TIMEOUT.
+entry point) also honours SageMaker's own: SAGEMAKER_BIND_TO_PORT (which wins over PIER_PORT:
+the platform decides where a container listens), SAGEMAKER_MODEL_SERVER_WORKERS and
+SAGEMAKER_MODEL_SERVER_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -96,11 +97,13 @@ class ContainerServeSettings(ServeSettings):
     """The `serve` executable inside a SageMaker-style container."""
 
     host: str = "0.0.0.0"  # noqa: S104  # the container contract: reachable from the host
+    # SageMaker's contract: the container listens where the platform says. A PIER_PORT left in
+    # an image's ENV or a user's shell must not move it where nobody sends requests.
     port: int = Field(
         default=8080,
         ge=0,
         le=65535,
-        validation_alias=AliasChoices("PIER_PORT", "SAGEMAKER_BIND_TO_PORT"),
+        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "PIER_PORT"),
     )
     workers: int = Field(
         default_factory=default_workers,

@@ -21,7 +21,7 @@ import pytest
 
 from tests.containers.conftest import TrainedR
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 CSV = {"Content-Type": "text/csv"}
 

@@ -37,7 +37,7 @@ from tests.containers.conftest import TrainedR
 from tests.e2e.test_data_capture import capture_config, read_records
 from tests.e2e.test_endpoint_metrics import sample, scrape
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 ENDPOINT = "r-beside-python"
 R, PY = "r-lm", "py-sklearn"
 PY_COEF = np.array([10.0, 0.0, -2.0])  # the Python model: y = 10 x1 - 2 x3 + 1

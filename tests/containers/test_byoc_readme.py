@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.docker  # needs a Docker Engine: the main Python's suite only
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "examples" / "byoc-r" / "README.md"
 WORK = Path("/tmp/byoc-r")

@@ -29,7 +29,7 @@ from tests.hosting.image_fixtures import (
     split_json,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 TAG = "pier-test-cli"
 
 

@@ -21,7 +21,7 @@ from pier.hosting.docker_engine import connect
 from tests.boto3.platform_fixtures import BIN, Platform, platform_env, running_platform
 from tests.containers.images import tiny_image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 PIER = str(BIN / "pier")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE = EXAMPLES / "cloudformation" / "model-in-image.yaml"

@@ -244,6 +244,10 @@ def test_logs_prefix_tail_and_variant(platform: Platform, deployed: Any) -> None
     assert any("pier serve" in line for line in only_b)  # the whole log: under 100 lines
 
 
+def _ctrl_c_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_logs_follow(platform: Platform, deployed: Any) -> None:
     instance_id, _ = instance_log(platform.home, SOLO, "main")
     log = platform.home / "instances" / instance_id / "serve.log"
@@ -254,6 +258,9 @@ def test_logs_follow(platform: Platform, deployed: Any) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C as at a terminal, even when the suite itself ignores SIGINT (`make test &`
+        # in a script: background jobs start with SIGINT ignored, and so would the follower)
+        preexec_fn=_ctrl_c_default,
     )
     try:
         time.sleep(1.5)  # it has printed the (empty) tail and follows
@@ -266,7 +273,12 @@ def test_logs_follow(platform: Platform, deployed: Any) -> None:
         assert line == f"[main/{instance_id}] a line written while following\n"
     finally:
         follower.send_signal(signal.SIGINT)  # Ctrl-C: a quiet exit
-        _, stderr = follower.communicate(timeout=10)
+        try:
+            _, stderr = follower.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # it ignored Ctrl-C: stop it for certain
+            follower.kill()
+            follower.communicate()
+            raise AssertionError("pier logs --follow ignored SIGINT for 10 s") from None
     assert follower.returncode == 130
     assert "Traceback" not in stderr
 

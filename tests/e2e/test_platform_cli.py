@@ -92,6 +92,7 @@ def test_detach_status_env_down(tmp_path: Path) -> None:
         again = run("up", "--home", str(tmp_path), "--port", str(port), "--detach")
         assert again.returncode == 0, again.stderr  # scripts after `make demo` go on
         assert f"pier is already up on http://127.0.0.1:{port}" in again.stdout
+        assert "`pier down` first to change them" in again.stdout
         page = httpx.get(f"http://127.0.0.1:{port}/", headers={"accept": "text/html"})
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")

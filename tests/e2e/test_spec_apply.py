@@ -32,7 +32,7 @@ from tests.e2e.test_mlflow_stack import train_and_register
 pytestmark = pytest.mark.slow
 PIER = str(BIN / "pier")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "spec" / "diabetes.yaml"
-ENDPOINT = "diabetes"  # the example's endpoint
+ENDPOINT = "diabetes-spec"  # the example's endpoint
 BODY = json.dumps({"inputs": [[2.0]]})
 # train_and_register fits y = slope * x + 1: the answer to x = 2 says which version answered
 SLOPES = {"1": 2.0, "2": 3.0, "3": 5.0}
@@ -145,7 +145,7 @@ def test_apply_creates_the_endpoint(
     platform: Platform, registry: None, sm: Any, runtime: Any
 ) -> None:
     out = ok(pier(platform, "apply", "-f", str(EXAMPLE)))
-    assert "stack diabetes applied" in out
+    assert "stack diabetes-spec applied" in out
     described = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert described["EndpointStatus"] == "InService"
     variants = {v["VariantName"]: v for v in described["ProductionVariants"]}
@@ -225,7 +225,7 @@ def test_a_new_model_is_rolled_out_blue_green(
     assert failures == []  # the old configuration served until the new one was healthy
     assert "Updating" in statuses
     assert {a for a, _ in answers} <= {ANSWER["1"], ANSWER["2"], ANSWER["3"]}
-    assert "stack diabetes applied" in out
+    assert "stack diabetes-spec applied" in out
 
     described = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert described["EndpointStatus"] == "InService"
@@ -250,7 +250,7 @@ def test_delete_removes_everything(
     platform: Platform, registry: None, sm: Any, tmp_path: Path
 ) -> None:
     out = ok(pier(platform, "delete", "-f", str(EXAMPLE)))
-    assert "stack diabetes deleted" in out
+    assert "stack diabetes-spec deleted" in out
     assert everything(sm) == {"models": [], "configs": [], "endpoints": []}
     deadline = time.monotonic() + 60
     while endpoint_processes(platform.home, ENDPOINT) and time.monotonic() < deadline:

@@ -24,6 +24,8 @@ from pier.hosting.instance_types import GIB
 from pier.hosting.process import ProcessBackend
 from tests.containers.images import tiny_image
 
+pytestmark = pytest.mark.docker  # needs a Docker Engine: the main Python's suite only
+
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny"
 
 

@@ -28,7 +28,7 @@ from tests.hosting.image_fixtures import (
     save_pinned_model,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 TAG = "pier-test-images"
 TRICKY = 'a "quoted" $HOME \\ value'
 

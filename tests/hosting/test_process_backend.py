@@ -203,6 +203,7 @@ def test_the_container_environment_reaches_the_instance_not_the_platforms(
         ({"LD_PRELOAD": "/tmp/evil.so"}, "LD_PRELOAD"),
         ({"PYTHONPATH": "/tmp", "PATH": "/tmp/bin"}, "PATH, PYTHONPATH"),
         ({"PIER_PORT": "80"}, "PIER_PORT"),
+        ({"SAGEMAKER_BIND_TO_PORT": "80"}, "SAGEMAKER_BIND_TO_PORT"),
     ],
 )
 def test_variables_that_change_what_runs_fail_the_instance_before_it_starts(

@@ -792,7 +792,10 @@ def test_skipped_types_are_listed_with_a_reason_each() -> None:
     ]
     assert reasons["Role"][1] == "IAM: pier's instances run with the platform's own permissions"
     assert reasons["Target"][1].startswith("autoscaling: each variant keeps its instance count")
-    assert reasons["Alarm"][1].startswith("CloudWatch alarms")
+    assert reasons["Alarm"][1] == (  # alarms run on pier: never "later"
+        "CloudWatch: not created from templates; pier runs the alarms you put with its "
+        "cloudwatch API (boto3, docs/monitoring.md)"
+    )
     assert reasons["Function"][1] == "Lambda functions do not run in pier"
     assert reasons["Api"][1].startswith("API Gateway")
     assert reasons["Monitor"][1] == "model monitoring schedules are not run by pier yet"

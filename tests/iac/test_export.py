@@ -143,7 +143,7 @@ def test_cloudformation_of_the_example() -> None:
     assert "EndpointConfigName" not in config
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == {"Ref": "DataCaptureDestination"}
     assert [v["InitialVariantWeight"] for v in config["ProductionVariants"]] == [90.0, 10.0]
-    assert template["Resources"]["Endpoint"]["Properties"]["EndpointName"] == "diabetes"
+    assert template["Resources"]["Endpoint"]["Properties"]["EndpointName"] == "diabetes-spec"
     assert template["Outputs"] == {
         "EndpointName": {
             "Description": "The endpoint to invoke",

@@ -51,7 +51,7 @@ ELEVEN_VARIANTS = "endpoint: e\nvariants:\n" + "".join(
 
 def test_the_example_spec() -> None:
     spec = load_spec(read(EXAMPLE))
-    assert spec.endpoint == "diabetes"
+    assert spec.endpoint == "diabetes-spec"
     assert [(v.name, v.model, v.weight, v.instances) for v in spec.variants] == [
         ("champion", "models:/diabetes@champion", 90.0, 2),
         ("challenger", "models:/diabetes@challenger", 10.0, 1),
@@ -483,7 +483,7 @@ def test_local_template_of_the_example() -> None:
         "Tags": tags,
     }
     assert resources["Endpoint"]["Properties"] == {
-        "EndpointName": "diabetes",
+        "EndpointName": "diabetes-spec",
         "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]},
         "Tags": tags,
     }
@@ -596,7 +596,7 @@ def test_local_template_lines_are_the_specs() -> None:
     capture = resources["EndpointConfig"]["Properties"]["DataCaptureConfig"]
     assert line_of(capture, "DestinationS3Uri") == "destination: file:diabetes"
     assert line_of(resources["Endpoint"]["Properties"]["Tags"], 1) == "project: diabetes"
-    assert line_of(resources["Endpoint"]["Properties"], "EndpointName") == "endpoint: diabetes"
+    assert line_of(resources["Endpoint"]["Properties"], "EndpointName") == "endpoint: diabetes-spec"
 
 
 @pytest.mark.parametrize("example", [EXAMPLE, SHADOW_EXAMPLE], ids=["variants", "shadow"])

@@ -136,8 +136,11 @@ def up_detached(settings: PlatformSettings, h: Home, *, endpoints_timeout: float
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
     pid = h.running_pid()
-    if pid is not None:  # what was asked is true: scripts go on (exit 0)
-        out.print(f"pier is already up on {h.url()} (home {h.root}, pid {pid})")
+    if pid is not None:  # what was asked is true: scripts and the guides go on (exit 0)
+        out.print(
+            f"pier is already up on {h.url()} (home {h.root}, pid {pid}); options given now "
+            "do not apply to it (`pier down` first to change them)"
+        )
         return
     args = [sys.executable, "-m", "pier.cli.main", "up"]
     console_log = h.root / "logs" / "platform.console.log"

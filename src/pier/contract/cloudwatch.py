@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from pier.contract import json_depth
 from pier.contract.aws_model import Dialect, ServiceModel, aware
 from pier.errors import AwsError, SerializationException, UnknownOperationException
 
@@ -179,6 +180,8 @@ def decode_body(body: bytes, protocol: Protocol) -> dict[str, Any]:
         except (cbor2.CBORError, ValueError, RecursionError) as exc:
             raise SerializationException(f"Malformed CBOR request body: {exc}") from None
     else:
+        if json_depth.too_deep(body):
+            raise SerializationException(f"Malformed JSON request body: {json_depth.refusal()}")
         try:
             value = json.loads(body.decode("utf-8"))
         except (ValueError, RecursionError) as exc:

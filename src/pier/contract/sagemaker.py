@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pier.contract import json_depth
 from pier.contract.aws_model import ServiceModel
 from pier.contract.aws_patterns import java_pattern
 from pier.contract.coral_json import JSON_1_1, unexpected
@@ -83,6 +84,8 @@ def _no_constants(name: str) -> Any:
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is malformed: boto3 always sends {})."""
+    if json_depth.too_deep(body):
+        raise SerializationException(f"Malformed JSON request body: {json_depth.refusal()}")
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError

@@ -209,7 +209,9 @@ CODE_CHANGING = frozenset(
     }
 )
 #: What the backend sets itself for each instance (where it serves, what, and its log).
-SET_BY_PIER = frozenset({"PIER_MODEL_URI", "PIER_HOST", "PIER_PORT", "PIER_LOG_FILE"})
+SET_BY_PIER = frozenset(
+    {"PIER_MODEL_URI", "PIER_HOST", "PIER_PORT", "SAGEMAKER_BIND_TO_PORT", "PIER_LOG_FILE"}
+)
 
 
 def environment_problem(environment: Mapping[str, str]) -> str | None:
@@ -322,6 +324,7 @@ class ProcessBackend:
                 PIER_MODEL_URI=placement.model_uri,
                 PIER_HOST=HOST,
                 PIER_PORT=str(port),
+                SAGEMAKER_BIND_TO_PORT=str(port),  # what `serve` obeys first, as on SageMaker
                 PIER_LOG_FILE=os.devnull,
             )
         try:

@@ -2,7 +2,8 @@
 
 SageMaker starts a container as `<image> serve`; with no options this loads /opt/ml/model and
 binds 0.0.0.0:${SAGEMAKER_BIND_TO_PORT:-8080}. SAGEMAKER_MODEL_SERVER_WORKERS and
-SAGEMAKER_MODEL_SERVER_TIMEOUT are honoured; PIER_* variables override (see docs/serving.md).
+SAGEMAKER_MODEL_SERVER_TIMEOUT are honoured; PIER_* variables override the last two, while
+SAGEMAKER_BIND_TO_PORT wins over PIER_PORT (the platform says where to listen; docs/serving.md).
 """
 
 from __future__ import annotations

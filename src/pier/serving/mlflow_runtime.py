@@ -21,6 +21,7 @@ import orjson
 import pandas as pd
 
 from pier.contract import content_types as ct
+from pier.contract import json_depth
 from pier.contract.content_types import MediaType
 from pier.errors import (
     BadRequest,
@@ -86,9 +87,10 @@ def _is_mlflow_error(exc: BaseException) -> bool:
 def _beyond_parser_limits(exc: BaseException) -> bool:
     """Whether `exc` is a JSON parser refusing a well-formed body that exceeds its limits.
 
-    Python's json raises RecursionError for nesting deeper than the interpreter's recursion
-    limit (about 1,000 levels) and ValueError for an integer of more than
-    sys.get_int_max_str_digits() digits (4,300); MLflow's parser lets both through. Both are
+    Nesting is refused before parsing (`json_depth`, the same limit on every Python); a
+    RecursionError can still come from a recursive walk of a parsed body. Python's json
+    raises ValueError for an integer of more than sys.get_int_max_str_digits() digits
+    (4,300); MLflow's parser lets both through. Both are
     the client's input, not a bug of ours: a 400, never a logged 500. The ValueError is told
     apart by CPython's message (the same in 3.11 to 3.13), as it has no type of its own.
     """
@@ -247,6 +249,11 @@ class MlflowRuntime:
         params: Any = None
         if media.mime == ct.JSON:
             full = self._require_full()
+            if json_depth.too_deep(body):  # refused the same on every Python
+                raise BadRequest(
+                    "Invalid input. Ensure that the input is a valid JSON-formatted string."
+                    f"\nError: {json_depth.refusal()}"
+                )
             # Bytes, as MLflow's server passes them: json.loads detects UTF-16/32 and a BOM.
             parsed = ss._parse_json_data(body, full.metadata, full.input_schema)
             data, params, unwrap = parsed.data, parsed.params, parsed.is_unified_llm_input

@@ -115,7 +115,11 @@ _SKIPPED_PREFIXES: tuple[tuple[str, str], ...] = (
         "autoscaling: each variant keeps its instance count (change it with "
         "UpdateEndpointWeightsAndCapacities)",
     ),
-    ("AWS::CloudWatch::", "CloudWatch alarms and dashboards arrive with pier's monitoring"),
+    (
+        "AWS::CloudWatch::",
+        "CloudWatch: not created from templates; pier runs the alarms you put with its "
+        "cloudwatch API (boto3, docs/monitoring.md)",
+    ),
     ("AWS::Logs::", "CloudWatch Logs: instances log under pier's home"),
     ("AWS::Lambda::", "Lambda functions do not run in pier"),
     ("AWS::Serverless::", "SAM resources (Lambda, API Gateway) do not run in pier"),
