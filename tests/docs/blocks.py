@@ -24,6 +24,7 @@ ORDER = (
     "README.md",
     "docs/quickstart.md",
     "docs/cli.md",
+    "docs/mlflow-deployments.md",
     "docs/hosting.md",
     "docs/serving.md",
     "docs/environments.md",

@@ -143,25 +143,28 @@ def test_the_walkthrough_runs_as_written_through_mlflows_cli(
     assert code == 0, out
     assert not re.search(r"^warning:", out, flags=re.M), out
     # create: two instances of version 1, InService; get and list show it
-    assert "python_function deployment diabetes is created" in out, out
+    assert "python_function deployment diabetes-plugin is created" in out, out
     assert "EndpointStatus: InService" in out, out
-    assert "'VariantName': 'diabetes-v1'" in out, out
+    assert "'VariantName': 'diabetes-plugin-v1'" in out, out
     assert "'CurrentInstanceCount': 2" in out, out
-    assert re.search(r"List of all deployments:\n\[\{'name': 'diabetes'", out), out
+    assert re.search(r"List of all deployments:\n\[\{'name': 'diabetes-plugin'", out), out
     # predict: MLflow's PredictionsResponse as JSON, one prediction
     predicted = re.search(r'^\{"predictions": \[(.*?)\]\}$', out, flags=re.M)
     assert predicted is not None, out
     assert 25 < float(predicted.group(1)) < 350, out  # the diabetes target's range
     # update mode=add, then the weights
-    assert "Deployment diabetes is updated (with flavor python_function)" in out, out
-    assert "✓ diabetes: diabetes-v1 90 (90%), challenger 10 (10%)" in out, out
+    assert "Deployment diabetes-plugin is updated (with flavor python_function)" in out, out
+    assert "✓ diabetes-plugin: diabetes-plugin-v1 90 (90%), challenger 10 (10%)" in out, out
     # pier deploy replaced both, blue/green, and says how to invoke
-    assert "✓ endpoint diabetes updated: variant diabetes-v2 serves models:/diabetes/2" in out
-    assert "pier invoke diabetes --body" in out, out
-    assert "Deployment diabetes is deleted" in out, out
+    assert (
+        "✓ endpoint diabetes-plugin updated: variant diabetes-plugin-v2 serves "
+        "models:/diabetes-plugin/2"
+    ) in out
+    assert "pier invoke diabetes-plugin --body" in out, out
+    assert "Deployment diabetes-plugin is deleted" in out, out
     sm = platform.client("sagemaker")
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == []
-    assert leftovers(platform, "diabetes") == []
+    assert leftovers(platform, "diabetes-plugin") == []
 
 
 def test_mlflow_client_create_predict_add_weights_replace_delete(pier_home: Platform) -> None:
