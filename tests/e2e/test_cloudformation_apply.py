@@ -249,7 +249,7 @@ def test_apply_creates_an_invocable_endpoint(
     # What pier does not run is listed, each with its reason; nothing is dropped silently.
     assert re.search(r"ExecutionRole +AWS::IAM::Role +IAM: pier's instances run with", out)
     assert re.search(r"ScalableTarget +AWS::ApplicationAutoScaling::ScalableTarget +autoscal", out)
-    assert re.search(r"LatencyAlarm +AWS::CloudWatch::Alarm +CloudWatch alarms", out)
+    assert re.search(r"LatencyAlarm +AWS::CloudWatch::Alarm +CloudWatch: not created from", out)
     assert "ScalingPolicy: not created (Condition IsProd is false)" in out
     assert "the export name endpoint-EndpointArn is ignored" in out
     assert "endpoint endpoint-dev: Creating" in out
