@@ -476,7 +476,13 @@ def _extract_by_hand(
             source = tar.extractfile(member)
             assert source is not None  # a regular file (check refused every other type)
             with source, open(path, "xb") as target:
-                shutil.copyfileobj(source, target)
+                # A cut archive streams short data, not an error: count it (as extractall does).
+                copied = 0
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+                    copied += len(chunk)
+            if copied != member.size:
+                raise tarfile.ReadError(f"unexpected end of data in {member.name!r}")
             mode = member.mode & 0o755
             if not mode & 0o100:  # not executable by its owner: by nobody
                 mode &= ~0o111
