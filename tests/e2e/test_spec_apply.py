@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 PIER = str(BIN / "pier")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "spec" / "diabetes.yaml"
 ENDPOINT = "diabetes-spec"  # the example's endpoint
+MODEL = "diabetes"  # the registered model its variants name (models:/diabetes@...)
 BODY = json.dumps({"inputs": [[2.0]]})
 # train_and_register fits y = slope * x + 1: the answer to x = 2 says which version answered
 SLOPES = {"1": 2.0, "2": 3.0, "3": 5.0}
@@ -71,10 +72,10 @@ def registry(platform: Platform) -> None:
         if line.startswith("export MLFLOW_TRACKING_URI=")
     )
     for version, slope in SLOPES.items():
-        assert train_and_register(tracking, ENDPOINT, slope) == version
+        assert train_and_register(tracking, MODEL, slope) == version
     client = MlflowClient(tracking)
-    client.set_registered_model_alias(ENDPOINT, "champion", "1")
-    client.set_registered_model_alias(ENDPOINT, "challenger", "2")
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    client.set_registered_model_alias(MODEL, "challenger", "2")
 
 
 @pytest.fixture(scope="module")
