@@ -253,8 +253,15 @@ class GatewayApi:
             key = self._keys.check(presented) if presented else None
             if key is None or (key.endpoints is not None and name not in key.endpoints):
                 raise _forbidden()
-            if self._table.get(name) is None:
+            route = self._table.get(name)
+            if route is None:
                 raise GatewayError(404, "No such endpoint.")
+            if route.waiting_to_restore():  # not served, so not counted against the quota
+                raise GatewayError(
+                    503,
+                    "The endpoint is starting again after a platform restart. Retry shortly.",
+                    [(b"retry-after", b"1")],
+                )
             wait = self._limiter.admit(key, name)
             if wait is not None:
                 raise GatewayError(

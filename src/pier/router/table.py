@@ -86,6 +86,10 @@ class EndpointRoute:
     # healthy instance then gets a retryable 503, not the 429 of an instance gone missing.
     restoring: bool = False
 
+    def waiting_to_restore(self) -> bool:
+        """Published at start-up and no production variant has an instance serving yet."""
+        return self.restoring and not any(v.targets for v in self.variants.values())
+
     def routed(self) -> frozenset[str]:
         """The names of every variant routed, production and shadow."""
         return frozenset((*self.variants, *(s.name for s in self.shadows)))
