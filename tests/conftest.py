@@ -86,6 +86,17 @@ def _no_process_outlives_the_suite() -> Iterator[None]:
         pytest.fail("processes outlived the suite (now killed):\n" + "\n".join(lines))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_mlflow_environment_leaks_from_modules() -> Iterator[None]:
+    """The same for a module's fixtures (set up before the per-test check takes its copy)."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in before:
+            del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture(autouse=True)
 def _no_mlflow_environment_leaks() -> Iterator[None]:
     """MLflow's fluent API writes MLFLOW_EXPERIMENT_ID (and the tracking URI) into os.environ,

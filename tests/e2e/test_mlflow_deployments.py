@@ -73,7 +73,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     code: int | None = None
     try:
         p.start(timeout=300)
-        register_shop(tracking(p))
+        # MLflow's fluent API leaves MLFLOW_EXPERIMENT_ID in os.environ: a module fixture's
+        # leak outlives conftest's per-test cleanup and misleads later tests' subprocesses.
+        saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+        try:
+            register_shop(tracking(p))
+        finally:
+            for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in saved]:
+                del os.environ[key]
+            os.environ.update(saved)
         yield p
         code = p.terminate(timeout=180)
     finally:
