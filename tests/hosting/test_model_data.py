@@ -184,6 +184,14 @@ def test_a_truncated_archive_is_refused(model: Path, tmp_path: Path, extraction:
         resolve(str(tmp_path / "cut.tar.gz"), tmp_path / "cache")
 
 
+def test_an_archive_cut_at_its_end_is_refused(model: Path, tmp_path: Path, extraction: str) -> None:
+    """Every member whole, the gzip stream's end missing: a cut between members reads so."""
+    data = model_tar(model, tmp_path / "whole.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(data[:-8])  # without gzip's CRC and size
+    with pytest.raises(ValidationException, match=r"is not a readable \.tar\.gz archive"):
+        resolve(str(tmp_path / "cut.tar.gz"), tmp_path / "cache")
+
+
 @pytest.mark.parametrize(
     ("hostile", "reason"),
     [

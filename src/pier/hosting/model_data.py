@@ -416,10 +416,23 @@ def _safe_extract(
                 _extract_filtered(tar, dest, shown, check)
             else:
                 _extract_by_hand(tar, dest, shown, check)
+        _whole_gzip(archive)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ValidationException(
             f"Model data {_shown(shown)} is not a readable .tar.gz archive: {exc}."
         ) from None
+
+
+def _whole_gzip(archive: Path) -> None:
+    """tarfile's stream mode reads a gzip stream cut between two members (or before its
+    trailer) as a shorter archive: read it to its end-of-stream marker and CRC (gzip raises
+    EOFError or BadGzipFile). A second decompression, once per archive unpacked."""
+    with archive.open("rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            return
+    with gzip.open(archive) as stream:
+        while stream.read(1 << 20):
+            pass
 
 
 def _unsafe(member: tarfile.TarInfo, shown: str, problem: object) -> ValidationException:
