@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pier.contract.content_types import MediaType
-from pier.errors import BadRequest
+from pier.errors import BadRequest, PierError
 from pier.serving.mlflow_runtime import MlflowRuntime
 from tests.serving.models import save_scaler
 
@@ -33,3 +33,11 @@ def test_json_sent_as_csv_is_named_with_a_short_prefix(runtime: MlflowRuntime) -
 def test_real_csv_still_predicts(runtime: MlflowRuntime) -> None:
     prepared = runtime.decode(b"x,n\n1.5,1\n2.0,2\n", MediaType("text/csv"))
     assert list(runtime.predict(prepared)) == [2.5, 4.0]
+
+
+def test_a_bare_carriage_return_is_a_400_not_an_internal_error(runtime: MlflowRuntime) -> None:
+    """Python's csv module raises on a CR inside an unquoted field (found by the fuzzer on
+    3.13): pier's header check leaves such a body to MLflow's reading, which refuses it."""
+    with pytest.raises(PierError) as caught:
+        runtime.predict(runtime.decode(b"1.5\r2,3\n", MediaType("text/csv")))
+    assert caught.value.status == 400

@@ -283,7 +283,10 @@ class MlflowRuntime:
         schema = self._require_full().input_schema
         if schema is not None and schema.has_input_names() and not schema.is_tensor_spec():
             spec = schema.to_dict()
-            fields = next(csv.reader(io.StringIO(text)), None)
+            try:
+                fields = next(csv.reader(io.StringIO(text)), None)
+            except csv.Error:  # e.g. a bare CR in an unquoted field (Python 3.13): MLflow's say
+                fields = None
             if fields is not None and _is_data_row([f.strip() for f in fields], spec):
                 header = io.StringIO()
                 csv.writer(header, lineterminator="\n").writerow(schema.input_names())
