@@ -68,6 +68,8 @@ class ServeSettings(BaseSettings):
     batching: bool = True
     max_batch_rows: int = Field(default=256, ge=1)
     max_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # An idle model waits a moment for the rest of a burst (pier.serving.batching, "gather").
+    batch_gather: bool = True
     # MLflow's guard against unpickling untrusted models; pier's quick loader honours it too.
     allow_pickle_deserialization: bool = Field(
         default=True,
@@ -218,6 +220,9 @@ class PlatformSettings(BaseSettings):
     # scrapes it; set, it asks for `Authorization: Bearer <token>` (Prometheus' scrape
     # `authorization: {credentials: ...}`).
     metrics_token: SecretStr | None = None
+    # InvokeEndpoint to pier's own model servers (docs/hosting.md, "Router"): the requests held
+    # for an instance go to it in bundles, one exchange each; false sends each on its own.
+    bundle_invocations: bool = True
 
     @field_validator("image_map", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pier.contract import bundle
 from pier.serving.app import ServerState, create_app
 from pier.serving.mlflow_runtime import MlflowRuntime
 from pier.settings import ServeSettings
@@ -197,3 +198,189 @@ def test_a_predict_call_past_the_stuck_limit_is_reported_once(batching: bool) ->
     asyncio.run(scenario())
     assert len(reports) == 1
     assert reports[0] > 0.5
+
+
+async def _send_bundle(
+    client: httpx.AsyncClient, reqs: list[tuple[dict[str, str], bytes]]
+) -> list[Any]:
+    """`reqs` in one bundle (pier.contract.bundle), as the router sends them."""
+    items = [
+        bundle.BundledRequest(
+            h["Content-Type"].encode() if "Content-Type" in h else None,
+            h["Accept"].encode() if "Accept" in h else None,
+            b,
+        )
+        for h, b in reqs
+    ]
+    r = await client.post(
+        bundle.BUNDLE_PATH,
+        headers={"Content-Type": bundle.CONTENT_TYPE},
+        content=bundle.encode_requests(items),
+    )
+    assert r.status_code == 200, r.text
+    return [(a.status, a.content_type, a.body) for a in bundle.decode_answers(r.content)]
+
+
+async def _one_by_one(
+    client: httpx.AsyncClient, reqs: list[tuple[dict[str, str], bytes]]
+) -> list[Any]:
+    out = []
+    for h, b in reqs:
+        r = await client.post("/invocations", headers=h, content=b)
+        out.append((r.status_code, r.headers["content-type"].encode(), r.content))
+    return out
+
+
+@st.composite
+def bundled_request(draw: st.DrawFn) -> tuple[dict[str, str], bytes]:
+    """request() plus what only the headers decide: Accept, a missing or foreign type."""
+    headers, body = draw(request())
+    extra = draw(st.sampled_from(["none", "csv-out", "no-type", "xml", "bad-accept", "big"]))
+    if extra == "csv-out":
+        headers = {**headers, "Accept": "text/csv"}
+    elif extra == "no-type":
+        headers = {}
+    elif extra == "xml":
+        headers = {"Content-Type": "application/xml"}
+    elif extra == "bad-accept":
+        headers = {**headers, "Accept": "image/png"}
+    elif extra == "big":
+        body = b" " * (BUNDLE_TEST_LIMIT + 1)
+    return headers, body
+
+
+BUNDLE_TEST_LIMIT = 4096
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(reqs=st.lists(bundled_request(), min_size=1, max_size=24))
+def test_a_bundle_answers_each_request_as_if_alone(
+    runtime: MlflowRuntime,
+    loop: asyncio.AbstractEventLoop,
+    reqs: list[tuple[dict[str, str], bytes]],
+) -> None:
+    """The router's bundles (pier.router.bundler) are a fast path: each answer (status,
+    content type, body bytes) is the one /invocations gives the request alone."""
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        state = ServerState(ServeSettings(max_batch_rows=16, max_body_bytes=BUNDLE_TEST_LIMIT))
+        await state.attach(runtime)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(state)), base_url="http://pier"
+        )
+        try:
+            return await _send_bundle(client, reqs), await _one_by_one(client, reqs)
+        finally:
+            await state.detach()
+
+    got, want = loop.run_until_complete(run())
+    assert got == want
+
+
+def test_a_bundle_goes_to_the_model_in_one_call(
+    runtime: MlflowRuntime, loop: asyncio.AbstractEventLoop
+) -> None:
+    """All of a bundle's requests are queued before the batcher takes its next batch."""
+    body = json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.0, 1]]}}).encode()
+
+    async def run() -> tuple[list[Any], float, float]:
+        client, state = await _client(runtime, batching=True)
+        hist = state.metrics.batch_requests
+        try:
+            before = {s.name: s.value for s in hist.collect()[0].samples}
+            reqs = [({"Content-Type": "application/json"}, body)] * 12
+            answers = await _send_bundle(client, reqs)
+            after = {s.name: s.value for s in hist.collect()[0].samples}
+            calls = after["pier_batch_requests_count"] - before["pier_batch_requests_count"]
+            merged = after["pier_batch_requests_sum"] - before["pier_batch_requests_sum"]
+            return answers, calls, merged
+        finally:
+            await state.detach()
+
+    answers, calls, merged = loop.run_until_complete(run())
+    assert answers == [(200, b"application/json", b'{"predictions":[2.0]}')] * 12
+    assert (calls, merged) == (1, 12)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x05\x00",  # an item header cut short
+        b"\x10\x00\x00\x00\x02\x00\x00\x00{}",  # a content type announced longer than the rest
+        b"\xff\xff\xff\xff\x40\x00\x00\x00{}",  # a body announced longer than the rest
+    ],
+)
+def test_a_malformed_bundle_is_a_400_and_the_server_serves_on(
+    runtime: MlflowRuntime, loop: asyncio.AbstractEventLoop, data: bytes
+) -> None:
+    body = json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.0, 1]]}}).encode()
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        client, state = await _client(runtime, batching=True)
+        try:
+            bad = await client.post(
+                bundle.BUNDLE_PATH, headers={"Content-Type": bundle.CONTENT_TYPE}, content=data
+            )
+            good = await client.post(
+                "/invocations", headers={"Content-Type": "application/json"}, content=body
+            )
+            return bad, good
+        finally:
+            await state.detach()
+
+    bad, good = loop.run_until_complete(run())
+    assert bad.status_code == 400
+    assert bad.json()["error_code"] == "BAD_REQUEST"
+    assert bad.json()["message"].startswith("Malformed bundle: cut short")
+    assert (good.status_code, good.json()) == (200, {"predictions": [2.0]})
+
+
+@pytest.mark.parametrize("gather", [True, False])
+def test_an_idle_model_waits_for_the_rest_of_a_burst(gather: bool) -> None:
+    """The gather policy (pier.serving.batching): after a call of 4 requests, 4 requests
+    arriving one event-loop step apart to an idle model go in one call, not the first alone
+    and then the rest; without the policy they split. A lone request after that is served
+    within the bounded wait (it completes)."""
+    import time
+
+    from pier.serving.batching import Batcher
+    from pier.serving.inputs import Prepared
+
+    calls: list[int] = []
+
+    def predict(prepared: Prepared) -> list[int]:
+        time.sleep(0.2)  # a slow model: the policy's window is long enough for any machine
+        calls.append(prepared.n_rows)
+        return [0] * prepared.n_rows
+
+    def one() -> Prepared:
+        return Prepared(1, merge_key=("k",), columns={"x": [1.0]})
+
+    async def burst(batcher: Batcher) -> None:
+        pending = []
+        for _ in range(4):
+            pending.append(asyncio.ensure_future(batcher.submit(one())))
+            await asyncio.sleep(0)  # the next arrives one step later
+            await asyncio.sleep(0)
+        assert await asyncio.gather(*pending) == [[0]] * 4
+
+    async def scenario() -> None:
+        batcher = Batcher(predict, gather=gather, gather_max_s=1.0)
+        await batcher.start()
+        try:
+            await asyncio.gather(*(batcher.submit(one()) for _ in range(4)))  # one call of 4
+            calls.clear()
+            await burst(batcher)
+            burst_calls = list(calls)
+            assert await batcher.submit(one()) == [0]
+        finally:
+            await batcher.stop()
+        if gather:
+            assert burst_calls == [4]
+        else:
+            assert burst_calls[0] == 1
+            assert sum(burst_calls) == 4
+
+    asyncio.run(scenario())

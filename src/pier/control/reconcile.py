@@ -441,7 +441,7 @@ class Reconciler:
 
         def targets(variant: VariantPlan) -> list[Target]:
             return [
-                Target(i.spec.instance_id, i.url)
+                Target(i.spec.instance_id, i.url, bundles=i.spec.image is None)
                 for i in self._of(endpoint, deployment.fleet, variant.name)
                 if i.state == InstanceState.HEALTHY
             ]
@@ -461,7 +461,7 @@ class Reconciler:
                 v.name,
                 deployment.shadow_share(v),
                 [
-                    Target(i.spec.instance_id, i.url)
+                    Target(i.spec.instance_id, i.url, bundles=i.spec.image is None)
                     for i in self._of(endpoint, deployment.fleet, v.name)
                     if i.state == InstanceState.HEALTHY
                 ],
@@ -475,7 +475,7 @@ class Reconciler:
                 variant.name,
                 variant.weight,
                 [
-                    Target(i.spec.instance_id, i.url)
+                    Target(i.spec.instance_id, i.url, bundles=i.spec.image is None)
                     for i in self._of(endpoint, deployment.fleet, variant.name)
                     if i.state == InstanceState.HEALTHY
                 ],

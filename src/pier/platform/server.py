@@ -333,7 +333,13 @@ async def _serve(
     )
     registry = CollectorRegistry(auto_describe=True)
     metrics = EndpointMetrics(registry, table, lambda: instance_processes(backend))
-    router = Router(table, settings.account, on_unreachable=reconciler.suspect, metrics=metrics)
+    router = Router(
+        table,
+        settings.account,
+        on_unreachable=reconciler.suspect,
+        metrics=metrics,
+        bundles=settings.bundle_invocations,
+    )
 
     # Access keys of every user, refreshed when `pier users` changes them; the audit trail.
     keys = KeyCache(users, settings.account)

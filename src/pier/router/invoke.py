@@ -21,13 +21,23 @@ from pier.errors import (
     RuntimeValidationError,
     ServiceUnavailable,
 )
+from pier.router.bundler import Bundler
 from pier.router.metrics import EndpointMetrics
 from pier.router.mirror import Mirror, Recorded
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute, least_outstanding
-from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
+from pier.router.upstream import (
+    UpstreamConnectError,
+    UpstreamLost,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 # Headers the container sees, as SageMaker forwards them.
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
+_CUSTOM_ATTRIBUTES = FORWARDED[2]
+_BUNDLED_HEADER_MAX = 1024  # longer Content-Type or Accept values go plain (a bundle has room
+# for 65,534 bytes; no real media type comes near either)
+_BUNDLERS_KEPT = 64  # idle bundlers of instances that may be gone are pruned past this
 _MAX_ORIGINAL_MESSAGE = 4096
 
 
@@ -60,8 +70,12 @@ class Router:
         on_unreachable: Callable[[str], None] | None = None,
         metrics: EndpointMetrics | None = None,
         mirror: Mirror | None = None,
+        bundles: bool = True,
     ) -> None:
         self.table = table
+        # Requests to pier's own model servers go in bundles (pier.router.bundler) unless off.
+        self._bundles = bundles
+        self._bundlers: dict[tuple[str, int], Bundler] = {}
         self.metrics = metrics
         self.account = account
         # Told the instance id of an instance that refused a connection (the reconciler then
@@ -87,7 +101,38 @@ class Router:
 
     async def aclose(self) -> None:
         await self.mirror.aclose()
+        for bundler in self._bundlers.values():
+            await bundler.aclose()
         self._pool.close()
+
+    def _bundler(self, target: Target) -> Bundler:
+        key = (target.host, target.port)
+        bundler = self._bundlers.get(key)
+        if bundler is None:
+            if len(self._bundlers) >= _BUNDLERS_KEPT:
+                self._bundlers = {k: b for k, b in self._bundlers.items() if not b.idle}
+            bundler = Bundler(self._pool, target.host, target.port, self._timeout_s)
+            self._bundlers[key] = bundler
+        return bundler
+
+    async def _send(
+        self, target: Target, body: bytes, forward: list[tuple[str, str]]
+    ) -> UpstreamResponse:
+        """One request to one instance: in a bundle when the instance is pier's model server
+        and the request carries nothing a bundle does not (custom attributes, or an outsized
+        header, go plain)."""
+        if (
+            self._bundles
+            and target.bundles
+            and all(k != _CUSTOM_ATTRIBUTES and len(v) <= _BUNDLED_HEADER_MAX for k, v in forward)
+        ):
+            headers = dict(forward)
+            return await self._bundler(target).submit(
+                body, headers.get("content-type"), headers.get("accept")
+            )
+        return await self._pool.post(
+            target.host, target.port, "/invocations", body, forward, self._timeout_s
+        )
 
     async def invoke(
         self,
@@ -199,9 +244,7 @@ class Router:
             target.outstanding += 1
             started = time.perf_counter_ns()
             try:
-                response = await self._pool.post(
-                    target.host, target.port, "/invocations", body, forward, self._timeout_s
-                )
+                response = await self._send(target, body, forward)
             except UpstreamConnectError:
                 # Nothing was sent: another instance may take it. Stop routing to this one.
                 variant.targets = [t for t in variant.targets if t is not target]

@@ -16,10 +16,12 @@ from pier.contract.capture_config import CaptureSettings
 
 @dataclass(eq=False)
 class Target:
-    """One healthy instance. `outstanding` counts requests in flight to it."""
+    """One healthy instance. `outstanding` counts requests in flight to it; `bundles`: it is
+    pier's own model server, which takes requests in bundles (pier.router.bundler)."""
 
     instance_id: str
     url: str  # http://HOST:PORT
+    bundles: bool = False
     outstanding: int = 0
     host: str = field(init=False)
     port: int = field(init=False)

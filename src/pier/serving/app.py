@@ -5,6 +5,8 @@ on every request (a framework's routing and request objects cost more than our w
 
 GET /ping                  200 once the model is loaded and warmed up, 503 before
 POST /invocations          predictions (JSON, CSV, Parquet in; JSON, CSV, JSON Lines out)
+POST /pier/invocations-bundle  several /invocations requests at once, from pier's router
+                           (pier.contract.bundle)
 GET /execution-parameters  SageMaker batch transform's question
 GET /metrics               Prometheus text
 GET /health, GET /version  as `mlflow models serve` has them
@@ -20,9 +22,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 
 from pier import __version__
+from pier.contract import bundle
 from pier.contract import content_types as ct
 from pier.contract.asgi import Receive, Scope, Send, read_body, respond
 from pier.errors import (
+    BadRequest,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
@@ -43,6 +47,10 @@ log = logging.getLogger("pier.serving")
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_BUNDLE_HEADERS = [(b"content-type", bundle.CONTENT_TYPE.encode())]
+#: A bundle's size limit: the router sends at most pier.router.bundler.MAX_BYTES (plus one
+#: request over it, alone) per bundle, and every request in it keeps its own limit.
+BUNDLE_LIMIT = 64 * 1024 * 1024
 
 
 class ServerState:
@@ -92,6 +100,7 @@ class ServerState:
             enabled=s.batching,
             max_rows=s.max_batch_rows,
             max_wait_s=s.max_batch_wait_ms / 1000,
+            gather=s.batch_gather,
             observe=self.metrics.observe_batch,
             stuck_after_s=self.stuck_after_s,
             on_stuck=self._stuck,
@@ -193,6 +202,43 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         f"Request processing time exceeded the limit of {settings.timeout_seconds:g} s."
     )
 
+    def _preflight(ctype: bytes | None, accept: bytes | None) -> tuple[ct.MediaType, str]:
+        """What is checked before the body is read: readiness, Accept, Content-Type."""
+        if not state.ready or state.runtime is None or state.batcher is None:
+            raise ModelNotReady("The model is still loading; retry when GET /ping answers 200.")
+        response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
+        media = _check_content_type(ctype.decode("latin-1") if ctype else None)
+        return media, response_type
+
+    async def _predict(media: ct.MediaType, response_type: str, body: bytes) -> bytes:
+        """Decode, predict (batched with whatever else is queued), encode."""
+        assert state.runtime is not None
+        assert state.batcher is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.timeout_seconds
+        prepared = None
+        if media.mime == ct.JSON:
+            prepared = codecs.decode_json_fast(body, state.runtime.fast_schema)
+        if prepared is None:
+            try:  # MLflow's parsers build DataFrames: off the event loop, within the limit
+                prepared = await asyncio.wait_for(
+                    asyncio.to_thread(state.runtime.decode, body, media),
+                    deadline - loop.time(),
+                )
+            except TimeoutError:
+                raise RequestTimeout(timeout_message) from None
+        try:
+            prediction = await state.batcher.submit(prepared, deadline)
+        except RequestTimeout:
+            raise RequestTimeout(timeout_message) from None
+        if prepared.unwrap and response_type == ct.JSON:
+            return codecs.dumps_json(codecs.to_jsonable(prediction))
+        return codecs.encode(prediction, response_type)
+
+    def _too_large() -> PayloadTooLarge:
+        limit = settings.max_body_bytes
+        return PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
     async def invocations(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
@@ -203,41 +249,12 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
                 and declared.isdigit()
                 and int(declared) > settings.max_body_bytes
             ):
-                raise PayloadTooLarge(
-                    f"Request body exceeds the limit of {settings.max_body_bytes} bytes."
-                )
-            if not state.ready or state.runtime is None or state.batcher is None:
-                raise ModelNotReady("The model is still loading; retry when GET /ping answers 200.")
-            accept = headers.get(b"accept")
-            response_type = ct.choose_response_type(accept.decode("latin-1") if accept else None)
-            ctype = headers.get(b"content-type")
-            media = _check_content_type(ctype.decode("latin-1") if ctype else None)
+                raise _too_large()
+            media, response_type = _preflight(headers.get(b"content-type"), headers.get(b"accept"))
             body = await read_body(receive, settings.max_body_bytes)
             if body is None:
-                raise PayloadTooLarge(
-                    f"Request body exceeds the limit of {settings.max_body_bytes} bytes."
-                )
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + settings.timeout_seconds
-            prepared = None
-            if media.mime == ct.JSON:
-                prepared = codecs.decode_json_fast(body, state.runtime.fast_schema)
-            if prepared is None:
-                try:  # MLflow's parsers build DataFrames: off the event loop, within the limit
-                    prepared = await asyncio.wait_for(
-                        asyncio.to_thread(state.runtime.decode, body, media),
-                        deadline - loop.time(),
-                    )
-                except TimeoutError:
-                    raise RequestTimeout(timeout_message) from None
-            try:
-                prediction = await state.batcher.submit(prepared, deadline)
-            except RequestTimeout:
-                raise RequestTimeout(timeout_message) from None
-            if prepared.unwrap and response_type == ct.JSON:
-                payload = codecs.dumps_json(codecs.to_jsonable(prediction))
-            else:
-                payload = codecs.encode(prediction, response_type)
+                raise _too_large()
+            payload = await _predict(media, response_type, body)
         except PierError as err:
             await respond(send, err.status, _error_body(err), _JSON_HEADERS)
             metrics.observe_request(err.status, time.perf_counter() - started, err.code)
@@ -252,6 +269,45 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
             return
         await respond(send, 200, payload, [(b"content-type", response_type.encode())])
         metrics.observe_request(200, time.perf_counter() - started)
+
+    async def bundled(item: bundle.BundledRequest) -> bundle.BundledAnswer:
+        """One request of a bundle: checked and answered as /invocations answers it alone."""
+        started = time.perf_counter()
+        try:
+            if len(item.body) > settings.max_body_bytes:
+                raise _too_large()
+            media, response_type = _preflight(item.content_type, item.accept)
+            payload = await _predict(media, response_type, item.body)
+        except PierError as err:
+            metrics.observe_request(err.status, time.perf_counter() - started, err.code)
+            return bundle.BundledAnswer(err.status, b"application/json", _error_body(err))
+        except Exception:  # a bug of ours: log it, never show it
+            log.exception("unexpected error in a bundled invocation")
+            internal = PierError("Internal error; see the server log.")
+            metrics.observe_request(500, time.perf_counter() - started, internal.code)
+            return bundle.BundledAnswer(500, b"application/json", _error_body(internal))
+        metrics.observe_request(200, time.perf_counter() - started)
+        return bundle.BundledAnswer(200, response_type.encode(), payload)
+
+    async def invocations_bundle(receive: Receive, send: Send) -> None:
+        """POST BUNDLE_PATH (pier.contract.bundle): every request answered as if alone, all
+        queued before the batcher takes its next batch (gather starts them in one step)."""
+        try:
+            data = await read_body(receive, BUNDLE_LIMIT)
+        except ConnectionAbortedError:
+            return
+        try:
+            if data is None:
+                raise PayloadTooLarge(f"A bundle exceeds the limit of {BUNDLE_LIMIT} bytes.")
+            try:
+                items = bundle.decode_requests(data)
+            except bundle.BundleError as exc:
+                raise BadRequest(f"Malformed bundle: {exc}.") from None
+        except PierError as err:
+            await respond(send, err.status, _error_body(err), _JSON_HEADERS)
+            return
+        answers = await asyncio.gather(*(bundled(item) for item in items))
+        await respond(send, 200, bundle.encode_answers(answers), _BUNDLE_HEADERS)
 
     async def get_route(path: str, send: Send) -> None:
         if path == "/ping" or path == "/health":
@@ -287,6 +343,8 @@ def create_app(state: ServerState) -> Callable[[Scope, Receive, Send], Awaitable
         path, method = scope["path"], scope["method"]
         if path == "/invocations" and method == "POST":
             await invocations(scope, receive, send)
+        elif path == bundle.BUNDLE_PATH and method == "POST":
+            await invocations_bundle(receive, send)
         elif method in ("GET", "HEAD") and path in get_paths:
             await get_route(path, send)
         elif path == "/invocations" or path in get_paths:
