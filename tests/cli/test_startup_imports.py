@@ -49,3 +49,17 @@ def test_serve_loads_only_its_own_command() -> None:
     ).stdout
     loaded = out.strip().splitlines()[-1]
     assert loaded == "['pier.cli.main', 'pier.cli.root', 'pier.cli.serve_command']"
+
+
+def test_the_model_server_binds_before_pandas_loads() -> None:
+    """What pier.serving.server imports is loaded before the socket is bound: no numpy, pandas
+    or MLflow (they come with the model, after the bind; /ping says 503 meanwhile)."""
+    code = (
+        "import sys, pier.serving.server, pier.serving.__main__\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'pandas', 'pyarrow', 'mlflow', 'sklearn')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
