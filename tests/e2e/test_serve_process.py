@@ -369,6 +369,25 @@ def test_two_workers_the_first_answers_then_both_serve_and_stop_together(
         assert not Path(f"/proc/{pid}").exists(), pid
 
 
+def test_sigterm_while_the_second_worker_starts_is_a_clean_stop(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """SIGTERM right after worker 0 started the second one (still starting: importing, or
+    loading its model): both stop, exit code 0 (the second never served; dying of the signal
+    it was sent, before it could handle it, is not a failure)."""
+    server = pier_serve(models["scaler"], tmp_path, "--workers", "2")
+    log = tmp_path / f"serve-{server.port}.log"
+    try:
+        server.first_ping_statuses()
+        deadline = time.monotonic() + 60
+        while "started 1 more worker" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+    finally:
+        code = server.stop()
+    assert code == 0, log.read_text()
+
+
 def test_a_worker_killed_stops_the_server_with_a_non_zero_code(
     models: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -13,7 +13,8 @@ Policies (docs/serving.md):
   for them and exits with the largest exit code.
 - A worker that ends with a non-zero code while the server is not stopping stops the server:
   the others are sent SIGTERM and drain, rather than run degraded. A worker killed by a signal
-  counts as exit code 128 + the signal's number (the shell's convention), never as 0.
+  counts as exit code 128 + the signal's number (the shell's convention), never as 0 (but a
+  worker that dies of the SIGTERM it was sent to stop, before it could handle it, stopped).
 - A signal before the extra workers are started means none is started.
 """
 
@@ -42,10 +43,16 @@ def _extra_worker_main(settings: ServeSettings) -> None:
     sys.exit(run_worker(settings, listen_early=False))
 
 
-def _exit_code(p: Any) -> int:
-    """The process's exit code; 128 + N when signal N killed it (multiprocessing says -N)."""
+def _exit_code(p: Any, stopping: bool) -> int:
+    """The process's exit code; 128 + N when signal N killed it (multiprocessing says -N),
+    except the stop signal it was sent: a worker still starting up has no handler for it yet,
+    and dies of it rather than drain (it never served)."""
     code = p.exitcode or 0
-    return 128 - code if code < 0 else code
+    if code >= 0:
+        return code
+    if stopping and -code in (signal.SIGTERM, signal.SIGINT):
+        return 0
+    return 128 - code
 
 
 class ExtraWorkers:
@@ -86,7 +93,7 @@ class ExtraWorkers:
     def _ended(self, p: Any) -> None:
         asyncio.get_running_loop().remove_reader(p.sentinel)
         p.join()
-        code = self.codes[p.pid] = _exit_code(p)
+        code = self.codes[p.pid] = _exit_code(p, self.stopping)
         if code and not self.stopping:
             log.error("worker %d ended with exit code %s: stopping the server", p.pid, p.exitcode)
             self.signal(signal.SIGTERM)
@@ -106,5 +113,5 @@ class ExtraWorkers:
             if p.pid not in self.codes:
                 loop.remove_reader(p.sentinel)
                 await asyncio.to_thread(p.join)
-                self.codes[p.pid] = _exit_code(p)
+                self.codes[p.pid] = _exit_code(p, self.stopping)
         return max(self.codes.values(), default=0)
