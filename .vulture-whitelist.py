@@ -7,7 +7,7 @@ Regenerate with `vulture src --min-confidence 60 --make-whitelist` after checkin
 terraform  # unused variable (src/pier/cli/export_command.py:20)
 multiclass  # unused variable (src/pier/cli/ground_truth_command.py:63)
 classification  # unused variable (src/pier/cli/compare_command.py:36): an enum member typer offers
-_root  # unused function (src/pier/cli/main.py:30)
+_root  # unused function (src/pier/cli/root.py)
 list_schedules  # unused function (src/pier/cli/monitor_commands.py:397)
 OUT_OF_SERVICE  # unused variable (src/pier/control/status.py:9)
 SYSTEM_UPDATING  # unused variable (src/pier/control/status.py:12)
@@ -95,3 +95,4 @@ get_deployment  # MLflow's BaseDeploymentClient API
 explain  # MLflow's BaseDeploymentClient API
 df  # MLflow's explain(deployment_name, df, endpoint) signature
 message_event  # uvicorn's protocol sets it on disconnect (src/pier/platform/invoke_protocol.py)
+__getattr__  # module attribute hook: pier.cli.main.app (src/pier/cli/main.py)

@@ -62,14 +62,24 @@ def ping(port: int) -> int:
         return 0
 
 
-def launch(model: Path, tree: Path | None, workers: int, logs: Path) -> tuple[float, float]:
-    """(seconds to the first /ping 200, CPU seconds used until then)."""
+def serving_workers(log: Path) -> int:
+    """How many workers have started listening, by the server's log."""
+    try:
+        return log.read_text().count("Started server process")
+    except OSError:
+        return 0
+
+
+def launch(model: Path, tree: Path | None, workers: int, logs: Path) -> tuple[float, float, float]:
+    """(seconds to the first /ping 200, CPU seconds used until then, seconds until all
+    workers serve)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
     if tree is not None:
         env["PYTHONPATH"] = str(tree / "src")
     cmd = [str(Path(sys.executable).parent / "pier"), "serve", "-m", str(model)]
-    cmd += ["--port", str(port), "--workers", str(workers), "--log-file", os.devnull]
+    server_log = logs / f"server-{port}.log"
+    cmd += ["--port", str(port), "--workers", str(workers), "--log-file", str(server_log)]
     started = time.perf_counter()
     with (logs / f"serve-{port}.log").open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -83,6 +93,11 @@ def launch(model: Path, tree: Path | None, workers: int, logs: Path) -> tuple[fl
             time.sleep(0.01)
         wall = time.perf_counter() - started
         cpu = group_cpu_s(proc.pid)
+        while serving_workers(server_log) < workers:
+            if proc.poll() is not None or time.perf_counter() - started > 300:
+                raise RuntimeError(f"not all {workers} workers serving: see {server_log}")
+            time.sleep(0.01)
+        all_serving = time.perf_counter() - started
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -90,7 +105,7 @@ def launch(model: Path, tree: Path | None, workers: int, logs: Path) -> tuple[fl
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return wall, cpu
+    return wall, cpu, all_serving
 
 
 def main() -> int:
@@ -108,26 +123,28 @@ def main() -> int:
     trees: dict[str, Path | None] = {"this": None}
     if args.before is not None:
         trees = {"before": args.before.resolve(), "this": None}
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}
     for i in range(args.rounds):
         order = list(trees) if i % 2 == 0 else list(reversed(trees))
         for name in order:
-            wall, cpu = launch(model, trees[name], args.workers, work)
-            results[name].append((wall, cpu))
-            print(f"round {i + 1} {name:7} /ping 200 after {wall:5.2f} s, CPU {cpu:5.2f} s",
-                  flush=True)  # fmt: skip
+            wall, cpu, all_serving = launch(model, trees[name], args.workers, work)
+            results[name].append((wall, cpu, all_serving))
+            print(f"round {i + 1} {name:7} /ping 200 after {wall:5.2f} s, CPU {cpu:5.2f} s, "
+                  f"all {args.workers} serving after {all_serving:5.2f} s", flush=True)  # fmt: skip
     load = os.getloadavg()
     summary = {
         name: {
-            "wall_s_median": statistics.median(w for w, _ in runs),
-            "cpu_s_median": statistics.median(c for _, c in runs),
+            "wall_s_median": statistics.median(w for w, _, _ in runs),
+            "cpu_s_median": statistics.median(c for _, c, _ in runs),
+            "all_serving_s_median": statistics.median(a for _, _, a in runs),
             "runs": runs,
         }
         for name, runs in results.items()
     }
     for name, s in summary.items():
         print(f"{name:7} median: /ping 200 after {s['wall_s_median']:.2f} s, "
-              f"CPU {s['cpu_s_median']:.2f} s")  # fmt: skip
+              f"CPU {s['cpu_s_median']:.2f} s, all {args.workers} serving after "
+              f"{s['all_serving_s_median']:.2f} s")  # fmt: skip
     print(f"load average at the end: {load}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     doc = {"workers": args.workers, "load_average_end": load, "results": summary}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -305,6 +306,104 @@ def test_a_predict_that_never_ends_gives_the_worker_up(
     log = (tmp_path / f"serve-{server.port}.log").read_text()
     assert "a predict call has run for" in log
     assert "giving the worker up" in log
+
+
+def warm_pids(log: Path) -> set[int]:
+    """The pids of the workers that logged "model warm" (the log format has [pid])."""
+    text = log.read_text() if log.exists() else ""
+    return {
+        int(line.split("[", 1)[1].split("]", 1)[0])
+        for line in text.splitlines()
+        if "model warm" in line
+    }
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on 127.0.0.1:`port`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A" and fields[9] in inodes:
+            return True
+    return False
+
+
+def two_workers_serving(server: Server) -> set[int]:
+    """Both workers' pids, once both are warm and listen (the second starts after the first)."""
+    log = server.log.parent / f"serve-{server.port}.log"
+    deadline = time.monotonic() + 60
+    while True:
+        pids = warm_pids(log)
+        if len(pids) == 2 and all(listening(pid, server.port) for pid in pids):
+            return pids
+        assert server.proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_two_workers_the_first_answers_then_both_serve_and_stop_together(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """--workers 2: the `pier serve` process is worker 0 and answers /ping 200 on its own; the
+    second worker starts once worker 0 is warm and listens once warm itself; SIGTERM to the
+    server ends both, exit code 0."""
+    server = pier_serve(models["scaler"], tmp_path, "--workers", "2")
+    try:
+        assert server.first_ping_statuses()[-1] == 200
+        pids = two_workers_serving(server)
+        assert server.proc.pid in pids
+        body = {"dataframe_records": [{"x": 1.5, "n": 1}]}
+        statuses = [
+            httpx.post(server.url + "/invocations", json=body, headers={"Connection": "close"})
+            for _ in range(20)
+        ]
+        assert [r.status_code for r in statuses] == [200] * 20
+    finally:
+        assert server.stop() == 0
+    for pid in pids:  # the parent waited for (and reaped) its worker before exiting
+        assert not Path(f"/proc/{pid}").exists(), pid
+
+
+def test_sigterm_while_the_second_worker_starts_is_a_clean_stop(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """SIGTERM right after worker 0 started the second one (still starting: importing, or
+    loading its model): both stop, exit code 0 (the second never served; dying of the signal
+    it was sent, before it could handle it, is not a failure)."""
+    server = pier_serve(models["scaler"], tmp_path, "--workers", "2")
+    log = tmp_path / f"serve-{server.port}.log"
+    try:
+        server.first_ping_statuses()
+        deadline = time.monotonic() + 60
+        while "started 1 more worker" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+    finally:
+        code = server.stop()
+    assert code == 0, log.read_text()
+
+
+def test_a_worker_killed_stops_the_server_with_a_non_zero_code(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """One failed worker stops the others (never run degraded); a worker killed by signal N
+    makes the server exit 128 + N, not 0."""
+    server = pier_serve(models["scaler"], tmp_path, "--workers", "2")
+    try:
+        server.first_ping_statuses()
+        (extra,) = two_workers_serving(server) - {server.proc.pid}
+        os.kill(extra, signal.SIGKILL)
+        code = server.proc.wait(60)
+    finally:
+        server.stop()
+    assert code == 128 + signal.SIGKILL
+    log = (tmp_path / f"serve-{server.port}.log").read_text()
+    assert f"worker {extra} ended with exit code -9: stopping the server" in log
 
 
 def test_container_entry_point_honours_sagemaker_variables(

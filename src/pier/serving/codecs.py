@@ -4,6 +4,10 @@ Responses match MLflow's scoring server: ``{"predictions": ...}`` with DataFrame
 orientation, numpy values as plain JSON numbers, NaN written as ``NaN`` (as Python's json does).
 pier also answers ``Accept: text/csv`` (one row per line, no header: SageMaker's convention)
 and ``Accept: application/jsonlines`` (one JSON value per input row).
+
+numpy and pandas are imported inside the encoders, never at import: the server binds its
+socket before they load (pier.serving.server), and they are loaded with the model before the
+first prediction is encoded (an import of a loaded module is a dictionary lookup).
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ import datetime
 import io
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
-import pandas as pd
 
 from pier.contract import content_types as ct
 from pier.serving.inputs import Prepared
 from pier.serving.schema import FastSchema
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _FAST_KEYS = {"dataframe_split", "dataframe_records"}
 
@@ -55,6 +60,9 @@ def decode_json_fast(body: bytes, schema: FastSchema | None) -> Prepared | None:
 
 def to_jsonable(data: Any) -> Any:
     """MLflow's conversion of a prediction to plain Python (DataFrames as records)."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(data, np.ndarray):
         return data.tolist()
     if isinstance(data, pd.DataFrame):
@@ -66,6 +74,9 @@ def to_jsonable(data: Any) -> Any:
 
 def _fallback(o: Any) -> Any:
     """Types json cannot write, converted as MLflow's NumpyEncoder does."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(o, np.ndarray):
         if o.dtype == object:
             return [_fallback(x) if not _plain(x) else x for x in o.tolist()]
@@ -96,10 +107,14 @@ def dumps_json(value: Any) -> bytes:
 
 
 def _finite_numeric(arr: np.ndarray) -> bool:
+    import numpy as np
+
     return arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and bool(np.isfinite(arr).all()))
 
 
 def encode_json(prediction: Any) -> bytes:
+    import numpy as np
+
     # Fast case: a numeric ndarray without NaN/inf (orjson writes NaN as null, MLflow as NaN).
     if isinstance(prediction, np.ndarray) and _finite_numeric(prediction):
         return orjson.dumps({"predictions": prediction.tolist()})
@@ -108,6 +123,9 @@ def encode_json(prediction: Any) -> bytes:
 
 def _rows(prediction: Any) -> list[Any]:
     """One entry per input row."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(prediction, pd.DataFrame):
         return prediction.to_dict(orient="records")
     if isinstance(prediction, pd.Series | np.ndarray):
@@ -128,6 +146,8 @@ def _csv_cell(v: Any) -> Any:
 
 
 def encode_csv(prediction: Any) -> bytes:
+    import pandas as pd
+
     if isinstance(prediction, pd.DataFrame):
         return prediction.to_csv(index=False, header=False, lineterminator="\n").encode()
     out = io.StringIO()

@@ -2,16 +2,14 @@
 
 A request is decoded once into a :class:`Prepared`. The batcher merges prepared requests that
 have the same ``merge_key`` (same columns, same dtypes, same params) and splits the model's
-output back by row counts.
+output back by row counts. numpy and pandas are imported where used, not at import (see
+pier.serving.codecs: the server binds before they load).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 
 @dataclass(slots=True)
@@ -44,6 +42,8 @@ def merge(items: list[Prepared]) -> Prepared:
             for name, values in item.columns.items():
                 columns[name].extend(values)
         return Prepared(total, first.merge_key, first.params, columns=columns)
+    import pandas as pd
+
     frame = pd.concat([item.frame for item in items], ignore_index=True)
     return Prepared(total, first.merge_key, first.params, frame=frame)
 
@@ -54,6 +54,9 @@ def split(output: Any, sizes: list[int]) -> list[Any] | None:
     Only outputs with one entry per input row can be cut; anything else (a scalar, a dict of
     arrays, a list of another length) makes the batcher predict each request on its own.
     """
+    import numpy as np
+    import pandas as pd
+
     total = sum(sizes)
     cut: Any = output
     if isinstance(output, np.ndarray):

@@ -173,7 +173,9 @@ class MlflowRuntime:
     """One model, loaded through MLflow (honours MLFLOW_TRACKING_URI for models:/ and runs:/).
 
     With a QuickModel (see quickload.py) the fast path serves at once and MLflow loads in a
-    background thread; plain-path requests wait for it.
+    background thread, started when first needed: by a plain-path request (which waits for it)
+    or by `wait_loaded`, which the server calls once the model is warm. Not before: importing
+    MLflow takes the GIL from the warm-up request and /ping for about a second.
     """
 
     def __init__(self, model_uri: str, quick: QuickModel | None = None) -> None:
@@ -181,6 +183,8 @@ class MlflowRuntime:
         self._full: _FullModel | None = None
         self._full_error: PierError | None = None
         self._full_loaded = threading.Event()
+        self._full_loading: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         if quick is None:
             self._load_full()
             if self._full_error is not None:
@@ -192,7 +196,6 @@ class MlflowRuntime:
             self.fast_schema = quick.fast_schema
             self._fast_predict = quick.predict
             self._serving_example = quick.serving_example
-            threading.Thread(target=self._load_full, name="pier-mlflow-load", daemon=True).start()
 
     @classmethod
     def load(
@@ -218,10 +221,21 @@ class MlflowRuntime:
         finally:
             self._full_loaded.set()
 
+    def _start_full_load(self) -> None:
+        """Start MLflow's load in the background, once (a no-op when it was loaded at init)."""
+        with self._start_lock:
+            if self._full_loading is None and not self._full_loaded.is_set():
+                self._full_loading = threading.Thread(
+                    target=self._load_full, name="pier-mlflow-load", daemon=True
+                )
+                self._full_loading.start()
+
     def wait_loaded(self) -> None:
+        self._start_full_load()
         self._full_loaded.wait()
 
     def _require_full(self) -> _FullModel:
+        self._start_full_load()
         self._full_loaded.wait()
         if self._full is None:
             assert self._full_error is not None

@@ -31,5 +31,6 @@ class Runtime(Protocol):
         ...
 
     def wait_loaded(self) -> None:
-        """Block until any loading the runtime does in the background has finished."""
+        """Block until any loading the runtime does in the background has finished (starting
+        it if the runtime defers it; the server calls this once the model is warm)."""
         ...

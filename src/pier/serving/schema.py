@@ -6,16 +6,17 @@ already have the column's type) the decision is simple enough to take in pure Py
 without building a DataFrame per request. Anything this module is not sure about is *declined*
 (``None``) and goes to MLflow's plain path, so MLflow keeps deciding every error and every
 unusual cast. tests/serving/test_fast_path.py proves the two paths build equal model inputs.
+numpy and pandas are imported where a frame is built, not at import (see pier.serving.codecs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MAX_EXACT_INT_IN_DOUBLE = 2**53
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -39,10 +40,10 @@ def _is_str(v: Any) -> bool:
 
 
 # MLflow DataType name -> (value check, numpy dtype of the column MLflow hands to the model)
-_TYPES: dict[str, tuple[Callable[[Any], bool], Any]] = {
-    "double": (_is_double, np.float64),
-    "long": (_is_long, np.int64),
-    "boolean": (_is_bool, np.bool_),
+_TYPES: dict[str, tuple[Callable[[Any], bool], str | None]] = {
+    "double": (_is_double, "float64"),
+    "long": (_is_long, "int64"),
+    "boolean": (_is_bool, "bool"),
     "string": (_is_str, None),
 }
 
@@ -62,7 +63,7 @@ class FastSchema:
         self._checks = [(c.name, _TYPES[c.type][0]) for c in columns]
         dtypes = {_TYPES[c.type][1] for c in columns}
         only = next(iter(dtypes)) if len(dtypes) == 1 else None
-        self._uniform_dtype: Any = only if only is not None and only is not np.bool_ else None
+        self._uniform_dtype = only if only is not None and only != "bool" else None
 
     @classmethod
     def from_signature(cls, spec: list[dict[str, Any]] | None) -> FastSchema | None:
@@ -128,6 +129,9 @@ class FastSchema:
 
     def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """The DataFrame MLflow's enforcement would hand to the model for these columns."""
+        import numpy as np
+        import pandas as pd
+
         if self._uniform_dtype is not None:
             # One 2-D block, as pandas builds from row lists: a frame of one block per column
             # makes scikit-learn's input conversion ~1.5 ms slower per call (measured).

@@ -7,8 +7,9 @@ process with exit code 1 and the reason in the log.
 
 Shutdown: SIGTERM,  # SageMaker stop: stop accepting, finish in-flight requests, exit
 uvicorn stops accepting and waits for in-flight requests (up to the request timeout).
-With --workers N > 1 each worker is its own process listening on the same port with
-SO_REUSEPORT: the kernel spreads connections, and each accepted socket gets TCP_NODELAY from
+With --workers N > 1 this process is worker 0 and starts the other N - 1 once it is warm
+(pier.serving.extra_workers): each worker is its own process listening on the same port with
+SO_REUSEPORT, the kernel spreads connections, and each accepted socket gets TCP_NODELAY from
 the event loop (the shared-socket multi-worker mode of uvicorn misses it, Kludex/uvicorn#3149).
 """
 
@@ -18,18 +19,17 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pier.errors import PierError
 from pier.serving.app import ServerState, create_app, error_body
+from pier.serving.extra_workers import ExtraWorkers
 from pier.settings import ServeSettings
 
 log = logging.getLogger("pier.serving")
@@ -60,7 +60,8 @@ def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket
     return sock
 
 
-def drain_on_sigterm_server(config: Any) -> Any:
+def drain_on_sigterm_server(config: Any, on_exit: Callable[[int], None] | None = None) -> Any:
+    """uvicorn's server for `config`; `on_exit(signum)` is also called on SIGTERM/SIGINT."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -80,6 +81,11 @@ def drain_on_sigterm_server(config: Any) -> Any:
             finally:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if on_exit is not None:
+                on_exit(sig)
 
     return Server(config)
 
@@ -111,14 +117,16 @@ def _http_error_body(message: str) -> bytes:
 
 
 async def _serve(
-    settings: ServeSettings, sock: socket.socket, listen_early: bool, first_warm: Any = None
+    settings: ServeSettings,
+    sock: socket.socket,
+    listen_early: bool,
+    extra: ExtraWorkers | None = None,
 ) -> int:
     """Serve on `sock`. With listen_early the socket listens while the model loads (/ping says
-    503); otherwise it starts listening only once the model is warm AND the first worker is
-    (`first_warm`, a multiprocessing Event). Extra workers of a multi-worker server do the
-    latter: SO_REUSEPORT spreads connections over every listening socket, so a loading
-    worker must not listen, and /ping must not say 200 while the first worker, which listens
-    from the start, still answers 503."""
+    503); otherwise it starts listening only once the model is warm. The extra workers of a
+    multi-worker server do the latter: SO_REUSEPORT spreads connections over every listening
+    socket, so a loading worker must not listen. Worker 0 (`extra` given) listens early and
+    starts the extra workers once warm; its exit code is the largest of all workers'."""
     import uvicorn
 
     from pier.serving.protocol import json_errors_protocol
@@ -130,6 +138,8 @@ async def _serve(
     # interpreter's exit (which joins the executor's threads) would end: leave at once, after
     # a moment for the 503s and 504s already written to reach their clients.
     def give_up() -> None:
+        if extra is not None:  # they drain on their own; this process cannot wait for them
+            extra.signal(signal.SIGTERM)
         loop.call_later(0.5, _exit_stuck)
 
     state.give_up = give_up
@@ -143,7 +153,17 @@ async def _serve(
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
         timeout_keep_alive=60,  # SageMaker keeps connections to the container alive
     )
-    server = drain_on_sigterm_server(config)
+    server = drain_on_sigterm_server(config, on_exit=extra.signal if extra else None)
+    # Until uvicorn's own handlers take over (serving starts): a signal while loading stops
+    # the worker cleanly (exit 0, never served) instead of killing it.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    if extra is not None:
+
+        def extra_failed() -> None:
+            server.should_exit = True
+
+        extra.on_failure = extra_failed
     serving = asyncio.create_task(server.serve(sockets=[sock])) if listen_early else None
     exit_code = 0
     started = time.perf_counter()
@@ -152,16 +172,13 @@ async def _serve(
         runtime = await asyncio.to_thread(_load_runtime, settings)
         log.info("model loaded in %.2f s", time.perf_counter() - started)
         await state.attach(runtime)
-        if first_warm is not None:
-            if listen_early:
-                first_warm.set()
-            else:
-                await asyncio.to_thread(first_warm.wait)
         log.info(
             "model warm: /ping answers 200 (%.2f s after start)", time.perf_counter() - started
         )
         gc.enable()  # off while starting (pier.cli.main serve), on while serving
         freezing = asyncio.create_task(_freeze_heap(runtime))
+        if extra is not None:
+            await extra.start()
     except asyncio.CancelledError:
         raise
     except PierError as err:
@@ -174,13 +191,15 @@ async def _serve(
     if exit_code:
         gc.enable()
         server.should_exit = True
-    if serving is None and not exit_code:
+    if serving is None and not exit_code and not server.should_exit:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
     if serving is not None:
         await serving
     if freezing is not None:
         freezing.cancel()
     await state.detach()
+    if extra is not None:
+        exit_code = max(exit_code, await extra.wait())
     log.info("stopped")
     return exit_code
 
@@ -202,7 +221,7 @@ def run_worker(
     settings: ServeSettings,
     sock: socket.socket | None = None,
     listen_early: bool = True,
-    first_warm: Any = None,
+    extra: ExtraWorkers | None = None,
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
     configure_logging(settings)
@@ -210,63 +229,26 @@ def run_worker(
         sock = bind_socket(settings.host, settings.port, reuse_port=settings.workers > 1)
     import uvloop
 
-    return uvloop.run(_serve(settings, sock, listen_early, first_warm))
-
-
-def _worker_main(settings: ServeSettings, index: int, first_warm: Any) -> None:
-    sys.exit(run_worker(settings, listen_early=index == 0, first_warm=first_warm))
+    return uvloop.run(_serve(settings, sock, listen_early, extra))
 
 
 def run(settings: ServeSettings) -> int:
-    """Serve until stopped. One worker runs in this process; more run as child processes."""
+    """Serve until stopped. Worker 0 runs in this process; more run as child processes,
+    started once worker 0 is warm (pier.serving.extra_workers)."""
     configure_logging(settings)
     where = f" (log file {settings.log_file})" if settings.log_file else ""
+    sock = bind_socket(settings.host, settings.port, reuse_port=settings.workers > 1)
+    host, port = sock.getsockname()[:2]
     if settings.workers == 1:
-        sock = bind_socket(settings.host, settings.port)
-        host, port = sock.getsockname()[:2]
         log.info("pier serve %s on http://%s:%s%s", settings.model_uri, host, port, where)
         return run_worker(settings, sock)
-    # Reserve the port (bound, not listening: the kernel only routes to listening sockets).
-    reserve = bind_socket(settings.host, settings.port, reuse_port=True)
-    port = reserve.getsockname()[1]
-    worker_settings = settings.model_copy(update={"port": port})
+    settings = settings.model_copy(update={"port": port})  # port 0: the extra workers join it
     log.info(
         "pier serve %s on http://%s:%s with %d workers%s",
         settings.model_uri,
-        settings.host,
+        host,
         port,
         settings.workers,
         where,
     )
-    ctx = multiprocessing.get_context("spawn")
-    first_warm = ctx.Event()
-    procs = [
-        ctx.Process(target=_worker_main, args=(worker_settings, i, first_warm))
-        for i in range(settings.workers)
-    ]
-    for p in procs:
-        p.start()
-    stopping = False
-
-    def forward(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = []
-    running = list(procs)
-    while running:  # whichever worker ends first (joining them in order missed a later one)
-        ended = multiprocessing.connection.wait([p.sentinel for p in running])
-        for p in [p for p in running if p.sentinel in ended]:
-            p.join()
-            running.remove(p)
-            codes.append(p.exitcode or 0)
-            if not stopping and p.exitcode:
-                # One worker could not serve: stop the others rather than run degraded.
-                forward(signal.SIGTERM, None)
-    reserve.close()
-    return max(codes) if codes else 0
+    return run_worker(settings, sock, extra=ExtraWorkers(settings, settings.workers - 1))
