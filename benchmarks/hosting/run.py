@@ -66,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(repeatable; default none)",
     )
     p.add_argument(
+        "--platform-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a PIER_* setting of `pier up`, e.g. PIER_BUNDLE_INVOCATIONS=false\n"
+        "(repeatable; default none)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="after measuring, record the platform process with py-spy during one extra\n"
@@ -107,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.connections = [int(c) for c in args.connections.split(",") if c]
     args.model_env = dict(item.split("=", 1) for item in args.model_env)
+    args.platform_env = dict(item.split("=", 1) for item in args.platform_env)
     return args
 
 
@@ -130,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": args.connections,
             "endpoints": args.endpoints,
             "model_environment": args.model_env,
+            "platform_environment": args.platform_env,
             "max_others_cores": args.max_others,
             "retries": args.retries,
             "describe_poll_s": POLL_S,
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         body_file.write_text(json.dumps({"dataframe_split": split}))
         body = body_file.read_bytes()
 
-        plat = start_platform(home, work / "logs" / "platform.log")
+        plat = start_platform(home, work / "logs" / "platform.log", args.platform_env)
         sm, runtime = plat.clients()
         endpoints = create_endpoints(sm, plat, model_dir, args.endpoints, args.model_env)
         doc["in_service"] = endpoints
