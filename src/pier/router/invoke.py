@@ -232,15 +232,24 @@ class Router:
         """Send the request to one of the variant's instances; its answer or a ModelError."""
         endpoint = route.name
         measured = self.metrics.variant(endpoint, variant.name) if self.metrics else None
-        tried: set[Target] = set()
+        tried: set[str] = set()  # instance ids: a route published anew has new Target objects
         while True:
-            candidates = [t for t in variant.targets if t not in tried]
+            candidates = [t for t in variant.targets if t.instance_id not in tried]
             if not candidates:
+                # Every instance refused the connection. If the route changed meanwhile (an
+                # update or a rollback stopped the instances this request was routed to while
+                # it waited), the request goes to the variant's instances now.
+                current = self.table.get(endpoint)
+                replaced = current.variants.get(variant.name) if current is not None else None
+                if current is not route and replaced is not None:
+                    assert current is not None
+                    route, variant = current, replaced
+                    continue
                 raise ModelNotReadyException(
                     f"No instance of variant {variant.name} accepted the request."
                 )
             target = least_outstanding(candidates, self._rng)
-            tried.add(target)
+            tried.add(target.instance_id)
             target.outstanding += 1
             started = time.perf_counter_ns()
             try:
