@@ -42,7 +42,7 @@ class UpstreamNotDelivered(UpstreamConnectError):
     """
 
 
-@dataclass
+@dataclass(slots=True)  # one per routed request (per bundled one too): cheaper to build
 class UpstreamResponse:
     status: int
     headers: dict[bytes, bytes]
