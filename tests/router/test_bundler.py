@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -15,23 +15,40 @@ from pier.errors import ModelError
 from pier.router.bundler import Bundler
 from pier.router.invoke import Router
 from pier.router.table import EndpointRoute, RoutingTable, Target, VariantRoute
-from pier.router.upstream import UpstreamConnectError, UpstreamLost, UpstreamPool
-from tests.e2e.test_serve_process import Server, free_port, pier_serve
+from pier.router.upstream import (
+    UpstreamConnectError,
+    UpstreamLost,
+    UpstreamPool,
+    UpstreamResponse,
+)
+from tests.e2e.test_serve_process import Server, free_port
 from tests.router.test_upstream import CASES, _one_shot_server
-from tests.serving.models import save_scaler
+from tests.router.test_upstream import server as server  # the same real pier serve fixture
 
 pytestmark = pytest.mark.slow
 
 ONE_ROW = json.dumps({"dataframe_split": {"columns": ["x", "n"], "data": [[1.5, 1]]}}).encode()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    model = save_scaler(tmp_path_factory.mktemp("m") / "scaler")
-    srv = pier_serve(model, tmp_path_factory.mktemp("logs"))
-    srv.first_ping_statuses()
-    yield srv
-    srv.stop()
+async def _through_bundler(
+    port: int, requests: Sequence[tuple[bytes, str, str | None]]
+) -> list[UpstreamResponse | BaseException]:
+    """(body, content type, accept) submitted at once to a Bundler for 127.0.0.1:port."""
+    pool = UpstreamPool()
+    bundler = Bundler(pool, "127.0.0.1", port, timeout_s=10)
+    try:
+        return await asyncio.gather(
+            *(bundler.submit(body, ctype, accept) for body, ctype, accept in requests),
+            return_exceptions=True,
+        )
+    finally:
+        await bundler.aclose()
+        pool.close()
+
+
+def _answered(outcomes: list[UpstreamResponse | BaseException]) -> list[UpstreamResponse]:
+    assert all(isinstance(o, UpstreamResponse) for o in outcomes), outcomes
+    return [o for o in outcomes if isinstance(o, UpstreamResponse)]
 
 
 def _batch_counters(server: Server) -> tuple[float, float]:
@@ -48,19 +65,9 @@ def test_bundled_answers_are_the_plain_answers(server: Server) -> None:
     """Every case of the upstream client's test, sent at once (one bundle), against each
     sent alone as a plain POST /invocations."""
 
-    async def run() -> tuple[list[tuple[int, bytes, bytes | None]], list[tuple[int, bytes]]]:
-        pool = UpstreamPool()
-        bundler = Bundler(pool, "127.0.0.1", server.port, timeout_s=10)
-        try:
-            answers = await asyncio.gather(
-                *(bundler.submit(body.encode(), ctype, "application/json") for ctype, body in CASES)
-            )
-        finally:
-            await bundler.aclose()
-            pool.close()
-        return [(a.status, a.body, a.headers.get(b"content-type")) for a in answers], []
-
-    bundled, _ = asyncio.run(run())
+    requests = [(body.encode(), ctype, "application/json") for ctype, body in CASES]
+    answers = _answered(asyncio.run(_through_bundler(server.port, requests)))
+    bundled = [(a.status, a.body, a.headers.get(b"content-type")) for a in answers]
     for (ctype, body), got in zip(CASES, bundled, strict=True):
         plain = httpx.post(
             server.url + "/invocations", content=body.encode(),
@@ -72,22 +79,12 @@ def test_bundled_answers_are_the_plain_answers(server: Server) -> None:
 def test_a_burst_goes_in_few_bundles_and_merged_predict_calls(server: Server) -> None:
     before = _batch_counters(server)
 
-    async def run() -> list[tuple[int, bytes]]:
-        pool = UpstreamPool()
-        bundler = Bundler(pool, "127.0.0.1", server.port, timeout_s=10)
-        try:
-            answers = await asyncio.gather(
-                *(bundler.submit(ONE_ROW, "application/json", None) for _ in range(40))
-            )
-        finally:
-            await bundler.aclose()
-            pool.close()
-        return [(a.status, a.body) for a in answers]
-
-    assert asyncio.run(run()) == [(200, b'{"predictions":[2.5]}')] * 40
+    requests: list[tuple[bytes, str, str | None]] = [(ONE_ROW, "application/json", None)] * 40
+    answers = _answered(asyncio.run(_through_bundler(server.port, requests)))
+    assert [(a.status, a.body) for a in answers] == [(200, b'{"predictions":[2.5]}')] * 40
     after = _batch_counters(server)
-    requests, calls = after[0] - before[0], after[1] - before[1]
-    assert requests == 40
+    served, calls = after[0] - before[0], after[1] - before[1]
+    assert served == 40
     assert calls <= 2  # 40 requests, at most two bundles in flight: two predict calls at most
 
 
@@ -119,20 +116,8 @@ def test_a_bundle_that_cannot_be_delivered_goes_to_another_instance(server: Serv
 
 
 def test_a_refused_connection_is_a_connect_error_for_each_request() -> None:
-    async def run() -> list[BaseException | None]:
-        pool = UpstreamPool()
-        bundler = Bundler(pool, "127.0.0.1", free_port(), timeout_s=5)
-        try:
-            outcomes = await asyncio.gather(
-                *(bundler.submit(b"{}", "application/json", None) for _ in range(3)),
-                return_exceptions=True,
-            )
-        finally:
-            await bundler.aclose()
-            pool.close()
-        return [o if isinstance(o, BaseException) else None for o in outcomes]
-
-    outcomes = asyncio.run(run())
+    requests: list[tuple[bytes, str, str | None]] = [(b"{}", "application/json", None)] * 3
+    outcomes = asyncio.run(_through_bundler(free_port(), requests))
     assert all(isinstance(o, UpstreamConnectError) for o in outcomes)
     assert len({id(o) for o in outcomes}) == 3  # each caller raises its own
 
@@ -144,21 +129,13 @@ def test_a_bundle_lost_after_sending_fails_each_request(reply: bytes | None) -> 
     """Closed after reading, or an answer that is not a bundle of the right size: every
     request of the bundle is lost (a 502 through the router), none is sent again."""
 
-    async def run() -> list[BaseException | None]:
+    async def run() -> list[UpstreamResponse | BaseException]:
         srv, port = await _one_shot_server(reply)
-        pool = UpstreamPool()
-        bundler = Bundler(pool, "127.0.0.1", port, timeout_s=5)
         try:
-            outcomes = await asyncio.gather(
-                *(bundler.submit(b"{}", "application/json", None) for _ in range(3)),
-                return_exceptions=True,
-            )
+            return await _through_bundler(port, [(b"{}", "application/json", None)] * 3)
         finally:
-            await bundler.aclose()
-            pool.close()
             srv.close()
             await srv.wait_closed()
-        return [o if isinstance(o, BaseException) else None for o in outcomes]
 
     assert all(isinstance(o, UpstreamLost) for o in asyncio.run(run()))
 
