@@ -3,7 +3,9 @@
 Policy (Triton's default, chosen because it never adds latency under low load): while one
 predict runs, requests queue up; when the model is free, everything compatible that is queued
 (same merge key, up to ``max_rows`` rows) goes in the next call. ``max_wait`` optionally holds a
-non-full batch a little longer.
+non-full batch a little longer. Requests with different columns or params run in separate
+calls. If a merged call fails, each of its requests is retried alone, so a bad request fails
+only itself.
 
 Gather (on unless ``gather=False``): when the model is idle and fewer requests are queued than
 the last call took, the batcher waits for the rest of the burst, until that many are queued or
@@ -12,10 +14,8 @@ Why: clients answered by one call send their next requests at once, but they arr
 out (behind a proxy, one by one); without the wait the first starts a call alone and the rest
 wait a whole call for the next. A model busy or a lone client (last call: 1 request) is never
 waited for, and the wait is bounded by a fraction of the call it saves. Measured on the
-diabetes forest (a ~4 ms call whatever its size): 1,155 -> 1,605 req/s at c8, 5,005 -> 8,230 at
-c64 (docs/benchmarks.md, "Hosting"). Requests with different columns or params run in separate
-calls. If a merged call fails, each of its requests is retried alone, so a bad request fails
-only itself.
+diabetes forest (a ~4 ms call whatever its size), direct to `pier serve`: 1,155 -> 1,605 req/s
+at c8, 5,005 -> 8,230 at c64, one run each (docs/benchmarks.md, "Hosting", has the benchmark).
 
 A request past its deadline gets RequestTimeout at once, but a predict call cannot be
 interrupted (a thread running C code cannot be stopped). One that runs longer than
