@@ -3,12 +3,12 @@
 Why: behind `pier up`, every request reached the instance on its own, one by one as the router
 forwarded them, so the instance woke for each, read and parsed each, and started a predict call
 for the first one to arrive while the rest of the burst was still on its way: it batched 23
-requests per predict behind the router against 32 direct, and spent twice the CPU per request
-(docs/benchmarks.md, "Hosting"). A bundle hands the instance every request the router holds
-for it at once: one read, one parse, every request queued for the same predict call, one write
-back. This is a private hop between pier's router and pier's own model server (`pier serve`
-answers POST BUNDLE_PATH); containers of other images get plain /invocations requests, as
-SageMaker sends them.
+requests per predict behind the router against 33 direct at c64, and spent 1.3-1.5 times the
+CPU per request (docs/benchmarks.md, "Issue 13: bundles and gather"). A bundle hands the
+instance every request the router holds for it at once: one read, one parse, every request
+queued for the same predict call, one write back. This is a private hop between pier's
+router and pier's own model server (`pier serve` answers POST BUNDLE_PATH); containers of
+other images get plain /invocations requests, as SageMaker sends them.
 
 Wire format (all integers little-endian), requests and answers in the same order:
 
