@@ -48,8 +48,8 @@ log = logging.getLogger("pier.serving")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _BUNDLE_HEADERS = [(b"content-type", bundle.CONTENT_TYPE.encode())]
-#: A bundle's size limit: the router sends at most pier.router.bundler.MAX_BYTES (plus one
-#: request over it, alone) per bundle, and every request in it keeps its own limit.
+#: A bundle's size limit: the router's bundles hold about pier.router.bundler.MAX_BYTES (4 MiB,
+#: plus the request that crosses it), and every request in one keeps its own limit.
 BUNDLE_LIMIT = 64 * 1024 * 1024
 
 
